@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from tests.fixtures.docker import DockerTestEngine, docker_engine  # noqa: F401
 from worker.docker.engine import ContainerSpec, DockerEngine
 from worker.runners.base import RunRequest
 from worker.runners.docker import (
+    DEADLINE_LABEL,
     MANAGED_LABEL,
     WORKER_LABEL,
     DockerOptions,
@@ -230,10 +232,10 @@ def test_resource_limits_labels_and_workdir_are_applied_to_the_container(
     assert details["Config"]["Labels"][WORKER_LABEL] == "test-worker"
 
 
-def test_remove_orphans_removes_only_the_dead_workers_containers(
+def test_remove_orphans_removes_only_the_dead_workers_and_expired_containers(
         docker_engine: DockerTestEngine, engine: DockerEngine) -> None:  # noqa: F811
-    def start(worker: str | None) -> str:
-        labels = {"owner": "orphan-test"}
+    def start(worker: str | None, **extra: str) -> str:
+        labels = {"owner": "orphan-test", **extra}
         if worker is not None:
             labels |= {MANAGED_LABEL: "true", WORKER_LABEL: worker}
         container_id = engine.create_container(ContainerSpec(
@@ -243,14 +245,15 @@ def test_remove_orphans_removes_only_the_dead_workers_containers(
 
     dead = [start("dead-worker"), start("dead-worker")]
     alive, foreign = start("live-worker"), start(None)
+    expired = start("live-worker", **{DEADLINE_LABEL: f"{time.time() - 3600:.0f}"})
+    running = start("live-worker", **{DEADLINE_LABEL: f"{time.time() + 3600:.0f}"})
 
-    assert remove_orphans(engine, worker="dead-worker", older_than=3600) == []
+    assert remove_orphans(engine, worker="dead-worker", older_than=3600) == [expired]
     assert sorted(remove_orphans(engine, worker="dead-worker")) == sorted(dead)
     left = {container.id for container in engine.list_containers({"owner": "orphan-test"})}
-    assert left == {alive, foreign}
+    assert left == {alive, foreign, running}
     for container_id in left:
         engine.remove_container(container_id)
-
 
 
 @pytest.mark.parametrize(("text", "expected"), [

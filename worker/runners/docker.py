@@ -5,6 +5,7 @@ streamed as they arrive and the container removed however the run ends."""
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
 import uuid
@@ -25,12 +26,14 @@ from worker.runners.base import RunRequest, RunResult
 from worker.runners.output_protocol import merge_outputs, parse_protocol_line
 
 # Kestra's type names for this runner, for the task-runner registry.
-DOCKER_RUNNER_TYPES = (
+TYPE_NAMES = (
     "io.kestra.plugin.scripts.runner.docker.Docker",
     "io.kestra.plugin.scripts.runner.docker.DockerTaskRunner",
 )
 MANAGED_LABEL = "io.harrier.managed"  # "true" on every container Harrier creates
 WORKER_LABEL = "io.harrier.worker"  # name of the worker that created it
+DEADLINE_LABEL = "io.harrier.deadline"  # unix time its task's timeout expires, if any
+_DEADLINE_GRACE_SECONDS = 60.0
 TAIL_LINES = 20  # last lines kept per stream for error messages
 _CANCEL_POLL_SECONDS = 0.05
 
@@ -153,33 +156,43 @@ def _label_key(key: str) -> str:
     return key if "." in key else f"io.harrier.{key}"
 
 
-def remove_orphans(engine: DockerEngine, *, older_than: float = 0.0,
-                   worker: str | None = None) -> list[str]:
-    """Remove (killing if needed) the containers Harrier created more than
-    `older_than` seconds ago, only those of `worker` when given. Call it when a
-    worker starts, with its stable name, to reap what its dead predecessor left
-    running; returns the ids removed."""
-    labels: dict[str, str | None] = {MANAGED_LABEL: "true"}
-    if worker is not None:
-        labels[WORKER_LABEL] = worker
-    cutoff = time.time() - older_than
+def remove_orphans(engine: DockerEngine, *, worker: str | None = None,
+                   older_than: float = 0.0) -> list[str]:
+    """Remove (killing if needed) the containers Harrier left behind; returns
+    their ids. A container is an orphan when it belongs to `worker` (any worker
+    when None) and was created more than `older_than` seconds ago, or when its
+    task's timeout passed more than a minute ago, whoever started it. Call it
+    when a worker starts, with the stable name its predecessor had."""
+    now = time.time()
     removed = []
-    for container in engine.list_containers(labels):
-        if container.created <= cutoff:
+    for container in engine.list_containers({MANAGED_LABEL: "true"}):
+        mine = worker is None or container.labels.get(WORKER_LABEL) == worker
+        deadline = _float_or_none(container.labels.get(DEADLINE_LABEL))
+        expired = deadline is not None and deadline + _DEADLINE_GRACE_SECONDS < now
+        if (mine and container.created <= now - older_than) or expired:
             engine.remove_container(container.id, force=True)
             removed.append(container.id)
     return removed
 
 
+def _float_or_none(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
 class DockerRunner:
     """Runs RunRequests in containers. `host` is the engine address (unix:///path
     or tcp://host:port; default DOCKER_HOST or the standard socket), overridden
-    per task by the `host` option; `worker_name` labels the containers so
-    `remove_orphans` can find them after this worker dies."""
+    per task by the `host` option; `worker_name` (default: the host name) labels the
+    containers so `remove_orphans` can find them after this worker dies."""
 
-    def __init__(self, host: str | None = None, *, worker_name: str = "harrier") -> None:
+    def __init__(self, host: str | None = None, *, worker_name: str | None = None) -> None:
         self.host = host or default_docker_host()
-        self.worker_name = worker_name
+        # The host name survives a restart of the worker's container or pod,
+        # so the restarted worker finds what its predecessor left.
+        self.worker_name = worker_name or socket.gethostname()
         self._engines: dict[str, DockerEngine] = {}
         self._lock = threading.Lock()
 
@@ -201,6 +214,8 @@ class DockerRunner:
         workdir = str(request.workdir.resolve())
         labels = {_label_key(key): str(value) for key, value in request.labels.items()}
         labels.update({MANAGED_LABEL: "true", WORKER_LABEL: self.worker_name})
+        if request.timeout is not None:
+            labels[DEADLINE_LABEL] = f"{time.time() + request.timeout:.0f}"
         return ContainerSpec(
             image=options.image,
             cmd=[*request.interpreter, "\n".join(request.commands)],
@@ -220,6 +235,7 @@ class DockerRunner:
 
     def run(self, request: RunRequest) -> RunResult:
         options = DockerOptions.from_options(request.options)
+        request.workdir.mkdir(parents=True, exist_ok=True)
         engine = self.engine(options.host)
         engine.ensure_image(options.image, options.pull_policy)
         spec = self.container_spec(request, options)
