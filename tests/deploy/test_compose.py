@@ -1,0 +1,141 @@
+"""compose.yaml: structure with PyYAML, then Debian's docker-compose `config` when present."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.conftest import COMPOSE, REPO, missing_tool, seed_flows
+
+SERVICES = {"redis", "scheduler", "worker", "ilum-core", "spark-worker"}
+HARRIER_SERVICES = ("scheduler", "worker")
+VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+
+
+def interpolate(text: str) -> str:
+    """Compose's `${VAR:-default}` with nothing set in the environment; `$$` is a `$`."""
+    return VARIABLE.sub(lambda m: m.group(2) or "", text).replace("$$", "$")
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(interpolate(COMPOSE.read_text()))
+
+
+def seconds(duration: str) -> int:
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert parts and duration, duration
+    hours, minutes, secs = (int(p or 0) for p in parts.groups())
+    return hours * 3600 + minutes * 60 + secs
+
+
+def properties(text: str) -> dict[str, str]:
+    pairs = (line.split(None, 1) for line in text.splitlines() if line.strip())
+    return {key: value.strip() for key, value in pairs}
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    return compose()["services"]
+
+
+def test_declares_the_whole_system(services) -> None:
+    assert set(services) == SERVICES
+
+
+def test_every_service_restarts_and_has_a_healthcheck(services) -> None:
+    for name, service in services.items():
+        assert service.get("restart") in ("unless-stopped", "always"), name
+        test = service.get("healthcheck", {}).get("test")
+        assert test and test[0] == "CMD", name
+
+
+def test_redis_persists_with_aof_on_a_volume(services) -> None:
+    redis = services["redis"]
+    assert redis["image"].startswith("redis:7")
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert "redis-data:/data" in redis["volumes"]
+    assert "redis-data" in compose()["volumes"]
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+
+
+def test_harrier_services_share_the_image_and_mount_flows_read_only(services) -> None:
+    images = {services[name]["image"] for name in (*HARRIER_SERVICES, "ilum-core", "spark-worker")}
+    assert images == {"harrier:latest"}
+    for name in HARRIER_SERVICES:
+        service = services[name]
+        assert service["build"]["context"] == "."
+        assert "./flows:/app/flows:ro" in service["volumes"], name
+        assert service["depends_on"]["redis"] == {"condition": "service_healthy"}, name
+        env = service["environment"]
+        assert env["HARRIER_BROKER_URL"] == "redis://redis:6379/0"
+        assert env["HARRIER_FLOWS_DIR"] == "/app/flows"
+
+
+def test_scheduler_serves_the_api_on_8080_with_a_healthz_check(services) -> None:
+    scheduler = services["scheduler"]
+    assert scheduler["command"] == ["scheduler"]
+    assert scheduler["ports"] == ["8080:8080"]
+    assert "/healthz" in " ".join(scheduler["healthcheck"]["test"])
+
+
+def test_worker_scales_and_shuts_down_warm(services) -> None:
+    worker = services["worker"]
+    assert worker["command"] == ["worker"]
+    # --scale worker=N needs neither a fixed name nor a fixed host port.
+    assert "container_name" not in worker
+    assert "ports" not in worker
+    assert worker["healthcheck"]["test"] == ["CMD", "harrier", "health"]
+    assert seconds(worker["stop_grace_period"]) >= 300
+
+
+def test_ilum_core_is_a_spark_master_with_rest_on_9888(services) -> None:
+    master = services["ilum-core"]
+    assert master["hostname"] == "ilum-core"
+    (command,) = master["command"]
+    assert "spark-class org.apache.spark.deploy.master.Master" in command
+    assert "--host 0.0.0.0 --port 7077" in command
+    assert "--properties-file /tmp/spark-master.properties" in command
+    props = properties(master["environment"]["SPARK_MASTER_PROPERTIES"])
+    assert props == {"spark.master.rest.enabled": "true", "spark.master.rest.port": "9888"}
+
+
+def test_spark_worker_attaches_to_ilum_core(services) -> None:
+    worker = services["spark-worker"]
+    assert worker["entrypoint"] == ["spark-class"]
+    assert worker["command"][:2] == ["org.apache.spark.deploy.worker.Worker",
+                                     "spark://ilum-core:7077"]
+    assert worker["depends_on"]["ilum-core"] == {"condition": "service_healthy"}
+    assert "container_name" not in worker and "ports" not in worker
+
+
+def test_seed_flows_target_the_compose_spark_master(services) -> None:
+    masters = set()
+    for name, text in seed_flows().items():
+        found = re.findall(r"--master\s+spark://([\w.-]+):(\d+)", text)
+        assert found, f"{name} has no spark-submit --master"
+        masters.update(found)
+    rest_port = properties(services["ilum-core"]["environment"]["SPARK_MASTER_PROPERTIES"])[
+        "spark.master.rest.port"]
+    assert masters == {("ilum-core", rest_port)}
+
+
+def test_docker_compose_accepts_the_file() -> None:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        missing_tool("docker-compose not installed (apt-get install -y docker-compose)")
+    result = subprocess.run(
+        [binary, "-f", str(COMPOSE), "config", "-q"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    listed = subprocess.run(
+        [binary, "-f", str(COMPOSE), "config", "--services"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert set(listed.stdout.split()) == SERVICES
