@@ -204,7 +204,7 @@ class _Environment(SandboxedEnvironment):
             return rv
         if isinstance(obj, Mapping) and not isinstance(obj, Undefined):
             name = getattr(obj, "_path", None) if isinstance(obj, _Named) else None
-            what = repr(name) if name else "the mapping"
+            what = f"'{name}'" if name else "the mapping"
             verb = "attribute" if attribute else "key"
             label = name or "it"
             return self.undefined(
@@ -464,6 +464,10 @@ def quote_for(mode: str, text: str, delimiter: str = "") -> str:
     literal piece of data."""
     if "\x00" in text:
         raise ShellContextError("a value with a NUL character cannot go into a shell command")
+    if mode.endswith("+bq"):
+        # Inside `...` the shell first removes one level of backslashes before
+        # $, ` and \, then parses the rest as a command: add that level.
+        return re.sub(r"([\\$`])", r"\\\1", quote_for(mode[:-3], text, delimiter))
     if mode == "word":
         return shlex.quote(text)
     if mode == "single":  # inside '...': close, escaped quote, reopen
@@ -510,8 +514,19 @@ class ShellContext:
         if self.after_dollar:
             raise ShellContextError("an expression right after '$' would be expanded by the "
                                     "shell; escape the dollar (\\$) or put it in quotes")
+        backticks = self._backticks()
+        if backticks > 1:
+            raise ShellContextError("an expression inside nested backticks cannot be escaped "
+                                    "safely; use $(...)")
+        mode = self._mode()
+        return mode + "+bq" if backticks else mode
+
+    def _backticks(self) -> int:
+        return sum(1 for frame in self.stack if frame[0] in ("bq", "bqn"))
+
+    def _mode(self) -> str:
         kind = self.kind
-        if kind in ("word", "sub", "bq"):
+        if kind in ("word", "sub", "bq", "bqn"):
             return "word"
         if kind == "ansi":
             raise ShellContextError("an expression inside $'...' cannot be escaped safely; "
@@ -569,7 +584,14 @@ class ShellContext:
                 self.after_dollar = True
             elif ch == "(" and dollar:
                 self._push("sub")
-        else:  # word, sub, bq
+        else:  # word, sub, bq, bqn (a backtick nested as \` inside backticks)
+            if ch == "\\" and text.startswith("\\`", i) and self._backticks():
+                if kind == "bqn":
+                    self.stack.pop()
+                else:
+                    self._push("bqn")
+                self.prev = "`"
+                return i + 2
             if ch == "\\":
                 self.escaped = True
             elif ch == "'":
@@ -700,6 +722,8 @@ def _wrap_outputs(template: nodes.Template, source: str) -> None:
                 except ShellContextError as exc:
                     raise TemplateSyntaxError(str(exc), child.lineno) from exc
                 kind, _, delimiter = mode.partition(":")
+                if delimiter.endswith("+bq"):
+                    kind, delimiter = kind + "+bq", delimiter[:-3]
                 args: list[nodes.Expr] = [nodes.Const(kind), nodes.Const(delimiter)]
                 node.nodes[i] = nodes.Filter(
                     child, "_shell", args, [], None, None, lineno=child.lineno

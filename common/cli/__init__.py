@@ -1,0 +1,17 @@
+"""The `harrier` command line: one group, a module per family of commands."""
+
+from __future__ import annotations
+
+import click
+
+from common.cli.run import run_command, validate_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="harrier")
+def main() -> None:
+    """Harrier: Kestra-compatible YAML flows on Celery, for Spark pipelines."""
+
+
+main.add_command(validate_command)
+main.add_command(run_command)

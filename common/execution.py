@@ -1,0 +1,162 @@
+"""Executions, task runs, attempts and log entries: plain data in Kestra's
+JSON shape, with no I/O (the store persists them)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from common.state import State, StateRecord, iso, now, parse_iso
+
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def new_id() -> str:
+    """A 22-character random id, like Kestra's base62 UUIDs."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(22))
+
+
+@dataclass
+class Attempt:
+    state: StateRecord = field(default_factory=lambda: StateRecord.start(State.RUNNING))
+    exit_code: int | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"state": self.state.to_json()}
+        if self.exit_code is not None:
+            data["exitCode"] = self.exit_code
+        if self.error:
+            data["error"] = self.error
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Attempt:
+        return cls(StateRecord.from_json(data["state"]), data.get("exitCode"), data.get("error"))
+
+
+@dataclass
+class TaskRun:
+    id: str
+    execution_id: str
+    namespace: str
+    flow_id: str
+    task_id: str
+    task_path: str  # where the task sits in the flow tree, e.g. "tasks.1.tasks.0"
+    parent_task_run_id: str | None = None
+    value: str | None = None  # the ForEach value / Switch case this run belongs to
+    state: StateRecord = field(default_factory=StateRecord.start)
+    attempts: list[Attempt] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "executionId": self.execution_id,
+            "namespace": self.namespace,
+            "flowId": self.flow_id,
+            "taskId": self.task_id,
+            "taskPath": self.task_path,
+            "parentTaskRunId": self.parent_task_run_id,
+            "value": self.value,
+            "state": self.state.to_json(),
+            "attempts": [a.to_json() for a in self.attempts],
+            "outputs": self.outputs,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskRun:
+        return cls(
+            id=data["id"], execution_id=data["executionId"], namespace=data["namespace"],
+            flow_id=data["flowId"], task_id=data["taskId"], task_path=data["taskPath"],
+            parent_task_run_id=data.get("parentTaskRunId"), value=data.get("value"),
+            state=StateRecord.from_json(data["state"]),
+            attempts=[Attempt.from_json(a) for a in data.get("attempts", [])],
+            outputs=data.get("outputs") or {}, error=data.get("error"),
+        )
+
+
+@dataclass
+class Execution:
+    id: str
+    namespace: str
+    flow_id: str
+    flow_revision: int
+    inputs: dict[str, Any] = field(default_factory=dict)  # JSON-able form
+    labels: dict[str, str] = field(default_factory=dict)
+    state: StateRecord = field(default_factory=StateRecord.start)
+    task_runs: list[TaskRun] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    trigger: dict[str, Any] | None = None
+    created: datetime = field(default_factory=now)
+    error: str | None = None
+
+    @property
+    def start_date(self) -> datetime:
+        return self.state.start_date or self.created
+
+    def task_run(self, task_run_id: str) -> TaskRun | None:
+        return next((t for t in self.task_runs if t.id == task_run_id), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "namespace": self.namespace,
+            "flowId": self.flow_id,
+            "flowRevision": self.flow_revision,
+            "inputs": self.inputs,
+            "labels": [{"key": k, "value": v} for k, v in self.labels.items()],
+            "state": self.state.to_json(),
+            "taskRunList": [t.to_json() for t in self.task_runs],
+            "outputs": self.outputs,
+            "trigger": self.trigger,
+            "created": iso(self.created),
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Execution:
+        return cls(
+            id=data["id"], namespace=data["namespace"], flow_id=data["flowId"],
+            flow_revision=data["flowRevision"], inputs=data.get("inputs") or {},
+            labels={lab["key"]: lab["value"] for lab in data.get("labels") or []},
+            state=StateRecord.from_json(data["state"]),
+            task_runs=[TaskRun.from_json(t) for t in data.get("taskRunList") or []],
+            outputs=data.get("outputs") or {}, trigger=data.get("trigger"),
+            created=parse_iso(data["created"]), error=data.get("error"),
+        )
+
+
+@dataclass
+class LogEntry:
+    execution_id: str
+    task_run_id: str | None
+    task_id: str | None
+    level: str  # INFO, WARN, ERROR, DEBUG, TRACE
+    message: str
+    timestamp: datetime = field(default_factory=now)
+    attempt: int | None = None
+    id: str = ""  # assigned by the store; ordered
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "executionId": self.execution_id,
+            "taskRunId": self.task_run_id,
+            "taskId": self.task_id,
+            "level": self.level,
+            "message": self.message,
+            "timestamp": iso(self.timestamp),
+            "attemptNumber": self.attempt,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], id: str = "") -> LogEntry:
+        return cls(
+            execution_id=data["executionId"], task_run_id=data.get("taskRunId"),
+            task_id=data.get("taskId"), level=data["level"], message=data["message"],
+            timestamp=parse_iso(data["timestamp"]), attempt=data.get("attemptNumber"), id=id,
+        )

@@ -1,0 +1,348 @@
+"""The flow model: Kestra's YAML syntax parsed and validated into plain data,
+with every problem reported as file:line:column, field path and expectation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from common.errors import FlowValidationError, Problem
+from common.inputs import InputSpec
+from common.task import Task, known_task_types, task_class
+from common.triggers import TRIGGER_TYPES, Trigger
+from common.yaml_source import YamlDocument, load_yaml
+
+FLOW_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
+NAMESPACE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
+
+
+class Concurrency(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    limit: int = Field(ge=1)
+    behavior: Literal["QUEUE", "CANCEL", "FAIL"] = "QUEUE"
+
+
+class FlowOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str
+    type: str = "STRING"
+    value: Any = None
+    description: str | None = None
+
+
+class Flow(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    id: str = Field(pattern=FLOW_ID_PATTERN)
+    namespace: str = Field(pattern=NAMESPACE_PATTERN)
+    revision: int | None = None
+    description: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    inputs: list[InputSpec] = Field(default_factory=list)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[Task] = Field(min_length=1)
+    errors: list[Task] = Field(default_factory=list)
+    finally_: list[Task] = Field(default_factory=list, alias="finally")
+    triggers: list[Trigger] = Field(default_factory=list)
+    disabled: bool = False
+    concurrency: Concurrency | None = None
+    outputs: list[FlowOutput] = Field(default_factory=list)
+    deleted: bool = False
+
+    source: str = Field("", exclude=True)  # the YAML as written, kept for revisions
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value: object) -> object:
+        # Kestra accepts a map or a list of {key, value}.
+        if isinstance(value, list):
+            return {item["key"]: str(item["value"]) for item in value
+                    if isinstance(item, dict) and "key" in item and "value" in item}
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+        return value
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.namespace, self.id
+
+    def all_tasks(self) -> Iterator[Task]:
+        """Every task of the flow, depth first, including errors and finally."""
+        def walk(tasks: list[Task]) -> Iterator[Task]:
+            for task in tasks:
+                yield task
+                yield from walk([child for _, child in task.children()])
+        yield from walk(self.tasks)
+        yield from walk(self.errors)
+        yield from walk(self.finally_)
+
+    def task(self, task_id: str) -> Task:
+        for task in self.all_tasks():
+            if task.id == task_id:
+                return task
+        raise KeyError(task_id)
+
+    def triggers_of(self, cls: type[Trigger]) -> list[Trigger]:
+        return [t for t in self.triggers if isinstance(t, cls) and not t.disabled]
+
+
+def load_flow_file(path: str | Path) -> Flow:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FlowValidationError([Problem(str(path), None, None, "",
+                                           f"cannot read file: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise FlowValidationError([Problem(str(path), None, None, "",
+                                           "file is not UTF-8 text")]) from None
+    return parse_flow(text, str(path))
+
+
+def parse_flow(text: str, source: str = "<string>") -> Flow:
+    """Parse and validate a flow; raise FlowValidationError listing every problem."""
+    document = load_yaml(text, source)
+    data = document.data
+    if not isinstance(data, dict):
+        found = "an empty document" if data is None else f"a {type(data).__name__}"
+        raise FlowValidationError([document.problem(
+            (), f"a flow must be a mapping with id, namespace and tasks; found {found}")])
+
+    problems: list[Problem] = []
+    fields: dict[str, Any] = dict(data)
+    for name in ("tasks", "errors", "finally"):
+        if name in fields:
+            fields[name] = _parse_task_list(fields[name], (name,), document, problems)
+    if "triggers" in fields:
+        fields["triggers"] = _parse_triggers(fields["triggers"], document, problems)
+    if "pluginDefaults" in fields or "taskDefaults" in fields:
+        key = "pluginDefaults" if "pluginDefaults" in fields else "taskDefaults"
+        problems.append(document.problem((key,), "plugin defaults are not supported by "
+                                         "Harrier yet; set the properties on each task"))
+        fields.pop(key)
+    if problems:
+        # Do not validate the flow model over broken tasks: errors would double up.
+        fields["tasks"] = [t for t in fields.get("tasks") or [] if isinstance(t, Task)]
+    fields["source"] = text
+    flow: Flow | None = None
+    try:
+        flow = Flow.model_validate(fields)
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, (), document, Flow))
+    if flow is not None:
+        problems.extend(_duplicate_ids(flow, document))
+    if problems:
+        problems = [p for p in problems if not (problems and _is_noise(p, problems))]
+        raise FlowValidationError(sorted(set(problems), key=_position))
+    assert flow is not None
+    return flow
+
+
+def _position(problem: Problem) -> tuple[int, int, str]:
+    return problem.line or 0, problem.column or 0, problem.field
+
+
+def _is_noise(problem: Problem, problems: list[Problem]) -> bool:
+    # "tasks: at least 1 item" after every task was rejected says nothing new.
+    return problem.field == "tasks" and "at least 1" in problem.message and len(problems) > 1
+
+
+def _parse_task_list(raw: object, path: tuple[str | int, ...], document: YamlDocument,
+                     problems: list[Problem]) -> object:
+    if not isinstance(raw, list):
+        problems.append(document.problem(path, f"expected a list of tasks, found "
+                                         f"{_describe(raw)}"))
+        return []
+    parsed = [_parse_task(item, (*path, index), document, problems)
+              for index, item in enumerate(raw)]
+    return [task for task in parsed if task is not None]
+
+
+def _parse_task(raw: object, path: tuple[str | int, ...], document: YamlDocument,
+                problems: list[Problem]) -> Task | None:
+    if not isinstance(raw, dict):
+        problems.append(document.problem(path, f"expected a task (a mapping with id and "
+                                         f"type), found {_describe(raw)}"))
+        return None
+    type_name = raw.get("type")
+    if type_name is None:
+        problems.append(document.problem(path, "missing required property 'type'"))
+        return None
+    cls = task_class(str(type_name))
+    if cls is None:
+        known = ", ".join(known_task_types())
+        problems.append(document.problem((*path, "type"),
+                                         f"unknown task type {type_name!r}; known types: {known}"))
+        return None
+    fields = dict(raw)
+    child_problems: list[Problem] = []
+    for name in getattr(cls, "child_properties", ()):
+        if name not in fields:
+            continue
+        value = fields[name]
+        if isinstance(value, dict) and name in getattr(cls, "child_maps", ()):
+            fields[name] = {key: _parse_task_list(branch, (*path, name, key), document,
+                                                  child_problems)
+                            for key, branch in value.items()}
+        else:
+            fields[name] = _parse_task_list(value, (*path, name), document, child_problems)
+    problems.extend(child_problems)
+    try:
+        task = cls.model_validate(fields)
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, path, document, cls))
+        return None
+    return None if child_problems else task
+
+
+def _parse_triggers(raw: object, document: YamlDocument,
+                    problems: list[Problem]) -> list[Trigger]:
+    if not isinstance(raw, list):
+        problems.append(document.problem(("triggers",), f"expected a list of triggers, "
+                                         f"found {_describe(raw)}"))
+        return []
+    triggers: list[Trigger] = []
+    for index, item in enumerate(raw):
+        path: tuple[str | int, ...] = ("triggers", index)
+        if not isinstance(item, dict) or "type" not in item:
+            problems.append(document.problem(path, "expected a trigger with id and type"))
+            continue
+        cls = TRIGGER_TYPES.get(str(item["type"]))
+        if cls is None:
+            problems.append(document.problem(
+                (*path, "type"), f"unknown trigger type {item['type']!r}; known types: "
+                f"{', '.join(sorted(TRIGGER_TYPES))}"))
+            continue
+        try:
+            triggers.append(cls.model_validate(item))
+        except ValidationError as exc:
+            problems.extend(_problems_from(exc, path, document, cls))
+    return triggers
+
+
+def _duplicate_ids(flow: Flow, document: YamlDocument) -> list[Problem]:
+    seen: set[str] = set()
+    problems = []
+    for task in flow.all_tasks():
+        if task.id in seen:
+            line_path = _find_task_path(document.data, task.id, occurrence=2)
+            problems.append(document.problem(line_path or (), f"duplicate task id {task.id!r}: "
+                                             "task ids must be unique in the whole flow"))
+        seen.add(task.id)
+    return problems
+
+
+def _find_task_path(data: Any, task_id: str, occurrence: int,
+                    path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    found: list[tuple[str | int, ...]] = []
+
+    def walk(node: Any, where: tuple[str | int, ...]) -> None:
+        if isinstance(node, dict):
+            if node.get("id") == task_id and "type" in node:
+                found.append((*where, "id"))
+            for key, value in node.items():
+                walk(value, (*where, key))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, (*where, index))
+
+    walk(data, path)
+    return found[occurrence - 1] if len(found) >= occurrence else None
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    return f"a {type(value).__name__}"
+
+
+def _problems_from(exc: ValidationError, prefix: tuple[str | int, ...],
+                   document: YamlDocument, model: type[BaseModel]) -> list[Problem]:
+    raw = document.data
+    for part in prefix:
+        raw = raw[part] if isinstance(raw, dict | list) else None
+    problems = []
+    for error in exc.errors():
+        loc = _real_loc(raw, tuple(error["loc"]))
+        path = (*prefix, *loc)
+        problems.append(document.problem(path, _message(error, model, raw, loc)))
+    return problems
+
+
+def _real_loc(raw: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Drop the parts pydantic adds for union members (e.g. the retry 'constant' tag)."""
+    real: list[str | int] = []
+    node = raw
+    for index, part in enumerate(loc):
+        if isinstance(node, dict) and part in node or (
+                isinstance(node, list) and isinstance(part, int) and part < len(node)):
+            real.append(part)
+            node = node[part]  # type: ignore[index]
+        elif index == len(loc) - 1 or not _is_union_tag(part):
+            real.append(part)
+            node = None
+    return tuple(real)
+
+
+def _is_union_tag(part: str | int) -> bool:
+    return isinstance(part, str) and (part in ("constant", "exponential", "random")
+                                      or part.startswith(("function-", "tagged-union")))
+
+
+def _message(error: dict[str, Any], model: type[BaseModel], raw: Any,
+             loc: tuple[str | int, ...]) -> str:
+    kind = error["type"]
+    found = error.get("input")
+    if kind == "extra_forbidden":
+        parent = _model_at(model, loc[:-1])
+        known = sorted(f.alias or name for name, f in parent.model_fields.items()
+                       if name != "source") if parent else []
+        return f"unknown property {loc[-1]!r}" + (f"; expected one of: {', '.join(known)}"
+                                                  if known else "")
+    if kind == "missing":
+        return f"missing required property {loc[-1]!r}" if loc else "missing required property"
+    if kind == "string_pattern_mismatch":
+        return (f"{found!r} is not a valid id: use letters, digits, '-' and '_', "
+                "starting with a letter or digit")
+    if kind in ("value_error", "assertion_error"):
+        return str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind == "union_tag_invalid":
+        expected = error.get("ctx", {}).get("expected_tags", "")
+        return f"unknown type {found.get('type') if isinstance(found, dict) else found!r}; " \
+               f"expected one of {expected}"
+    if kind == "union_tag_not_found":
+        return "missing required property 'type'"
+    message = str(error["msg"])
+    if found is not None and not isinstance(found, dict | list):
+        message += f", found {found!r}"
+    return message
+
+
+def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = next((f for n, f in current.model_fields.items()
+                      if part in (n, f.alias)), None)
+        if field is None:
+            return None
+        current = _unwrap(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    args = getattr(annotation, "__args__", None)
+    if args:
+        for arg in args:
+            inner = _unwrap(arg)
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                return inner
+    return annotation

@@ -1,0 +1,198 @@
+"""The in-memory execution store of embedded mode: the ExecutionStore contract
+behind one lock, with condition variables for live logs and completion."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import defaultdict
+
+from common.errors import ExecutionNotFound, FlowNotFound
+from common.execution import Execution, LogEntry, TaskRun
+from common.state import State, now, transition
+from common.store import ExecutionQuery, FlowRecord
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._flows: dict[tuple[str, str], list[FlowRecord]] = {}
+        self._executions: dict[str, Execution] = {}
+        self._halted: dict[str, str] = {}
+        self._task_runs: dict[str, dict[str, TaskRun]] = defaultdict(dict)
+        self._logs: dict[str, list[LogEntry]] = defaultdict(list)
+        self._log_seq = 0
+
+    # -- flows
+    def put_flow(self, namespace: str, flow_id: str, source: str) -> FlowRecord:
+        with self._lock:
+            revisions = self._flows.setdefault((namespace, flow_id), [])
+            if revisions and revisions[-1].source == source:
+                return revisions[-1]
+            record = FlowRecord(namespace, flow_id, len(revisions) + 1, source, now())
+            revisions.append(record)
+            return record
+
+    def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> FlowRecord:
+        with self._lock:
+            revisions = self._flows.get((namespace, flow_id))
+            if not revisions:
+                raise FlowNotFound(f"flow {namespace}.{flow_id} not found")
+            if revision is None:
+                return revisions[-1]
+            if not 1 <= revision <= len(revisions):
+                raise FlowNotFound(f"flow {namespace}.{flow_id} has no revision {revision}")
+            return revisions[revision - 1]
+
+    def list_flows(self) -> list[FlowRecord]:
+        with self._lock:
+            return [revs[-1] for revs in self._flows.values()]
+
+    def flow_revisions(self, namespace: str, flow_id: str) -> list[FlowRecord]:
+        with self._lock:
+            return list(self._flows.get((namespace, flow_id), []))
+
+    def delete_flow(self, namespace: str, flow_id: str) -> None:
+        with self._lock:
+            if self._flows.pop((namespace, flow_id), None) is None:
+                raise FlowNotFound(f"flow {namespace}.{flow_id} not found")
+
+    # -- executions
+    def create_execution(self, execution: Execution) -> None:
+        with self._lock:
+            self._executions[execution.id] = copy.deepcopy(execution)
+            for run in execution.task_runs:
+                self._task_runs[execution.id][run.id] = copy.deepcopy(run)
+            self._changed.notify_all()
+
+    def _get(self, execution_id: str) -> Execution:
+        try:
+            return self._executions[execution_id]
+        except KeyError:
+            raise ExecutionNotFound(f"execution {execution_id} not found") from None
+
+    def get_execution(self, execution_id: str) -> Execution:
+        with self._lock:
+            execution = copy.deepcopy(self._get(execution_id))
+            execution.task_runs = self.task_runs(execution_id)
+            return execution
+
+    def execution_state(self, execution_id: str) -> State:
+        with self._lock:
+            return self._get(execution_id).state.current
+
+    def gate(self, execution_id: str) -> tuple[State, bool]:
+        with self._lock:
+            return self._get(execution_id).state.current, execution_id in self._halted
+
+    def halt_execution(self, execution_id: str, reason: str) -> None:
+        with self._lock:
+            self._halted.setdefault(execution_id, reason)
+
+    def change_execution_state(self, execution_id: str, new: State, *, error: str | None = None,
+                               only_from: tuple[State, ...] = ()) -> bool:
+        with self._lock:
+            execution = self._get(execution_id)
+            current = execution.state.current
+            if current == new or (only_from and current not in only_from):
+                return False
+            transition(execution.state, new)
+            if error:
+                execution.error = error
+            if new == State.RESTARTED:
+                self._halted.pop(execution_id, None)
+            self._changed.notify_all()
+            return True
+
+    def set_execution_outputs(self, execution_id: str, outputs: dict) -> None:
+        with self._lock:
+            self._get(execution_id).outputs = copy.deepcopy(outputs)
+
+    def search_executions(self, query: ExecutionQuery) -> tuple[list[Execution], int]:
+        with self._lock:
+            found = [
+                e for e in self._executions.values()
+                if (query.namespace is None or e.namespace == query.namespace)
+                and (query.flow_id is None or e.flow_id == query.flow_id)
+                and (not query.states or e.state.current in query.states)
+                and (query.start_after is None or e.start_date >= query.start_after)
+                and (query.start_before is None or e.start_date < query.start_before)
+            ]
+            found.sort(key=lambda e: e.start_date, reverse=True)
+            page = found[query.offset:query.offset + query.limit]
+            return [self.get_execution(e.id) for e in page], len(found)
+
+    def delete_execution(self, execution_id: str) -> None:
+        with self._lock:
+            self._get(execution_id)
+            del self._executions[execution_id]
+            self._task_runs.pop(execution_id, None)
+            self._logs.pop(execution_id, None)
+            self._halted.pop(execution_id, None)
+
+    def wait_terminal(self, execution_id: str, timeout: float) -> Execution:
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self._get(execution_id).state.current.terminated, timeout=timeout)
+            return self.get_execution(execution_id)
+
+    # -- task runs
+    def get_or_create_task_run(self, execution_id: str, task_run: TaskRun) -> TaskRun:
+        with self._lock:
+            self._get(execution_id)
+            runs = self._task_runs[execution_id]
+            for run in runs.values():
+                if run.task_id == task_run.task_id and run.value == task_run.value:
+                    return copy.deepcopy(run)
+            runs[task_run.id] = copy.deepcopy(task_run)
+            return copy.deepcopy(task_run)
+
+    def save_task_run(self, task_run: TaskRun) -> None:
+        with self._lock:
+            self._task_runs[task_run.execution_id][task_run.id] = copy.deepcopy(task_run)
+            self._changed.notify_all()
+
+    def task_runs(self, execution_id: str) -> list[TaskRun]:
+        with self._lock:
+            runs = self._task_runs.get(execution_id, {}).values()
+            return sorted((copy.deepcopy(r) for r in runs), key=_started)
+
+    def reset_task_runs(self, execution_id: str, task_run_ids: list[str]) -> None:
+        with self._lock:
+            runs = self._task_runs.get(execution_id, {})
+            for run_id in task_run_ids:
+                runs.pop(run_id, None)
+
+    # -- logs
+    def append_log(self, entry: LogEntry) -> str:
+        with self._lock:
+            self._log_seq += 1
+            entry = copy.copy(entry)
+            entry.id = f"{self._log_seq:012d}"
+            self._logs[entry.execution_id].append(entry)
+            self._changed.notify_all()
+            return entry.id
+
+    def read_logs(self, execution_id: str, after: str | None = None, *, limit: int = 1000,
+                  block: float | None = None) -> list[LogEntry]:
+        def pending() -> list[LogEntry]:
+            entries = self._logs.get(execution_id, [])
+            return [e for e in entries if after is None or e.id > after][:limit]
+
+        with self._changed:
+            found = pending()
+            if not found and block:
+                self._changed.wait_for(pending, timeout=block)
+                found = pending()
+            return found
+
+    def ping(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _started(run: TaskRun) -> tuple:
+    return (run.state.start_date or now(), run.id)

@@ -1,0 +1,136 @@
+"""The properties every task shares (id, type, retry, timeout, allowFailure ...)
+and the registry that maps Kestra type names to task classes."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from common.durations import parse_duration
+from common.retry import RetryPolicy
+
+TASK_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
+
+
+class WorkerGroup(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str
+
+
+class TaskRunnerSpec(BaseModel):
+    """`taskRunner:` — a type plus runner-specific properties kept as given."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Task(BaseModel):
+    """Base of every task type. Subclasses add their own properties."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    # Filled by @register_task: the Kestra type name and its aliases.
+    type_names: ClassVar[tuple[str, ...]] = ()
+    # Properties rendered as shell commands: template values are shell-quoted.
+    shell_properties: ClassVar[frozenset[str]] = frozenset()
+
+    id: str = Field(pattern=TASK_ID_PATTERN)
+    type: str
+    description: str | None = None
+    retry: RetryPolicy | None = None
+    timeout: timedelta | None = None
+    allow_failure: bool = Field(False, alias="allowFailure")
+    disabled: bool = False
+    task_runner: TaskRunnerSpec | None = Field(None, alias="taskRunner")
+    worker_group: WorkerGroup | None = Field(None, alias="workerGroup")
+    log_level: str | None = Field(None, alias="logLevel")
+    run_if: str | bool | None = Field(None, alias="runIf")
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_duration(value)
+        return value
+
+    @property
+    def is_flowable(self) -> bool:
+        return False
+
+    def children(self) -> Iterator[tuple[str, Task]]:
+        """(property path, child) for every task nested directly in this one."""
+        return iter(())
+
+
+class FlowableTask(Task):
+    """A task that only arranges other tasks (Parallel, Sequential, If, Switch)."""
+
+    # YAML names of the properties holding lists of child tasks (or maps of lists).
+    child_properties: ClassVar[tuple[str, ...]] = ("tasks",)
+
+    @property
+    def is_flowable(self) -> bool:
+        return True
+
+    def children(self) -> Iterator[tuple[str, Task]]:
+        for name in self.child_properties:
+            value = getattr(self, _attribute(type(self), name))
+            if isinstance(value, list):
+                for index, child in enumerate(value):
+                    yield f"{name}[{index}]", child
+            elif isinstance(value, dict):
+                for key, branch in value.items():
+                    for index, child in enumerate(branch):
+                        yield f"{name}.{key}[{index}]", child
+
+
+def _attribute(cls: type[Task], yaml_name: str) -> str:
+    for attribute, info in cls.model_fields.items():
+        if yaml_name in (attribute, info.alias):
+            return attribute
+    raise AttributeError(yaml_name)
+
+
+_REGISTRY: dict[str, type[Task]] = {}
+# Packages whose import registers the built-in task types (like entry points).
+_PLUGIN_PACKAGES = ("worker.tasks",)
+_loaded = False
+
+
+def register_task(*names: str) -> Any:
+    """Class decorator: register a task type under its Kestra name and aliases."""
+
+    def decorate(cls: type[Task]) -> type[Task]:
+        for name in names:
+            if name in _REGISTRY and _REGISTRY[name] is not cls:
+                raise RuntimeError(f"task type {name} registered twice")
+            _REGISTRY[name] = cls
+        cls.type_names = names
+        return cls
+
+    return decorate
+
+
+def _load_plugins() -> None:
+    global _loaded
+    if not _loaded:
+        for package in _PLUGIN_PACKAGES:
+            importlib.import_module(package)
+        _loaded = True
+
+
+def task_class(type_name: str) -> type[Task] | None:
+    _load_plugins()
+    return _REGISTRY.get(type_name)
+
+
+def known_task_types() -> list[str]:
+    _load_plugins()
+    return sorted(_REGISTRY)

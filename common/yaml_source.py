@@ -1,0 +1,106 @@
+"""Load a YAML document into plain Python data while remembering where every
+value sits, so validation errors can name file:line:column."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from common.errors import FlowValidationError, Problem
+
+Path = tuple[str | int, ...]
+
+
+@dataclass
+class YamlDocument:
+    data: Any
+    source: str
+    positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, path: Path) -> tuple[int | None, int | None]:
+        """The line and column of `path`, or of its nearest located ancestor."""
+        while True:
+            if path in self.positions:
+                return self.positions[path]
+            if not path:
+                return None, None
+            path = path[:-1]
+
+    def problem(self, path: Path, message: str) -> Problem:
+        line, column = self.locate(path)
+        return Problem(self.source, line, column, format_path(path), message)
+
+
+def format_path(path: Path) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def load_yaml(text: str, source: str = "<string>") -> YamlDocument:
+    """Parse `text`; raise FlowValidationError for syntax errors or duplicate keys."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        column = mark.column + 1 if mark else None
+        what = " ".join(str(x) for x in (exc.context, exc.problem) if x)
+        raise FlowValidationError(
+            [Problem(source, line, column, "", f"invalid YAML: {what}")]) from None
+    except yaml.YAMLError as exc:
+        raise FlowValidationError([Problem(source, None, None, "", f"invalid YAML: {exc}")]
+                                  ) from None
+    document = YamlDocument(None, source)
+    if node is None:
+        return document
+    problems: list[Problem] = []
+    constructor = _Loader(text)
+    document.data = _build(node, (), document, constructor, problems)
+    if problems:
+        raise FlowValidationError(problems)
+    return document
+
+
+def _build(node: yaml.Node, path: Path, document: YamlDocument,
+           constructor: yaml.SafeLoader, problems: list[Problem]) -> Any:
+    document.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        constructor.flatten_mapping(node)
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = constructor.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                problems.append(Problem(document.source, key_node.start_mark.line + 1,
+                                        key_node.start_mark.column + 1, format_path(path),
+                                        "mapping keys must be plain scalars"))
+                continue
+            child = (*path, str(key))
+            if key in result:
+                problems.append(Problem(
+                    document.source, key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1, format_path(child),
+                    f"duplicate key {key!r} (first defined on line "
+                    f"{document.positions[child][0]})"))
+                continue
+            document.positions[child] = (key_node.start_mark.line + 1,
+                                         key_node.start_mark.column + 1)
+            result[key] = _build(value_node, child, document, constructor, problems)
+            # Keep the key's own position: errors about a field point at its name.
+            document.positions[child] = (key_node.start_mark.line + 1,
+                                         key_node.start_mark.column + 1)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, index), document, constructor, problems)
+                for index, item in enumerate(node.value)]
+    return constructor.construct_object(node, deep=True)

@@ -1,0 +1,35 @@
+"""Create executions (validate inputs, pin the flow revision, store) and start
+them by sending their compiled canvas to Celery."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from celery import Celery
+
+from common.execution import Execution, new_id
+from common.flow import Flow
+from common.inputs import coerce_inputs, inputs_to_json
+from common.state import State, StateRecord
+from common.store import ExecutionStore
+from scheduler.compile import compile_flow
+
+
+def create_execution(store: ExecutionStore, flow: Flow, inputs: Mapping[str, Any] | None = None,
+                     *, trigger: dict[str, Any] | None = None,
+                     labels: Mapping[str, str] | None = None) -> Execution:
+    """Validate `inputs` against the flow (InputError lists every problem) and
+    store a CREATED execution pinned to the flow's current source revision."""
+    typed = coerce_inputs(flow.inputs, dict(inputs or {}))
+    record = store.put_flow(flow.namespace, flow.id, flow.source)
+    execution = Execution(
+        id=new_id(), namespace=flow.namespace, flow_id=flow.id, flow_revision=record.revision,
+        inputs=inputs_to_json(typed), labels={**flow.labels, **(labels or {})},
+        state=StateRecord.start(State.CREATED), trigger=trigger)
+    store.create_execution(execution)
+    return execution
+
+
+def start_execution(app: Celery, flow: Flow, execution: Execution) -> None:
+    compile_flow(flow, execution.id).apply_async()

@@ -1,0 +1,59 @@
+"""The Celery task bodies: thin wrappers that call worker.execute and turn
+its outcome into Celery actions (retry with countdown, replace with a branch)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Task as CeleryTask
+from celery import chain
+
+from common.celery_app import app
+from worker import execute, finish
+from worker.runtime import current
+
+log = logging.getLogger(__name__)
+
+
+@app.task(bind=True, name="harrier.run_task", acks_late=True, reject_on_worker_lost=True,
+          max_retries=None)
+def run_task(self: CeleryTask, execution_id: str, task_id: str, phase: str = "main") -> str:
+    outcome = execute.execute_leaf(current(), execution_id, task_id, phase)
+    if outcome.retry_in is not None:
+        # Celery's own retry: the same message comes back after the policy's
+        # countdown, keeping its place in the chain or chord.
+        raise self.retry(countdown=outcome.retry_in, max_retries=None)
+    return outcome.state.value if outcome.state else "SKIPPED"
+
+
+@app.task(bind=True, name="harrier.decide", acks_late=True, reject_on_worker_lost=True)
+def decide(self: CeleryTask, execution_id: str, task_id: str, phase: str = "main") -> object:
+    from scheduler.compile import compile_tasks
+
+    runtime = current()
+    outcome = execute.execute_decision(runtime, execution_id, task_id, phase)
+    if outcome.branch is None:
+        return outcome.state.value if outcome.state else "SKIPPED"
+    close = end_flowable.si(execution_id, task_id)
+    body = compile_tasks(outcome.branch, execution_id, phase)
+    return self.replace(chain(body, close) if body is not None else close)
+
+
+@app.task(name="harrier.end_flowable", acks_late=True, reject_on_worker_lost=True)
+def end_flowable(execution_id: str, task_id: str) -> str:
+    execute.end_flowable(current(), execution_id, task_id)
+    return "OK"
+
+
+@app.task(bind=True, name="harrier.finish_execution", acks_late=True,
+          reject_on_worker_lost=True)
+def finish_execution(self: CeleryTask, execution_id: str, phase: str = "main") -> object:
+    from scheduler.compile import compile_tasks
+
+    runtime = current()
+    next_phase, tasks = finish.next_phase(runtime, execution_id, phase)
+    if next_phase is not None:
+        body = compile_tasks(tasks, execution_id, next_phase)
+        then = finish_execution.si(execution_id, next_phase)
+        return self.replace(chain(body, then) if body is not None else then)
+    return finish.finalize(runtime, execution_id).value

@@ -1,0 +1,39 @@
+"""What a task type sees while it runs: rendering, logging, its working
+directory, the runner to use, and the cancel signal of a kill."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.execution import Execution, TaskRun
+from common.flow import Flow
+from common.settings import Settings
+from common.store import ExecutionStore
+from worker.runners.base import TaskRunner
+
+
+@dataclass
+class TaskContext:
+    execution: Execution
+    task_run: TaskRun
+    flow: Flow
+    settings: Settings
+    store: ExecutionStore
+    workdir: Path
+    attempt: int  # 1-based number of this attempt
+    variables: dict[str, Any]  # the template context
+    render_value: Callable[..., Any]  # render_value(value, field=..., shell=...)
+    log: Callable[[str, str], None]  # log(level, message)
+    runner: Callable[[Any], TaskRunner]  # runner(task) -> the task runner to use
+    cancel: threading.Event = field(default_factory=threading.Event)
+    # Per-attempt scratch the task may persist (e.g. a Spark submission id), so
+    # a redelivered attempt can re-attach instead of starting over.
+    checkpoint: Callable[[dict[str, Any]], None] = lambda data: None
+    previous_checkpoint: dict[str, Any] = field(default_factory=dict)
+
+    def render(self, value: Any, field: str, *, shell: bool = False) -> Any:
+        return self.render_value(value, field=field, shell=shell)

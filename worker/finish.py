@@ -1,0 +1,69 @@
+"""The end of an execution: run `errors` tasks after a failure and `finally`
+tasks always, then compute the final state from the task runs."""
+
+from __future__ import annotations
+
+from common.errors import TemplateError
+from common.execution import LogEntry
+from common.state import State
+from common.task import Task
+from common.templating import render
+from worker.runtime import Runtime
+from worker.template_context import build_context
+
+
+def next_phase(runtime: Runtime, execution_id: str, phase: str) -> tuple[str | None, list[Task]]:
+    store = runtime.store
+    state, halted = store.gate(execution_id)
+    if state.terminated:
+        return None, []
+    execution = store.get_execution(execution_id)
+    flow = runtime.flow(execution.namespace, execution.flow_id, execution.flow_revision)
+    killing = state == State.KILLING
+    if phase == "main" and halted and not killing and flow.errors:
+        return "errors", flow.errors
+    if phase in ("main", "errors") and flow.finally_ and not killing:
+        return "finally", flow.finally_
+    return None, []
+
+
+def final_state(state: State, halted: bool, task_states: list[State]) -> State:
+    if state in (State.KILLING, State.KILLED):
+        return State.KILLED
+    if halted or State.FAILED in task_states:
+        return State.FAILED
+    if State.KILLED in task_states:
+        return State.KILLED
+    if State.WARNING in task_states:
+        return State.WARNING
+    return State.SUCCESS
+
+
+def finalize(runtime: Runtime, execution_id: str) -> State:
+    store = runtime.store
+    state, halted = store.gate(execution_id)
+    if state.terminated:
+        return state
+    execution = store.get_execution(execution_id)
+    flow = runtime.flow(execution.namespace, execution.flow_id, execution.flow_revision)
+    result = final_state(state, halted, [r.state.current for r in execution.task_runs])
+    error = None
+    if result == State.FAILED:
+        failed = [r for r in execution.task_runs if r.state.current == State.FAILED and r.error]
+        error = failed[0].error if failed else None
+    if flow.outputs and result in (State.SUCCESS, State.WARNING):
+        context = build_context(flow, execution)
+        outputs = {}
+        for output in flow.outputs:
+            try:
+                outputs[output.id] = render(output.value, context, field=f"outputs.{output.id}",
+                                            secrets=runtime.settings.secrets)
+            except TemplateError as exc:
+                store.append_log(LogEntry(execution_id, None, None, "ERROR", str(exc)))
+                result, error = State.FAILED, str(exc)
+        store.set_execution_outputs(execution_id, outputs)
+    if state in (State.CREATED, State.QUEUED, State.RESTARTED) and result != State.KILLED:
+        # Nothing ran (every task disabled): pass through RUNNING as Kestra does.
+        store.change_execution_state(execution_id, State.RUNNING)
+    store.change_execution_state(execution_id, result, error=error)
+    return result

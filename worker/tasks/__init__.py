@@ -1,0 +1,15 @@
+"""Built-in task types; importing this package registers them all."""
+
+from worker.tasks import (  # noqa: F401
+    commands,
+    fail,
+    if_,
+    log,
+    parallel,
+    python_script,
+    return_,
+    sequential,
+    sleep,
+    spark_cli,
+    switch,
+)

@@ -1,0 +1,25 @@
+"""io.kestra.plugin.core.execution.Fail: fail on purpose, optionally when a
+condition renders true."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from common.errors import TaskFailed
+from common.task import Task, register_task
+from worker.context import TaskContext
+from worker.tasks.conditions import is_true
+
+
+@register_task("io.kestra.plugin.core.execution.Fail", "io.kestra.core.tasks.executions.Fail")
+class Fail(Task):
+    condition: str | bool | None = None
+    error_message: str = Field("Flow failed", alias="errorMessage")
+
+    def run(self, ctx: TaskContext) -> dict[str, Any]:
+        if self.condition is None or is_true(ctx.render(self.condition, "condition")):
+            raise TaskFailed(str(ctx.render(self.error_message, "errorMessage")),
+                             retryable=False)
+        return {}

@@ -1,0 +1,15 @@
+"""io.kestra.plugin.core.flow.Parallel: run child tasks at the same time
+(compiled to a Celery group)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from common.task import FlowableTask, Task, register_task
+
+
+@register_task("io.kestra.plugin.core.flow.Parallel", "io.kestra.core.tasks.flows.Parallel")
+class Parallel(FlowableTask):
+    tasks: list[Task] = Field(min_length=1)
+    # Kestra's `concurrent`: at most this many children at once; 0 is no limit.
+    concurrent: int = Field(0, ge=0)

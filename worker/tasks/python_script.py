@@ -1,0 +1,34 @@
+"""io.kestra.plugin.scripts.python.Script and python.Commands: Python run by
+the task runner; Kestra's `kestra` helper (Kestra.outputs) works unchanged."""
+
+from __future__ import annotations
+
+import shlex
+
+from pydantic import Field
+
+from common.task import register_task
+from worker.context import TaskContext
+from worker.tasks.script import ScriptTask
+
+
+@register_task("io.kestra.plugin.scripts.python.Script")
+class PythonScript(ScriptTask):
+    # The script is Python source, not shell: values are inserted as written,
+    # so untrusted inputs belong in env variables or inputFiles, not the code.
+    shell_properties = frozenset({"beforeCommands"})
+    script: str
+    python: str = "python3"
+
+    def script_lines(self, ctx: TaskContext) -> list[str]:
+        source = str(ctx.render(self.script, "script"))
+        (ctx.workdir / "main.py").write_text(source, encoding="utf-8")
+        return [f"exec {shlex.quote(self.python)} main.py"]
+
+
+@register_task("io.kestra.plugin.scripts.python.Commands")
+class PythonCommands(ScriptTask):
+    commands: list[str] = Field(min_length=1)
+
+    def script_lines(self, ctx: TaskContext) -> list[str]:
+        return [str(c) for c in ctx.render(self.commands, "commands", shell=True)]
