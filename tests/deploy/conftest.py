@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import yaml
@@ -20,7 +20,7 @@ DOCKERFILE = REPO / "Dockerfile"
 SEED_FLOWS = REPO.parent / "shared" / "seed" / "flows"
 
 
-def missing_tool(message: str) -> None:
+def missing_tool(message: str) -> NoReturn:
     """Skip on a developer machine, fail in CI: CI must have every tool installed."""
     if os.environ.get("CI"):
         pytest.fail(f"{message} (required in CI)")
