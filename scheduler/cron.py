@@ -280,6 +280,8 @@ def next_after(schedule: CronSchedule, after: datetime) -> datetime:
             if instant > after and (best is None or instant < best):
                 best = instant
                 limit = _wall(best, zone) + _jump_before(best, zone)
+        if limit is not None and wall >= limit:
+            break  # the next wall time would be past the limit: save a croniter step
     assert best is not None
     return best
 
@@ -304,6 +306,8 @@ def previous_before(schedule: CronSchedule, before: datetime) -> datetime:
             if instant < before and (best is None or instant > best):
                 best = instant
                 limit = _wall(best, zone) - _jump_after(best, zone)
+        if limit is not None and wall <= limit:
+            break
     assert best is not None
     return best
 
