@@ -276,7 +276,7 @@ def _tokenize(pattern: str) -> list[_Token]:
 
 def _iso_instant(dt: datetime) -> str:
     utc = dt.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%S")  # %Y does not pad years < 1000
     micro = utc.microsecond
     if micro:
         text += "." + (f"{micro // 1000:03d}" if micro % 1000 == 0 else f"{micro:06d}")

@@ -66,7 +66,7 @@ def kestra_iso(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     offset = value.utcoffset()
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{value.year:04d}" + value.strftime("-%m-%dT%H:%M:%S")  # %Y: no padding < 1000
     micro = value.microsecond
     if micro:
         text += "." + (f"{micro // 1000:03d}" if micro % 1000 == 0 else f"{micro:06d}")
@@ -130,7 +130,7 @@ class _HarrierUndefined(ChainableUndefined, StrictUndefined):
     __slots__ = ()
 
 
-class _Named(dict):  # type: ignore[type-arg]
+class _Named(dict):
     """A context mapping that knows its path, for 'inputs' has no attribute ... messages."""
 
     __slots__ = ("_path",)
