@@ -3,6 +3,7 @@ with every problem reported as file:line:column, field path and expectation."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -266,12 +267,43 @@ def _problems_from(exc: ValidationError, prefix: tuple[str | int, ...],
     raw = document.data
     for part in prefix:
         raw = raw[part] if isinstance(raw, dict | list) else None
-    problems = []
+    by_path: dict[tuple[str | int, ...], list[str]] = {}
     for error in exc.errors():
         loc = _real_loc(raw, tuple(error["loc"]))
-        path = (*prefix, *loc)
-        problems.append(document.problem(path, _message(error, model, raw, loc)))
+        by_path.setdefault((*prefix, *loc), []).append(_message(error, model, raw, loc))
+    problems = []
+    for path, messages in by_path.items():
+        if len(messages) > 1:
+            # One value failed every member of a union (str | list[str] ...).
+            found = _found_at(document.data, path)
+            messages = [f"expected {' or '.join(_union_names(messages))}, found {found!r}"
+                        if found is not _MISSING else "; ".join(dict.fromkeys(messages))]
+        problems.append(document.problem(path, messages[0]))
     return problems
+
+
+_MISSING = object()
+
+
+def _found_at(data: Any, path: tuple[str | int, ...]) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return data
+
+
+def _union_names(messages: list[str]) -> list[str]:
+    names = []
+    for message in messages:
+        lowered = message.lower()
+        for word, name in (("valid list", "a list"), ("valid string", "a string"),
+                           ("valid boolean", "a boolean"), ("valid integer", "an integer"),
+                           ("valid number", "a number"), ("valid dictionary", "a mapping")):
+            if word in lowered and name not in names:
+                names.append(name)
+    return names or list(dict.fromkeys(messages))
 
 
 def _real_loc(raw: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -290,8 +322,12 @@ def _real_loc(raw: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
 
 
 def _is_union_tag(part: str | int) -> bool:
-    return isinstance(part, str) and (part in ("constant", "exponential", "random")
-                                      or part.startswith(("function-", "tagged-union")))
+    # pydantic names union members in the location: 'constant' (a tag),
+    # 'list[str]', 'str', 'function-after[...]'.
+    return isinstance(part, str) and (
+        part in ("constant", "exponential", "random", "str", "int", "float", "bool",
+                 "dict", "list", "timedelta", "datetime")
+        or "[" in part or part.startswith(("function-", "tagged-union")))
 
 
 def _message(error: dict[str, Any], model: type[BaseModel], raw: Any,
@@ -302,8 +338,10 @@ def _message(error: dict[str, Any], model: type[BaseModel], raw: Any,
         parent = _model_at(model, loc[:-1])
         known = sorted(f.alias or name for name, f in parent.model_fields.items()
                        if name != "source") if parent else []
-        return f"unknown property {loc[-1]!r}" + (f"; expected one of: {', '.join(known)}"
-                                                  if known else "")
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown property {loc[-1]!r}{hint}" + (
+            f" Known properties: {', '.join(known)}" if known else "")
     if kind == "missing":
         return f"missing required property {loc[-1]!r}" if loc else "missing required property"
     if kind == "string_pattern_mismatch":

@@ -34,7 +34,9 @@ class TaskRunnerSpec(BaseModel):
 class Task(BaseModel):
     """Base of every task type. Subclasses add their own properties."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # Jackson (Kestra) turns `message: 42` into the string "42"; so do we.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True,
+                              coerce_numbers_to_str=True)
 
     # Filled by @register_task: the Kestra type name and its aliases.
     type_names: ClassVar[tuple[str, ...]] = ()

@@ -31,7 +31,8 @@ from jinja2 import ChainableUndefined, StrictUndefined, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.runtime import Context, Undefined
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing as _MISSING
 
 from common.durations import format_duration
 from common.errors import TemplateError
@@ -179,10 +180,9 @@ class _HarrierContext(Context):
         )
 
 
-from jinja2.utils import missing as _MISSING  # noqa: E402  (kept next to its only user)
+class _Environment(ImmutableSandboxedEnvironment):
+    """Immutable: a template cannot append to a list in the caller's context."""
 
-
-class _Environment(SandboxedEnvironment):
     context_class = _HarrierContext
 
     def getattr(self, obj: Any, attribute: str) -> Any:
@@ -706,7 +706,7 @@ def _make_env(shell: bool) -> _Environment:
 _ENVS = {False: _make_env(False), True: _make_env(True)}
 
 
-def _wrap_outputs(template: nodes.Template, source: str) -> None:
+def _wrap_outputs(template: nodes.Template) -> None:
     """Give every printed expression the escaping filter of the shell context
     the literal text before it leaves it in (tracked in source order)."""
     tracker = ShellContext()
@@ -829,7 +829,7 @@ def _compile(source: str, shell: bool) -> Any:
     translated = translate_pebble(source)
     tree = env.parse(translated)
     if shell:
-        _wrap_outputs(tree, translated)
+        _wrap_outputs(tree)
     return env.from_string(tree)
 
 

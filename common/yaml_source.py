@@ -4,6 +4,7 @@ value sits, so validation errors can name file:line:column."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import re
 from typing import Any
 
 import yaml
@@ -45,6 +46,17 @@ def format_path(path: Path) -> str:
 
 class _Loader(yaml.SafeLoader):
     pass
+
+
+# Kestra reads YAML with Jackson, where `yes`, `no`, `on` and `off` stay strings
+# (YAML 1.2); PyYAML's 1.1 rules would turn `message: yes` into a boolean.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
 
 
 def load_yaml(text: str, source: str = "<string>") -> YamlDocument:

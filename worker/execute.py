@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from common.durations import format_duration
 from common.errors import HarrierError, TaskFailed, TaskKilled, TemplateError
 from common.execution import Attempt, Execution, LogEntry, TaskRun, new_id
 from common.flow import Flow
@@ -135,6 +136,7 @@ def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
 
     attempt = Attempt()
     run.attempts.append(attempt)
+    context["taskrun"]["attemptsCount"] = len(run.attempts) - 1
     transition(run.state, State.RUNNING, what=f"task {task_id}")
     run.error = None
     store.save_task_run(run)
@@ -195,7 +197,7 @@ def _failed(runtime: Runtime, flow: Flow, task: Task, run: TaskRun, attempt: Att
             run.error = message
             runtime.store.save_task_run(run)
             write_log("WARN", f"attempt {len(run.attempts)} failed; retrying in "
-                      f"{timedelta(seconds=round(countdown, 3))}")
+                      f"{format_duration(timedelta(seconds=countdown))}")
             return Outcome(state=State.RETRYING, retry_in=countdown)
     if task.allow_failure:
         return _finish(runtime, run, attempt, State.WARNING, message, attempt_state=State.FAILED)

@@ -1,0 +1,190 @@
+"""Flow parsing and validation: Kestra's syntax accepted, every mistake reported
+with file:line:column, field path and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.errors import FlowValidationError
+from common.flow import load_flow_file, parse_flow
+
+SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "flows"
+EXAMPLES = Path(__file__).resolve().parents[2] / "flows"
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(FlowValidationError) as caught:
+        parse_flow(text, "flows/bad.yaml")
+    return [str(p) for p in caught.value.problems]
+
+
+@pytest.mark.parametrize("path", sorted(SEED.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_seed_flow_validates_unchanged(path):
+    flow = load_flow_file(path)
+    assert flow.tasks and flow.namespace
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_flow_validates(path):
+    load_flow_file(path)
+
+
+def test_old_and_new_parallel_type_names_are_one_class():
+    old = parse_flow("""
+id: a
+namespace: n
+tasks:
+  - id: p
+    type: io.kestra.core.tasks.flows.Parallel
+    tasks: [{id: x, type: io.kestra.plugin.core.log.Log, message: hi}]
+""")
+    new = parse_flow(old.source.replace("io.kestra.core.tasks.flows.Parallel",
+                                        "io.kestra.plugin.core.flow.Parallel"))
+    assert type(old.tasks[0]) is type(new.tasks[0])
+
+
+def test_malformed_yaml_names_line_and_column():
+    [message] = problems("id: a\nnamespace: n\ntasks:\n  - id: [x\n    type: y\n")
+    assert message.startswith("flows/bad.yaml:5:")
+    assert "invalid YAML" in message
+
+
+def test_unknown_task_type_lists_the_known_ones():
+    [message] = problems("""id: a
+namespace: n
+tasks:
+  - id: t
+    type: io.kestra.plugin.spark.SparkSubmitt
+""")
+    assert message.startswith("flows/bad.yaml:5:5: tasks[0].type: unknown task type")
+    assert "io.kestra.plugin.spark.SparkCLI" in message
+    assert "io.kestra.plugin.core.flow.Parallel" in message
+
+
+def test_missing_and_unknown_properties_are_named():
+    found = problems("""id: a
+namespace: n
+tasks:
+  - id: t
+    type: io.kestra.plugin.scripts.shell.Commands
+    comands: ["echo hi"]
+""")
+    assert any("tasks[0].commands: missing required property 'commands'" in p for p in found)
+    assert any(p.startswith("flows/bad.yaml:6:5: tasks[0].comands: unknown property 'comands'")
+               and "did you mean 'commands'?" in p for p in found)
+
+
+def test_duplicate_task_ids_point_at_the_second_one():
+    [message] = problems("""id: a
+namespace: n
+tasks:
+  - id: same
+    type: io.kestra.plugin.core.log.Log
+    message: one
+  - id: p
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: same
+        type: io.kestra.plugin.core.log.Log
+        message: two
+""")
+    assert message.startswith("flows/bad.yaml:10:")
+    assert "duplicate task id 'same'" in message
+
+
+def test_bad_retry_duration_says_what_was_expected():
+    [message] = problems("""id: a
+namespace: n
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+    retry:
+      type: constant
+      interval: five minutes
+      maxAttempts: 3
+""")
+    assert message.startswith("flows/bad.yaml:9:7: tasks[0].retry.interval:")
+    assert "'five minutes' is not an ISO-8601 duration (e.g. PT5M)" in message
+
+
+def test_bad_timeout_is_reported_on_its_line():
+    [message] = problems("""id: a
+namespace: n
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+    timeout: 10 minutes
+""")
+    assert message.startswith("flows/bad.yaml:7:5: tasks[0].timeout:")
+
+
+def test_bad_cron_names_the_trigger():
+    [message] = problems("""id: a
+namespace: n
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+triggers:
+  - id: nightly
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "61 * * * *"
+""")
+    assert message.startswith("flows/bad.yaml:")
+    assert "triggers[0]" in message and "61 * * * *" in message
+
+
+def test_bad_timezone_names_the_trigger():
+    [message] = problems("""id: a
+namespace: n
+tasks: [{id: t, type: io.kestra.plugin.core.log.Log, message: hi}]
+triggers:
+  - {id: nightly, type: io.kestra.plugin.core.trigger.Schedule, cron: "@daily",
+     timezone: Mars/Olympus}
+""")
+    assert "triggers[0]" in message and "Mars/Olympus" in message
+
+
+def test_unknown_input_type_is_rejected():
+    found = problems("""id: a
+namespace: n
+inputs:
+  - id: day
+    type: DAYTE
+tasks: [{id: t, type: io.kestra.plugin.core.log.Log, message: hi}]
+""")
+    assert any("inputs[0]" in p and "DAYTE" in p for p in found)
+
+
+def test_every_problem_is_reported_at_once():
+    found = problems("""id: a
+namespace: n
+tasks:
+  - id: one
+    type: nope.Nope
+  - id: two
+    type: io.kestra.plugin.core.log.Log
+""")
+    assert len(found) == 2
+
+
+def test_yes_and_no_stay_strings_as_in_kestra():
+    flow = parse_flow("""id: a
+namespace: n
+tasks: [{id: t, type: io.kestra.plugin.core.log.Log, message: yes}]
+""")
+    assert flow.tasks[0].message == "yes"
+
+
+def test_a_document_that_is_not_a_mapping_is_rejected():
+    [message] = problems("- just\n- a list\n")
+    assert "a flow must be a mapping" in message
+
+
+def test_unreadable_file_is_a_validation_error(tmp_path):
+    with pytest.raises(FlowValidationError, match="cannot read file"):
+        load_flow_file(tmp_path / "missing.yaml")

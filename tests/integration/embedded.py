@@ -1,0 +1,36 @@
+"""Run flows in embedded mode from tests: one in-process runtime per module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.execution import Execution
+from common.flow import parse_flow
+from common.state import State
+from scheduler.executions import create_execution, start_execution
+from worker.runtime import Runtime
+
+
+def run_flow_text(runtime: Runtime, text: str, inputs: dict[str, Any] | None = None,
+                  timeout: float = 60) -> Execution:
+    flow = parse_flow(text, "test.yaml")
+    execution = create_execution(runtime.store, flow, inputs or {})
+    start_execution(runtime.app, flow, execution)
+    done = runtime.store.wait_terminal(execution.id, timeout)
+    assert done.state.current.terminated, f"execution still {done.state.current}"
+    return done
+
+
+def task_run(execution: Execution, task_id: str) -> Any:
+    runs = [r for r in execution.task_runs if r.task_id == task_id]
+    assert runs, f"no task run for {task_id}: {[r.task_id for r in execution.task_runs]}"
+    return runs[0]
+
+
+def logs(runtime: Runtime, execution: Execution, task_id: str | None = None) -> list[str]:
+    return [e.message for e in runtime.store.read_logs(execution.id)
+            if task_id is None or e.task_id == task_id]
+
+
+def states(execution: Execution) -> dict[str, State]:
+    return {r.task_id: r.state.current for r in execution.task_runs}
