@@ -311,7 +311,7 @@ def _real_loc(raw: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     real: list[str | int] = []
     node = raw
     for index, part in enumerate(loc):
-        if isinstance(node, dict) and part in node or (
+        if (isinstance(node, dict) and part in node) or (
                 isinstance(node, list) and isinstance(part, int) and part < len(node)):
             real.append(part)
             node = node[part]  # type: ignore[index]

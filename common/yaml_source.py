@@ -3,8 +3,8 @@ value sits, so validation errors can name file:line:column."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml

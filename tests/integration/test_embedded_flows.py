@@ -3,6 +3,7 @@ transport, real worker threads, real subprocesses."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 
@@ -88,7 +89,7 @@ tasks:
     assert [a.state.current for a in run.attempts] == [State.FAILED, State.FAILED, State.SUCCESS]
     assert State.RETRYING in [h.state for h in run.state.histories]
     starts = [a.state.start_date for a in run.attempts]
-    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
     assert all(gap >= 0.3 for gap in gaps), gaps
     assert logs(embedded, execution, "flaky")[0] == "attempt 0"
 

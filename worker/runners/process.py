@@ -3,6 +3,7 @@ in its own process group, streaming each line as it is printed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -110,10 +111,8 @@ def _slice(deadline: float | None) -> float:
 
 
 def _signal_group(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # already gone: nothing to stop
         os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass  # already gone: nothing left to stop
 
 
 def _pump(stream: IO[bytes] | None, name: str, request: RunRequest, outputs: dict[str, Any],
