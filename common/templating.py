@@ -1,17 +1,6 @@
-"""Rendering of flow properties: Kestra's Pebble dialect on jinja2's sandbox with
-strict undefined variables, and shell-safe rendering of command properties.
-
-Shell mode: every `{{ expression }}` output is escaped for the shell quoting
-context it lands in (bare word, '...', "...", $(...), here-document), so values
-that come from inputs, webhooks or the API are always one literal piece of
-data and can never add shell syntax. Values made only of characters the shell
-does not treat specially (com.etl.Aggregator, s3a://bucket/jars/etl.jar,
-2024/01/31) come out unchanged, so Kestra flows render as they always did.
-The `raw` filter opts a value out of escaping: only for text the flow author
-controls (a variable holding several flags), never for inputs, since that is
-exactly the hole the escaping closes. Values are rendered once: text inside a
-value that looks like `{{ ... }}` stays literal text.
-"""
+"""Rendering of flow properties: Kestra's Pebble dialect on jinja2's immutable
+sandbox with strict undefined variables, and shell-safe rendering of commands
+(each expression escaped for the shell quoting context it lands in)."""
 
 from __future__ import annotations
 
@@ -394,6 +383,9 @@ def _coalesce(value: Any, fallback: Any) -> Any:
 
 
 def _raw(value: Any) -> RawText:
+    """`{{ vars.flags | raw }}`: print without shell escaping. Only for text the
+    flow author wrote (a variable holding several flags); never for inputs,
+    trigger bodies or outputs, since unescaped they can add shell syntax."""
     return RawText(to_text(_check(value)))
 
 
@@ -896,10 +888,28 @@ def render(value: Any, context: Mapping[str, Any], *, field: str = "", shell: bo
     """Render every string in `value` (recursing into lists and dict values;
     keys and non-strings are returned unchanged) with `context`.
 
-    shell=True escapes each expression's output for the shell (see module doc).
+    shell=True is for properties that are shell scripts (Commands.commands,
+    SparkCLI.commands). Each `{{ expression }}` output is escaped for the shell
+    quoting context the literal text around it puts it in (bare word, '...',
+    "...", $(...), backticks, here-documents, comments), so a value from inputs,
+    webhooks or the API is always one piece of literal data and can never add
+    shell syntax. Values made only of characters the shell leaves alone
+    (com.etl.Aggregator, s3a://bucket/jars/etl.jar, 2024/01/31) are unchanged,
+    so Kestra flows render as before. Positions no escaping can make safe
+    (right after `$` or a backslash, inside $'...' or nested backticks) are a
+    TemplateError. `| raw` opts out, for author-written text only. Values are
+    rendered once: `{{ ... }}` inside a value stays literal text.
+
+    Datetimes in the context print as Kestra prints them (2024-01-31T10:00:00.123Z):
+    they are converted to KestraDateTime when a template reads them. The `date`
+    filter works in UTC unless given timeZone (Kestra uses the server's zone).
+    Pebble's `a ?? b` and `c ? a : b` work at the top level of a `{{ }}`
+    (not inside `{% %}` tags or parentheses).
+
     `secret('NAME')` reads `secrets`; every value it returns is added to
     `secrets_used` so the caller can mask_secrets() logs. Errors raise
-    TemplateError naming `field` (e.g. tasks[0].commands[0]) and the template.
+    TemplateError naming `field` (e.g. tasks[0].commands[0]), what is wrong and
+    the template line.
     """
     if isinstance(value, str):
         return render_string(value, context, field=field, shell=shell, secrets=secrets,

@@ -443,3 +443,18 @@ def test_any_text_either_renders_or_raises_template_error(source: str) -> None:
     except TemplateError:
         return
     assert isinstance(result, str)
+
+
+def test_templates_cannot_mutate_the_context() -> None:
+    ctx = {"outputs": {"t": {"rows": [1, 2]}}}
+    with pytest.raises(TemplateError, match="not allowed"):
+        render("{{ outputs.t.rows.append(3) }}", ctx)
+    with pytest.raises(TemplateError, match="not allowed"):
+        render("{{ outputs.t.update({'x': 1}) }}", ctx)
+    assert ctx == {"outputs": {"t": {"rows": [1, 2]}}}
+
+
+def test_namespaces_and_set_still_work() -> None:
+    template = ("{% set ns = namespace(total=0) %}{% for n in inputs.xs %}"
+                "{% set ns.total = ns.total + n %}{% endfor %}{{ ns.total }}")
+    assert render(template, {"inputs": {"xs": [1, 2, 3]}}) == "6"
