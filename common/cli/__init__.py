@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from common.cli.run import run_command, validate_command
+from common.cli.worker import health_command, worker_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,3 +16,5 @@ def main() -> None:
 
 main.add_command(validate_command)
 main.add_command(run_command)
+main.add_command(worker_command)
+main.add_command(health_command)

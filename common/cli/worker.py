@@ -1,0 +1,89 @@
+"""`harrier worker` (a Celery worker running Harrier's task bodies) and
+`harrier health` (are the broker and the store reachable?)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import click
+
+from common.celery_app import configure_app
+from common.cli.output import print_json
+from common.errors import HarrierError
+from common.settings import Settings
+
+
+def _distributed_settings() -> Settings:
+    settings = Settings.from_env()
+    if settings.embedded:
+        raise click.UsageError("this command needs a broker: set HARRIER_BROKER_URL "
+                               "(e.g. redis://localhost:6379/0). `harrier run` works without.")
+    return settings
+
+
+@click.command("worker")
+@click.option("--concurrency", "-c", type=int, default=None,
+              help="Processes (or threads) running tasks; default HARRIER_WORKER_CONCURRENCY "
+                   "or the number of CPUs.")
+@click.option("--pool", type=click.Choice(["prefork", "threads", "solo"]), default="prefork",
+              show_default=True)
+@click.option("--queues", "-Q", default=None,
+              help="Comma-separated queues (worker groups); default HARRIER_WORKER_QUEUES.")
+@click.option("--hostname", "-n", default=None, help="Worker node name.")
+def worker_command(concurrency: int | None, pool: str, queues: str | None,
+                   hostname: str | None) -> None:
+    """Run a worker: picks tasks from Redis (or RabbitMQ) and runs them."""
+    from common.redis_store import RedisStore
+    from worker.runtime import Runtime, install
+
+    settings = _distributed_settings()
+    store = RedisStore.from_settings(settings)
+    app = configure_app(settings)
+    install(Runtime(settings, store, app))
+    queue_list = [q.strip() for q in queues.split(",")] if queues else list(
+        settings.worker_queues)
+    if "default" not in queue_list:
+        click.echo("note: this worker does not serve the 'default' queue; flowable steps "
+                   "(Parallel joins, If/Switch, finishing) need at least one worker that does",
+                   err=True)
+    worker = app.Worker(
+        concurrency=concurrency or settings.worker_concurrency or None, pool_cls=pool,
+        queues=queue_list, loglevel=settings.log_level,
+        hostname=hostname or f"harrier@{socket.gethostname()}",
+        without_gossip=True, without_mingle=True, optimization="fair")
+    worker.start()
+    sys.exit(worker.exitcode or 0)
+
+
+@click.command("health")
+@click.option("--json", "as_json", is_flag=True, help="Print details as JSON.")
+def health_command(as_json: bool) -> None:
+    """Exit 0 when the broker and the store answer, 1 otherwise (for probes)."""
+    settings = Settings.from_env()
+    report: dict[str, object] = {"mode": "embedded" if settings.embedded else "distributed"}
+    healthy = True
+    if not settings.embedded:
+        from common.redis_store import RedisStore
+
+        app = configure_app(settings)
+        try:
+            with app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=3)
+            report["broker"] = "UP"
+        except Exception as exc:  # kombu raises many transport-specific types
+            report["broker"] = f"DOWN: {exc}"
+            healthy = False
+        try:
+            RedisStore.from_settings(settings).ping()
+            report["store"] = "UP"
+        except HarrierError as exc:
+            report["store"] = f"DOWN: {exc}"
+            healthy = False
+    report["status"] = "UP" if healthy else "DOWN"
+    if as_json:
+        print_json(report)
+    else:
+        for key, value in report.items():
+            click.echo(f"{key}: {value}")
+    sys.exit(0 if healthy else 1)

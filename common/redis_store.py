@@ -1,0 +1,372 @@
+"""The Redis execution store of distributed mode: executions and task runs as
+JSON documents (one key per task run), logs in Redis Streams, indexes by flow
+and time, retention by TTL, state changes in optimistic transactions."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import redis
+
+from common.errors import (
+    ExecutionNotFound,
+    FlowNotFound,
+    IllegalTransition,
+    StoreUnavailable,
+)
+from common.execution import Execution, LogEntry, TaskRun
+from common.settings import Settings
+from common.state import State, transition
+from common.store import ExecutionQuery, FlowRecord
+
+T = TypeVar("T")
+_LOG_MAXLEN = 200_000
+
+# put_flow in one step, so two API calls pushing at once get distinct revisions
+# and pushing the same source twice does not create a new revision.
+_PUT_FLOW = """
+local latest = tonumber(redis.call('GET', KEYS[1]) or '0')
+if latest > 0 then
+  local current = redis.call('HGET', KEYS[2], tostring(latest))
+  if current and cjson.decode(current)['source'] == ARGV[1] then return latest end
+end
+latest = latest + 1
+redis.call('SET', KEYS[1], latest)
+redis.call('HSET', KEYS[2], tostring(latest), ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+return latest
+"""
+
+# get_or_create_task_run: one task run per (task, value), whoever asks first.
+_TASK_RUN = """
+local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing then return redis.call('HGET', KEYS[2], existing) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return ARGV[3]
+"""
+
+
+class RedisStore:
+    def __init__(self, client: redis.Redis, *, prefix: str = "harrier",
+                 retention_seconds: int = 7 * 24 * 3600) -> None:
+        self.redis = client
+        self.prefix = prefix
+        self.retention = retention_seconds
+        self._put_flow = client.register_script(_PUT_FLOW)
+        self._task_run = client.register_script(_TASK_RUN)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10,
+                                      health_check_interval=30, retry_on_timeout=True)
+        return cls(client, **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisStore:
+        url = settings.effective_store_url
+        if not url:
+            raise StoreUnavailable("no Redis store configured: set HARRIER_STORE_URL "
+                                   "(or a redis:// HARRIER_BROKER_URL)")
+        return cls.from_url(url, retention_seconds=int(
+            settings.execution_retention.total_seconds()))
+
+    # -- keys
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(f"the Redis store is unreachable: {exc}") from exc
+
+    # -- flows
+    def put_flow(self, namespace: str, flow_id: str, source: str) -> FlowRecord:
+        updated = datetime.now(UTC)
+        document = json.dumps({"source": source, "updated": updated.isoformat()})
+        with self._errors():
+            revision = int(self._put_flow(
+                keys=[self._k("flow", namespace, flow_id, "latest"),
+                      self._k("flow", namespace, flow_id, "revisions"), self._k("flows")],
+                args=[source, document, f"{namespace}\x00{flow_id}"]))
+        return self.get_flow(namespace, flow_id, revision)
+
+    def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> FlowRecord:
+        with self._errors():
+            if revision is None:
+                latest = self.redis.get(self._k("flow", namespace, flow_id, "latest"))
+                if latest is None:
+                    raise FlowNotFound(f"flow {namespace}.{flow_id} not found")
+                revision = int(latest)
+            raw = self.redis.hget(self._k("flow", namespace, flow_id, "revisions"),
+                                  str(revision))
+        if raw is None:
+            raise FlowNotFound(f"flow {namespace}.{flow_id} has no revision {revision}")
+        data = json.loads(raw)
+        return FlowRecord(namespace, flow_id, revision, data["source"],
+                          datetime.fromisoformat(data["updated"]))
+
+    def list_flows(self) -> list[FlowRecord]:
+        with self._errors():
+            members = sorted(m.decode() for m in self.redis.smembers(self._k("flows")))
+        records = []
+        for member in members:
+            namespace, _, flow_id = member.partition("\x00")
+            try:
+                records.append(self.get_flow(namespace, flow_id))
+            except FlowNotFound:
+                continue  # deleted between the two reads
+        return records
+
+    def flow_revisions(self, namespace: str, flow_id: str) -> list[FlowRecord]:
+        with self._errors():
+            raw = self.redis.hgetall(self._k("flow", namespace, flow_id, "revisions"))
+        records = []
+        for revision, value in raw.items():
+            data = json.loads(value)
+            records.append(FlowRecord(namespace, flow_id, int(revision), data["source"],
+                                      datetime.fromisoformat(data["updated"])))
+        return sorted(records, key=lambda r: r.revision)
+
+    def delete_flow(self, namespace: str, flow_id: str) -> None:
+        with self._errors():
+            removed = self.redis.srem(self._k("flows"), f"{namespace}\x00{flow_id}")
+            # Revisions stay: executions created from them must still run.
+            self.redis.delete(self._k("flow", namespace, flow_id, "latest"))
+        if not removed:
+            raise FlowNotFound(f"flow {namespace}.{flow_id} not found")
+
+    # -- executions
+    def _doc(self, execution: Execution) -> str:
+        data = execution.to_json()
+        data.pop("taskRunList")
+        return json.dumps(data)
+
+    def create_execution(self, execution: Execution) -> None:
+        score = execution.start_date.timestamp()
+        with self._errors():
+            pipe = self.redis.pipeline()
+            pipe.hset(self._k("exec", execution.id), mapping={
+                "doc": self._doc(execution), "state": execution.state.current.value})
+            pipe.zadd(self._k("execs"), {execution.id: score})
+            pipe.zadd(self._k("execs", execution.namespace), {execution.id: score})
+            pipe.zadd(self._k("execs", execution.namespace, execution.flow_id),
+                      {execution.id: score})
+            pipe.execute()
+
+    def _load(self, execution_id: str) -> Execution:
+        with self._errors():
+            raw = self.redis.hget(self._k("exec", execution_id), "doc")
+        if raw is None:
+            raise ExecutionNotFound(f"execution {execution_id} not found")
+        data = json.loads(raw)
+        data["taskRunList"] = []
+        return Execution.from_json(data)
+
+    def get_execution(self, execution_id: str) -> Execution:
+        execution = self._load(execution_id)
+        execution.task_runs = self.task_runs(execution_id)
+        return execution
+
+    def execution_state(self, execution_id: str) -> State:
+        with self._errors():
+            raw = self.redis.hget(self._k("exec", execution_id), "state")
+        if raw is None:
+            raise ExecutionNotFound(f"execution {execution_id} not found")
+        return State(raw.decode())
+
+    def gate(self, execution_id: str) -> tuple[State, bool]:
+        with self._errors():
+            state, halted = self.redis.hmget(self._k("exec", execution_id), "state", "halted")
+        if state is None:
+            raise ExecutionNotFound(f"execution {execution_id} not found")
+        return State(state.decode()), halted is not None
+
+    def halt_execution(self, execution_id: str, reason: str) -> None:
+        with self._errors():
+            self.redis.hsetnx(self._k("exec", execution_id), "halted", reason)
+
+    def _update(self, execution_id: str, change: Callable[[Execution], T]) -> T:
+        """Read, change and write the execution document atomically (WATCH/MULTI)."""
+        key = self._k("exec", execution_id)
+
+        def apply(pipe: redis.client.Pipeline) -> T:
+            raw = pipe.hget(key, "doc")
+            if raw is None:
+                raise ExecutionNotFound(f"execution {execution_id} not found")
+            data = json.loads(raw)
+            data["taskRunList"] = []
+            execution = Execution.from_json(data)
+            result = change(execution)
+            pipe.multi()
+            pipe.hset(key, mapping={"doc": self._doc(execution),
+                                    "state": execution.state.current.value})
+            if execution.state.current == State.RESTARTED:
+                pipe.hdel(key, "halted")
+            if execution.state.current.terminated:
+                self._expire(pipe, execution_id)
+                done = self._k("exec", execution_id, "done")
+                pipe.rpush(done, "1")
+                pipe.expire(done, 60)
+            else:
+                for suffix in ((), ("runs",), ("runkeys",), ("logs",)):
+                    pipe.persist(self._k("exec", execution_id, *suffix))
+            return result
+
+        with self._errors():
+            return self.redis.transaction(apply, key, value_from_callable=True)
+
+    def _expire(self, pipe: redis.client.Pipeline, execution_id: str) -> None:
+        for suffix in ((), ("runs",), ("runkeys",), ("logs",)):
+            pipe.expire(self._k("exec", execution_id, *suffix), self.retention)
+
+    def change_execution_state(self, execution_id: str, new: State, *, error: str | None = None,
+                               only_from: tuple[State, ...] = ()) -> bool:
+        def change(execution: Execution) -> bool:
+            current = execution.state.current
+            if current == new or (only_from and current not in only_from):
+                return False
+            transition(execution.state, new)
+            if error:
+                execution.error = error
+            return True
+
+        try:
+            return self._update(execution_id, change)
+        except IllegalTransition:
+            raise
+
+    def set_execution_outputs(self, execution_id: str, outputs: dict) -> None:
+        def change(execution: Execution) -> None:
+            execution.outputs = outputs
+
+        self._update(execution_id, change)
+
+    def search_executions(self, query: ExecutionQuery) -> tuple[list[Execution], int]:
+        if query.namespace and query.flow_id:
+            index = self._k("execs", query.namespace, query.flow_id)
+        elif query.namespace:
+            index = self._k("execs", query.namespace)
+        else:
+            index = self._k("execs")
+        low = query.start_after.timestamp() if query.start_after else "-inf"
+        high = f"({query.start_before.timestamp()}" if query.start_before else "+inf"
+        with self._errors():
+            ids = [i.decode() for i in self.redis.zrevrangebyscore(index, high, low)]
+            if query.states:
+                pipe = self.redis.pipeline()
+                for execution_id in ids:
+                    pipe.hget(self._k("exec", execution_id), "state")
+                states = pipe.execute()
+                wanted = {s.value for s in query.states}
+                ids = [i for i, s in zip(ids, states, strict=True)
+                       if s is not None and s.decode() in wanted]
+        found: list[Execution] = []
+        for execution_id in ids[query.offset:query.offset + query.limit]:
+            try:
+                found.append(self.get_execution(execution_id))
+            except ExecutionNotFound:
+                self._forget(execution_id)  # expired by retention: drop from the indexes
+        return found, len(ids)
+
+    def _forget(self, execution_id: str) -> None:
+        with self._errors():
+            for key in self.redis.scan_iter(self._k("execs*")):
+                self.redis.zrem(key, execution_id)
+
+    def delete_execution(self, execution_id: str) -> None:
+        execution = self._load(execution_id)
+        with self._errors():
+            pipe = self.redis.pipeline()
+            for suffix in ((), ("runs",), ("runkeys",), ("logs",), ("done",)):
+                pipe.delete(self._k("exec", execution_id, *suffix))
+            pipe.zrem(self._k("execs"), execution_id)
+            pipe.zrem(self._k("execs", execution.namespace), execution_id)
+            pipe.zrem(self._k("execs", execution.namespace, execution.flow_id), execution_id)
+            pipe.execute()
+
+    def wait_terminal(self, execution_id: str, timeout: float) -> Execution:
+        deadline = time.monotonic() + timeout
+        done = self._k("exec", execution_id, "done")
+        while True:
+            if self.execution_state(execution_id).terminated:
+                return self.get_execution(execution_id)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return self.get_execution(execution_id)
+            with self._errors():
+                # Woken by the terminal transition; a short cap covers other waiters.
+                self.redis.blpop([done], timeout=min(remaining, 0.5))
+
+    # -- task runs
+    def get_or_create_task_run(self, execution_id: str, task_run: TaskRun) -> TaskRun:
+        with self._errors():
+            raw = self._task_run(
+                keys=[self._k("exec", execution_id, "runkeys"),
+                      self._k("exec", execution_id, "runs")],
+                args=[f"{task_run.task_id}\x00{task_run.value or ''}", task_run.id,
+                      json.dumps(task_run.to_json())])
+        return TaskRun.from_json(json.loads(raw))
+
+    def save_task_run(self, task_run: TaskRun) -> None:
+        with self._errors():
+            self.redis.hset(self._k("exec", task_run.execution_id, "runs"), task_run.id,
+                            json.dumps(task_run.to_json()))
+
+    def task_runs(self, execution_id: str) -> list[TaskRun]:
+        with self._errors():
+            raw = self.redis.hvals(self._k("exec", execution_id, "runs"))
+        runs = [TaskRun.from_json(json.loads(r)) for r in raw]
+        return sorted(runs, key=lambda r: (r.state.start_date or datetime.max.replace(
+            tzinfo=UTC), r.id))
+
+    def reset_task_runs(self, execution_id: str, task_run_ids: list[str]) -> None:
+        if not task_run_ids:
+            return
+        runs = {r.id: r for r in self.task_runs(execution_id)}
+        with self._errors():
+            pipe = self.redis.pipeline()
+            for run_id in task_run_ids:
+                run = runs.get(run_id)
+                if run is None:
+                    continue
+                pipe.hdel(self._k("exec", execution_id, "runs"), run_id)
+                pipe.hdel(self._k("exec", execution_id, "runkeys"),
+                          f"{run.task_id}\x00{run.value or ''}")
+            pipe.execute()
+
+    # -- logs
+    def append_log(self, entry: LogEntry) -> str:
+        with self._errors():
+            entry_id = self.redis.xadd(self._k("exec", entry.execution_id, "logs"),
+                                       {"e": json.dumps(entry.to_json())},
+                                       maxlen=_LOG_MAXLEN, approximate=True)
+        return entry_id.decode()
+
+    def read_logs(self, execution_id: str, after: str | None = None, *, limit: int = 1000,
+                  block: float | None = None) -> list[LogEntry]:
+        key = self._k("exec", execution_id, "logs")
+        with self._errors():
+            if block:
+                found = self.redis.xread({key: after or "0-0"}, count=limit,
+                                         block=max(1, int(block * 1000)))
+                items = found[0][1] if found else []
+            else:
+                low = f"({after}" if after else "-"
+                items = self.redis.xrange(key, low, "+", count=limit)
+        return [LogEntry.from_json(json.loads(fields[b"e"]), id=entry_id.decode())
+                for entry_id, fields in items]
+
+    def ping(self) -> None:
+        with self._errors():
+            self.redis.ping()
+
+    def close(self) -> None:
+        self.redis.close()
