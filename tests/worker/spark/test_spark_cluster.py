@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from common.errors import SparkSubmissionError
-from tests.fixtures.spark import SMALL_JOB_CONF, SparkCluster, SparkJobs, free_port, spark_env
+from tests.fixtures.spark import (
+    SMALL_JOB_CONF,
+    SparkCluster,
+    SparkJobs,
+    free_port,
+    spark_env,
+    stop_process_group,
+)
 from worker.spark.follow import follow_driver
 from worker.spark.rest import DriverStatus, SparkRestClient, SubmissionRequest
 from worker.spark.submit_args import SparkSubmitSpec, build_rest_request, build_submit_argv
@@ -140,6 +147,36 @@ def test_spark_submit_cluster_mode_prints_an_id_that_leads_to_the_driver(
     final = follow(rest_client, scanner.submission_id, Recorder())
     assert final.state == "FAILED"
     assert "HARRIER-JOB-FAILURE" in (final.message or "")
+
+
+def test_spark_submit_speaking_legacy_protocol_to_the_rest_port_is_detected_early(
+        spark_cluster: SparkCluster, spark_jobs: SparkJobs) -> None:
+    spec = job_spec(spark_cluster, spark_jobs.jar, spark_jobs.fail_class)
+    spec.configurations["spark.master.rest.enabled"] = "false"
+    scanner = SubmitOutputScanner()
+    detected = threading.Event()
+    process = subprocess.Popen(build_submit_argv(spec), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=spark_env(),
+                               start_new_session=True)
+
+    def scan() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            scanner.feed(line)
+            if scanner.legacy_protocol_mismatch:
+                detected.set()
+
+    reader = threading.Thread(target=scan, daemon=True)
+    reader.start()
+    try:
+        # What a SparkCLI task does: stop spark-submit as soon as the signature shows, since
+        # depending on timing it may hang instead of exiting.
+        detected.wait(120)
+    finally:
+        stop_process_group(process)
+        reader.join(10)
+    assert scanner.legacy_protocol_mismatch
+    assert scanner.submission_id is None
 
 
 def test_unreachable_master_is_a_clear_error(tmp_path: Path) -> None:
