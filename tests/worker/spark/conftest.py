@@ -1,4 +1,5 @@
-"""The Spark tests share one real cluster and one build of the test jobs per session."""
+"""The Spark tests share one real cluster and one build of the test jobs per session:
+spark_cluster and spark_jobs come from tests.fixtures.spark, a plugin of tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fixtures.spark import SparkCluster, spark_cluster, spark_jobs  # noqa: F401
+from tests.fixtures.spark import SparkCluster
 from worker.spark.rest import SparkRestClient
 
 
 @pytest.fixture(scope="session")
-def rest_client(spark_cluster: SparkCluster) -> Iterator[SparkRestClient]:  # noqa: F811
+def rest_client(spark_cluster: SparkCluster) -> Iterator[SparkRestClient]:
     with SparkRestClient(spark_cluster.rest_master_url,
                          master_web_url=spark_cluster.master_web_url) as client:
         yield client
