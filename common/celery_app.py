@@ -44,6 +44,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     else:
         options: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout}
         if settings.broker_url.startswith(("redis://", "rediss://")):
+            # A worker that dies holding a task leaves it "unacked"; surviving
+            # workers sweep for such tasks older than the visibility timeout.
+            # Kombu's default sweeps every ~100 s; sweep a few times per timeout.
+            options["unacked_restore_interval"] = max(1, min(10, settings.visibility_timeout // 4))
+            options["unacked_restore_throttle"] = 1
             # Queue priorities are not used; fanout prefixes keep several Harrier
             # deployments on one Redis db apart.
             options["fanout_prefix"] = True
@@ -56,8 +61,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def configure_app(settings: Settings) -> Celery:
-    """Apply `settings` to the one app object (before any worker starts)."""
-    app.conf.update(celery_config(settings))
+    """Apply `settings` to the one app object (before any worker starts).
+
+    Reconfiguring (tests switch between embedded and Redis in one process)
+    drops the connections and the result backend Celery cached for the old one.
+    """
+    config = celery_config(settings)
+    if app.conf.get("_configured") and (
+            app.conf.broker_url != config["broker_url"]
+            or app.conf.result_backend != config["result_backend"]):
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app._backend = None
+    app.conf.update(config)
     app.conf.update(_configured=True)
     # Celery's "current app" is thread-local; worker pool threads would fall back
     # to a default app speaking AMQP to localhost. Make ours the default.

@@ -23,9 +23,12 @@ class Attempt:
     state: StateRecord = field(default_factory=lambda: StateRecord.start(State.RUNNING))
     exit_code: int | None = None
     error: str | None = None
+    worker_id: str | None = None  # the Celery worker that ran it
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"state": self.state.to_json()}
+        if self.worker_id:
+            data["workerId"] = self.worker_id
         if self.exit_code is not None:
             data["exitCode"] = self.exit_code
         if self.error:
@@ -34,7 +37,8 @@ class Attempt:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Attempt:
-        return cls(StateRecord.from_json(data["state"]), data.get("exitCode"), data.get("error"))
+        return cls(StateRecord.from_json(data["state"]), data.get("exitCode"), data.get("error"),
+                   data.get("workerId"))
 
 
 @dataclass

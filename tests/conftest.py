@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.fixtures.redis_server",
     "tests.fixtures.docker",
     "tests.fixtures.spark",
+    "tests.fixtures.workers",
 ]
 
 

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 @app.task(bind=True, name="harrier.run_task", acks_late=True, reject_on_worker_lost=True,
           max_retries=None)
 def run_task(self: CeleryTask, execution_id: str, task_id: str, phase: str = "main") -> str:
-    outcome = execute.execute_leaf(current(), execution_id, task_id, phase)
+    outcome = execute.execute_leaf(current(), execution_id, task_id, phase,
+                                   worker_id=self.request.hostname)
     if outcome.retry_in is not None:
         # Celery's own retry: the same message comes back after the policy's
         # countdown, keeping its place in the chain or chord.

@@ -97,7 +97,7 @@ def parents_of(flow: Flow, task_id: str) -> list[Task]:
 
 
 def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
-                 value: str | None = None) -> Outcome:
+                 value: str | None = None, worker_id: str | None = None) -> Outcome:
     if not gate_open(runtime, execution_id, phase):
         return Outcome()
     store = runtime.store
@@ -134,7 +134,7 @@ def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
             store.save_task_run(run)
             return Outcome(state=State.SKIPPED)
 
-    attempt = Attempt()
+    attempt = Attempt(worker_id=worker_id)
     run.attempts.append(attempt)
     context["taskrun"]["attemptsCount"] = len(run.attempts) - 1
     transition(run.state, State.RUNNING, what=f"task {task_id}")
