@@ -1,0 +1,7 @@
+"""Harrier's HTTP API (FastAPI) with Kestra's paths and JSON shapes."""
+
+from __future__ import annotations
+
+from scheduler.api.app import create_api
+
+__all__ = ["create_api"]

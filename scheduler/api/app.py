@@ -1,0 +1,76 @@
+"""The FastAPI application: Kestra-compatible /api/v1 routes over a store and
+a Celery app, plus /healthz, /api/v1/configs and the OpenAPI document."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any
+
+from celery import Celery
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import JSONResponse
+
+from common.errors import StoreUnavailable
+from common.settings import Settings
+from common.store import ExecutionStore
+from scheduler.api import routes_executions, routes_flows, routes_logs, routes_webhook
+from scheduler.api.auth import auth_required, check_auth_settings, require_auth
+from scheduler.api.context import ApiContext, Ctx
+from scheduler.api.errors import install_error_handlers
+
+# Kestra OSS has one tenant, "main"; its clients may put it in the path.
+_TENANT_PREFIX = "/api/v1/main"
+
+
+def _version() -> str:
+    try:
+        return metadata.version("harrier")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_api(settings: Settings, store: ExecutionStore, celery_app: Celery) -> FastAPI:
+    """The API app; serve it with uvicorn (`harrier api`) or mount it elsewhere."""
+    check_auth_settings(settings)
+    api = FastAPI(
+        title="Harrier", version=_version(),
+        description="Kestra-compatible API: flows, executions, logs and webhooks.",
+        openapi_url="/api/v1/openapi.json", docs_url="/docs", redoc_url=None)
+    api.state.harrier = ApiContext(settings, store, celery_app)
+    install_error_handlers(api)
+    # The webhook router comes first: its 4-segment paths must win over
+    # /executions/{namespace}/{flowId}-style routes.
+    routers = (routes_webhook.router, routes_executions.router, routes_logs.router,
+               routes_flows.router, _configs)
+    for router in routers:
+        api.include_router(router, prefix="/api/v1")
+    for router in routers:
+        api.include_router(router, prefix=_TENANT_PREFIX, include_in_schema=False)
+    api.add_api_route("/healthz", _health, methods=["GET"], tags=["health"],
+                      summary="UP when the store answers, 503 otherwise")
+    return api
+
+
+def _health(ctx: Ctx) -> JSONResponse:
+    try:
+        ctx.store.ping()
+    except StoreUnavailable as exc:
+        return JSONResponse({"status": "DOWN", "message": str(exc)}, status_code=503)
+    return JSONResponse({"status": "UP"})
+
+
+_configs = APIRouter(tags=["configs"], dependencies=[Depends(require_auth)])
+
+
+@_configs.get("/configs", summary="Server configuration, as Kestra's clients read it")
+def configs(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "version": _version(),
+        "edition": "OSS",
+        "server": "harrier",
+        "isBasicAuthEnabled": auth_required(ctx.settings),
+        "isTaskRunEnabled": False,
+        "isAnonymousUsageEnabled": False,
+        "isUiAnonymousUsageEnabled": False,
+        "webhookMaxBody": ctx.settings.webhook_max_body,
+    }

@@ -1,0 +1,62 @@
+"""Optional API authentication: HTTP basic (HARRIER_API_USERNAME/PASSWORD)
+and/or a bearer token (HARRIER_API_TOKEN), compared in constant time."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+
+from fastapi import Request
+
+from common.settings import Settings, SettingsError
+from scheduler.api.errors import ApiError
+
+
+def check_auth_settings(settings: Settings) -> None:
+    """Refuse half a configuration rather than silently serving an open API."""
+    if bool(settings.api_username) != bool(settings.api_password):
+        raise SettingsError("HARRIER_API_USERNAME and HARRIER_API_PASSWORD must be set "
+                            "together (or neither, for no basic auth)")
+
+
+def auth_required(settings: Settings) -> bool:
+    return bool(settings.api_username and settings.api_password) or bool(settings.api_token)
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def credentials_valid(settings: Settings, authorization: str) -> bool:
+    scheme, _, value = authorization.strip().partition(" ")
+    scheme = scheme.lower()
+    if scheme == "basic" and settings.api_username and settings.api_password:
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        user, sep, password = decoded.partition(":")
+        # Both comparisons always run, so timing does not say which one failed.
+        user_ok = _same(user, settings.api_username)
+        password_ok = _same(password, settings.api_password)
+        return bool(sep) and user_ok and password_ok
+    if scheme == "bearer" and settings.api_token:
+        return _same(value.strip(), settings.api_token)
+    return False
+
+
+def require_auth(request: Request) -> None:
+    """Route dependency: pass when auth is off or the credentials match."""
+    settings: Settings = request.app.state.harrier.settings
+    if not auth_required(settings):
+        return
+    if credentials_valid(settings, request.headers.get("authorization", "")):
+        return
+    challenges = []
+    if settings.api_username:
+        challenges.append('Basic realm="harrier"')
+    if settings.api_token:
+        challenges.append('Bearer realm="harrier"')
+    raise ApiError(401, "authentication required: send HTTP basic credentials or a bearer "
+                   "token", headers={"WWW-Authenticate": ", ".join(challenges)})

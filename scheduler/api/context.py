@@ -1,0 +1,35 @@
+"""What every route needs: settings, the execution store and the Celery app,
+kept on the FastAPI app and handed to routes as a dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from celery import Celery
+from fastapi import Depends, Request
+
+from common.flow import Flow, parse_flow
+from common.settings import Settings
+from common.store import ExecutionStore
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    settings: Settings
+    store: ExecutionStore
+    celery_app: Celery
+
+    def flow(self, namespace: str, flow_id: str) -> Flow:
+        """The latest revision of a flow; the store is the one source of flows
+        (the scheduler pushes HARRIER_FLOWS_DIR flows into it)."""
+        record = self.store.get_flow(namespace, flow_id)
+        return parse_flow(record.source, f"{namespace}.{flow_id}@{record.revision}")
+
+
+def api_context(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.harrier
+    return context
+
+
+Ctx = Annotated[ApiContext, Depends(api_context)]
