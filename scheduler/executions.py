@@ -31,5 +31,13 @@ def create_execution(store: ExecutionStore, flow: Flow, inputs: Mapping[str, Any
     return execution
 
 
-def start_execution(app: Celery, flow: Flow, execution: Execution) -> None:
+def start_execution(app: Celery, flow: Flow, execution: Execution, *,
+                    store: ExecutionStore | None = None) -> None:
+    # Flow concurrency hook (scheduler/concurrency.py): past the limit the execution
+    # is queued, cancelled or failed instead. `store` defaults to the installed runtime's.
+    if flow.concurrency is not None:
+        from scheduler.concurrency import admit_execution
+
+        if not admit_execution(app, flow, execution, store):
+            return
     compile_flow(flow, execution.id).apply_async()

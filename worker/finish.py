@@ -8,6 +8,7 @@ from common.execution import LogEntry
 from common.state import State
 from common.task import Task
 from common.templating import render
+from scheduler.concurrency import release_slot
 from worker.runtime import Runtime
 from worker.template_context import build_context
 
@@ -43,6 +44,7 @@ def finalize(runtime: Runtime, execution_id: str) -> State:
     store = runtime.store
     state, halted = store.gate(execution_id)
     if state.terminated:
+        release_slot(runtime, execution_id)  # flow concurrency hook (idempotent)
         return state
     execution = store.get_execution(execution_id)
     flow = runtime.flow(execution.namespace, execution.flow_id, execution.flow_revision)
@@ -66,4 +68,5 @@ def finalize(runtime: Runtime, execution_id: str) -> State:
         # Nothing ran (every task disabled): pass through RUNNING as Kestra does.
         store.change_execution_state(execution_id, State.RUNNING)
     store.change_execution_state(execution_id, result, error=error)
+    release_slot(runtime, execution_id, flow)  # flow concurrency hook: start the next queued
     return result

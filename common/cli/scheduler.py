@@ -1,0 +1,202 @@
+"""`harrier scheduler` (the HTTP API, webhooks and the trigger loop in one
+process; run as many replicas as you like) and `harrier backfill` (fire a
+Schedule trigger's past ticks once)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+import click
+import redis
+
+from common.celery_app import configure_app
+from common.cli.output import print_json
+from common.cli.worker import _distributed_settings
+from common.errors import FlowNotFound, FlowValidationError, HarrierError
+from common.flow import Flow, parse_flow
+from common.settings import Settings
+from common.triggers import ScheduleTrigger
+
+log = logging.getLogger("harrier.scheduler")
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _fire_context(settings: Settings) -> Any:
+    from common.redis_store import RedisStore
+    from scheduler.firing import FireContext
+
+    store = RedisStore.from_settings(settings)
+    app = configure_app(settings)
+    return FireContext(store, app, store.redis, replica=f"{socket.gethostname()}:{os.getpid()}")
+
+
+def _load_api(settings: Settings, context: Any) -> Any:
+    try:
+        from scheduler.api import create_api
+    except ImportError as exc:
+        raise click.UsageError(f"the HTTP API is not available in this installation ({exc}); "
+                               "run `harrier scheduler --no-api` for the trigger loop alone"
+                               ) from None
+    return create_api(settings, context.store, context.app)
+
+
+@click.command("scheduler")
+@click.option("--no-api", is_flag=True,
+              help="Run the trigger loop only: no HTTP API and no webhook endpoint.")
+@click.option("--host", default=None, help="API address; default HARRIER_API_HOST.")
+@click.option("--port", type=int, default=None, help="API port; default HARRIER_API_PORT.")
+def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
+    """Run a scheduler replica: the API and webhooks, and the trigger loop that
+    fires Schedule triggers of the flows in HARRIER_FLOWS_DIR and in the store.
+    Replicas share the work: each tick fires exactly once."""
+    from scheduler.flow_catalog import FlowCatalog
+    from scheduler.triggers import TriggerLoop
+
+    settings = _distributed_settings()
+    _configure_logging(settings)
+    try:
+        context = _fire_context(settings)
+        context.store.ping()
+    except HarrierError as exc:
+        raise click.ClickException(str(exc)) from None
+    api = None if no_api else _load_api(settings, context)
+    catalog = FlowCatalog(settings.flows_dir, context.store)
+    catalog.refresh()  # load before the first step, so recovery starts at once
+    loop = TriggerLoop(catalog, context)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+    server: Any = None
+
+    def run_loop() -> None:
+        try:
+            loop.run(stop)
+        except BaseException as exc:
+            log.exception("the trigger loop crashed; stopping this scheduler")
+            failure.append(exc)
+            stop.set()
+            if server is not None:
+                server.should_exit = True
+
+    thread = threading.Thread(target=run_loop, name="harrier-trigger-loop")
+    log.info("scheduler %s: flows from %s, %d schedule(s)%s", context.replica,
+             settings.flows_dir, len(catalog.schedules()),
+             "" if no_api else f", API on {host or settings.api_host}:{port or settings.api_port}")
+    if api is None:
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %d: stopping", signum)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        thread.start()
+        while not stop.wait(0.5):
+            pass
+    else:
+        import uvicorn
+
+        config = uvicorn.Config(api, host=host or settings.api_host,
+                                port=port or settings.api_port,
+                                log_level=settings.log_level.lower(), lifespan="on")
+        server = uvicorn.Server(config)
+        thread.start()
+        server.run()  # handles SIGTERM and SIGINT itself, in the main thread
+        stop.set()
+    thread.join(30)
+    sys.exit(1 if failure else 0)
+
+
+def _parse_moment(text: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO-8601 date-time "
+                                 "(e.g. 2024-01-31T00:00:00Z)", param_hint=option) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _find_flow(settings: Settings, context: Any, namespace: str, flow_id: str) -> Flow:
+    try:
+        record = context.store.get_flow(namespace, flow_id)
+        return parse_flow(record.source, f"{namespace}.{flow_id}@{record.revision}")
+    except FlowNotFound:
+        from scheduler.flow_catalog import FlowCatalog
+
+        catalog = FlowCatalog(settings.flows_dir, context.store)
+        catalog.refresh()
+        flow = catalog.flow(namespace, flow_id)
+        if flow is None:
+            raise click.ClickException(f"flow {namespace}.{flow_id} is neither in the store "
+                                       f"nor in {settings.flows_dir}") from None
+        return flow
+
+
+@click.command("backfill")
+@click.argument("namespace")
+@click.argument("flow_id")
+@click.option("--trigger", "trigger_id", default=None,
+              help="The Schedule trigger's id (needed when the flow has several).")
+@click.option("--start", required=True, help="First date-time to fire (ISO-8601, UTC if "
+              "no offset), inclusive.")
+@click.option("--end", default=None, help="Last date-time, inclusive; default now.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def backfill_command(namespace: str, flow_id: str, trigger_id: str | None, start: str,
+                     end: str | None, as_json: bool) -> None:
+    """Fire every tick of a flow's Schedule trigger between --start and --end.
+    Ticks that already fired (by a scheduler or an earlier backfill) are skipped."""
+    from scheduler.backfill import BackfillError, backfill_ticks, pick_trigger
+    from scheduler.firing import fire_tick, schedule_of
+    from scheduler.flow_catalog import ScheduledTrigger
+
+    settings = _distributed_settings()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    start_at = _parse_moment(start, "--start")
+    end_at = _parse_moment(end, "--end") if end else datetime.now(UTC)
+    try:
+        context = _fire_context(settings)
+        flow = _find_flow(settings, context, namespace, flow_id)
+        entries = [ScheduledTrigger(flow, t) for t in flow.triggers_of(ScheduleTrigger)
+                   if isinstance(t, ScheduleTrigger)]
+        entry = pick_trigger(entries, trigger_id, f"{namespace}.{flow_id}")
+        fired: list[dict[str, str]] = []
+        skipped: list[str] = []
+        for tick in backfill_ticks(schedule_of(entry.trigger), start_at, end_at):
+            execution_id = fire_tick(context, entry, tick, why="backfill")
+            tick_text = tick.isoformat().replace("+00:00", "Z")
+            if execution_id is None:
+                skipped.append(tick_text)
+                if not as_json:
+                    click.echo(f"{tick_text}  already fired, skipped")
+            else:
+                fired.append({"tick": tick_text, "executionId": execution_id})
+                if not as_json:
+                    click.echo(f"{tick_text}  -> execution {execution_id}")
+    except (BackfillError, FlowValidationError, HarrierError, redis.RedisError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        print_json({"namespace": namespace, "flowId": flow_id, "trigger": entry.trigger.id,
+                    "executions": fired, "alreadyFired": skipped})
+    else:
+        click.echo(f"{len(fired)} execution(s) created, {len(skipped)} tick(s) already fired")
+
+
+if __name__ == "__main__":  # `python -m common.cli.scheduler scheduler ...` before registration
+    @click.group()
+    def _group() -> None:
+        """Scheduler commands."""
+
+    _group.add_command(scheduler_command)
+    _group.add_command(backfill_command)
+    _group()
