@@ -31,7 +31,7 @@ def test_multipart_inputs_create_an_execution_that_succeeds(api: Api) -> None:
     assert execution["state"]["current"] == "SUCCESS"
     assert execution["inputs"] == {"who": "Ada", "times": 3}
     assert execution["namespace"] == "api.test" and execution["flowId"] == flow_id
-    assert [h["state"] for h in execution["state"]["histories"]][0] == "CREATED"
+    assert execution["state"]["histories"][0]["state"] == "CREATED"
     assert [t["taskId"] for t in execution["taskRunList"]] == ["hello"]
     logs = api.client.get(f"/api/v1/logs/{execution['id']}").json()
     assert [e["message"] for e in logs] == ["hello Ada x3"]
