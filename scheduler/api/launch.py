@@ -70,7 +70,7 @@ def launch(ctx: ApiContext, flow: Flow, inputs: Mapping[str, Any], *,
             shutil.rmtree(batch, ignore_errors=True)
         raise
     try:
-        start_execution(ctx.celery_app, flow, execution)
+        start_execution(ctx.celery_app, flow, execution, store=ctx.store)
     except (kombu.exceptions.OperationalError, redis.ConnectionError, OSError) as exc:
         # The broker refused the canvas: fail the execution rather than leave it
         # CREATED forever, and tell the caller the service is unavailable.
