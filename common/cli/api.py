@@ -1,0 +1,47 @@
+"""`harrier api`: serve the HTTP API with uvicorn; over Redis and the broker
+when HARRIER_BROKER_URL is set, else embedded (in-process worker and store)."""
+
+from __future__ import annotations
+
+import click
+
+from common.celery_app import configure_app
+from common.errors import HarrierError
+from common.settings import Settings
+
+
+@click.command("api")
+@click.option("--host", default=None, help="Listen address; default HARRIER_API_HOST (0.0.0.0).")
+@click.option("--port", type=int, default=None, help="Port; default HARRIER_API_PORT (8080).")
+def api_command(host: str | None, port: int | None) -> None:
+    """Serve the Kestra-compatible HTTP API (/api/v1/..., /healthz, /docs).
+
+    With HARRIER_BROKER_URL set, executions go to the broker and state lives in
+    the Redis store; workers run elsewhere (`harrier worker`). Without it, an
+    embedded worker and an in-memory store run in this process (nothing kept).
+    """
+    import uvicorn
+
+    from scheduler.api import create_api
+
+    try:
+        settings = Settings.from_env()
+        host = host or settings.api_host
+        port = port or settings.api_port
+        if settings.embedded:
+            from worker.embedded import EmbeddedRuntime
+
+            click.echo("no HARRIER_BROKER_URL: running embedded (in-memory store, "
+                       "in-process worker)", err=True)
+            with EmbeddedRuntime(settings) as runtime:
+                api = create_api(runtime.settings, runtime.store, runtime.app)
+                uvicorn.run(api, host=host, port=port, log_level=settings.log_level.lower())
+            return
+        from common.redis_store import RedisStore
+
+        store = RedisStore.from_settings(settings)
+        app = configure_app(settings)
+        api = create_api(settings, store, app)
+    except HarrierError as exc:
+        raise click.ClickException(str(exc)) from None
+    uvicorn.run(api, host=host, port=port, log_level=settings.log_level.lower())
