@@ -63,10 +63,13 @@ def trigger_variables(schedule: CronSchedule, tick: datetime) -> dict[str, Any]:
 
 def fire_tick(context: FireContext, entry: ScheduledTrigger, tick: datetime, *,
               inputs: Mapping[str, Any] | None = None,
-              labels: Mapping[str, str] | None = None, why: str = "tick") -> str | None:
+              labels: Mapping[str, str] | None = None, why: str = "tick",
+              record: bool = True) -> str | None:
     """The execution id if this replica fired the tick; None if another one had
     already claimed it (or the execution could not be created, which is logged).
-    Raises StoreUnavailable when Redis cannot be reached to claim: nothing fired."""
+    Raises StoreUnavailable when Redis cannot be reached to claim: nothing fired.
+    `record=False` (backfills) leaves the trigger's last fired tick alone, so a
+    backfill never makes recovery replay the time between it and now."""
     key = trigger_key_text(entry.key)
     if not claim_tick(context.redis, key, tick, owner=context.replica):
         return None
@@ -92,6 +95,8 @@ def fire_tick(context: FireContext, entry: ScheduledTrigger, tick: datetime, *,
         log.info("fired flow %s.%s (trigger %s, %s) at tick %s -> execution %s",
                  flow.namespace, flow.id, entry.trigger.id, why, _utc_iso(tick),
                  execution_id)
+    if not record:
+        return execution_id
     try:
         record_fired(context.redis, key, tick)
     except StoreUnavailable as exc:

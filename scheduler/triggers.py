@@ -206,7 +206,7 @@ class TriggerLoop:
         backfill = armed.entry.trigger.backfill if why == "backfill" else None
         try:
             execution_id = fire_tick(
-                self.context, armed.entry, tick, why=why,
+                self.context, armed.entry, tick, why=why, record=backfill is None,
                 inputs={**armed.entry.trigger.inputs, **backfill.inputs} if backfill else None,
                 labels=_labels(backfill.labels) if backfill else None)
         except StoreUnavailable as exc:
