@@ -204,6 +204,9 @@ class FlowCatalog:
             return False
         changed = False
         current: dict[tuple[str, str], tuple[int, Flow | None]] = {}
+        # Most store flows came from our own files: reuse those parses (YAML is the cost).
+        parsed = {(f.flow.key, f.flow.source): f.flow for f in self._files.values()
+                  if f.flow is not None}
         for record in records:
             key = (record.namespace, record.flow_id)
             known = self._store_flows.get(key)
@@ -211,8 +214,12 @@ class FlowCatalog:
                 current[key] = known
                 continue
             changed = True
+            flow: Flow | None = parsed.get((key, record.source))
+            if flow is not None:
+                current[key] = (record.revision, flow)
+                continue
             try:
-                flow: Flow | None = parse_flow(record.source, f"{key[0]}.{key[1]}"
+                flow = parse_flow(record.source, f"{key[0]}.{key[1]}"
                                                f"@{record.revision}")
             except FlowValidationError as exc:
                 log.error("invalid flow in the store skipped:\n%s", exc)
