@@ -3,9 +3,11 @@ embedded (in-memory transport, tuned to poll in milliseconds) and distributed.""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from celery import Celery
+from kombu import pools as kombu_pools
 
 from common.settings import Settings
 
@@ -70,10 +72,13 @@ def configure_app(settings: Settings) -> Celery:
     if app.conf.get("_configured") and (
             app.conf.broker_url != config["broker_url"]
             or app.conf.result_backend != config["result_backend"]):
-        if app._pool is not None:
-            app._pool.force_close_all()
+        kombu_pools.reset()  # kombu's process-wide producer pools keep old connections
         app._pool = None
-        app._backend = None
+        # The result backend is cached per app (or per thread): forget both.
+        app._backend_cache = None
+        app._local = threading.local()
+        for cached in ("amqp", "control", "events"):  # they hold the old producer pool
+            app.__dict__.pop(cached, None)
     app.conf.update(config)
     app.conf.update(_configured=True)
     # Celery's "current app" is thread-local; worker pool threads would fall back

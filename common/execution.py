@@ -98,6 +98,9 @@ class Execution:
     trigger: dict[str, Any] | None = None
     created: datetime = field(default_factory=now)
     error: str | None = None
+    # Set by the store when a task failed: tasks not started yet are skipped.
+    # Internal bookkeeping, not part of Kestra's JSON.
+    halted: str | None = None
 
     @property
     def start_date(self) -> datetime:

@@ -76,6 +76,7 @@ class MemoryStore:
         with self._lock:
             execution = copy.deepcopy(self._get(execution_id))
             execution.task_runs = self.task_runs(execution_id)
+            execution.halted = self._halted.get(execution_id)
             return execution
 
     def execution_state(self, execution_id: str) -> State:

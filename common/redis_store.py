@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -171,8 +171,19 @@ class RedisStore:
         return Execution.from_json(data)
 
     def get_execution(self, execution_id: str) -> Execution:
-        execution = self._load(execution_id)
-        execution.task_runs = self.task_runs(execution_id)
+        # One round trip: the document, the live state, the halt flag, the task runs.
+        with self._errors():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hmget(self._k("exec", execution_id), "doc", "halted")
+            pipe.hvals(self._k("exec", execution_id, "runs"))
+            (doc, halted), runs = pipe.execute()
+        if doc is None:
+            raise ExecutionNotFound(f"execution {execution_id} not found")
+        data = json.loads(doc)
+        data["taskRunList"] = []
+        execution = Execution.from_json(data)
+        execution.halted = halted.decode() if halted is not None else None
+        execution.task_runs = _sorted_runs(TaskRun.from_json(json.loads(r)) for r in runs)
         return execution
 
     def execution_state(self, execution_id: str) -> State:
@@ -323,9 +334,7 @@ class RedisStore:
     def task_runs(self, execution_id: str) -> list[TaskRun]:
         with self._errors():
             raw = self.redis.hvals(self._k("exec", execution_id, "runs"))
-        runs = [TaskRun.from_json(json.loads(r)) for r in raw]
-        return sorted(runs, key=lambda r: (r.state.start_date or datetime.max.replace(
-            tzinfo=UTC), r.id))
+        return _sorted_runs(TaskRun.from_json(json.loads(r)) for r in raw)
 
     def reset_task_runs(self, execution_id: str, task_run_ids: list[str]) -> None:
         if not task_run_ids:
@@ -370,3 +379,8 @@ class RedisStore:
 
     def close(self) -> None:
         self.redis.close()
+
+
+def _sorted_runs(runs: Iterable[TaskRun]) -> list[TaskRun]:
+    latest = datetime.max.replace(tzinfo=UTC)
+    return sorted(runs, key=lambda r: (r.state.start_date or latest, r.id))

@@ -49,9 +49,21 @@ def compile_task(task: Task, execution_id: str, phase: str) -> Signature:
 
 
 def compile_flow(flow: Flow, execution_id: str) -> Signature:
-    """The whole execution: the flow's tasks, then the finisher."""
-    from worker.celery_tasks import finish_execution
+    """The whole execution: the flow's tasks, then the finisher.
 
-    body = compile_tasks(flow.tasks, execution_id, "main")
+    When the flow ends with a plain task, that task finishes the execution
+    itself: one Celery round trip less per execution, which is most of the
+    cost of a one-task flow.
+    """
+    from worker.celery_tasks import finish_execution, run_task
+
+    tasks = [t for t in flow.tasks if not t.disabled]
+    last = tasks[-1] if tasks else None
+    if last is not None and not last.is_flowable:
+        tail = run_task.si(execution_id, last.id, "main", finish=True).set(
+            queue=queue_for(last))
+        body = compile_tasks(tasks[:-1], execution_id, "main")
+        return chain(body, tail) if body is not None else tail
+    body = compile_tasks(tasks, execution_id, "main")
     finish = finish_execution.si(execution_id, "main")
     return chain(body, finish) if body is not None else finish

@@ -17,14 +17,30 @@ log = logging.getLogger(__name__)
 
 @app.task(bind=True, name="harrier.run_task", acks_late=True, reject_on_worker_lost=True,
           max_retries=None)
-def run_task(self: CeleryTask, execution_id: str, task_id: str, phase: str = "main") -> str:
-    outcome = execute.execute_leaf(current(), execution_id, task_id, phase,
+def run_task(self: CeleryTask, execution_id: str, task_id: str, phase: str = "main",
+             finish: bool = False) -> object:
+    runtime = current()
+    outcome = execute.execute_leaf(runtime, execution_id, task_id, phase,
                                    worker_id=self.request.hostname)
     if outcome.retry_in is not None:
         # Celery's own retry: the same message comes back after the policy's
         # countdown, keeping its place in the chain or chord.
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
+    if finish:
+        return _finish(self, execution_id, phase)
     return outcome.state.value if outcome.state else "SKIPPED"
+
+
+def _finish(task: CeleryTask, execution_id: str, phase: str) -> object:
+    from scheduler.compile import compile_tasks
+
+    runtime = current()
+    next_phase, tasks = finish.next_phase(runtime, execution_id, phase)
+    if next_phase is not None:
+        body = compile_tasks(tasks, execution_id, next_phase)
+        then = finish_execution.si(execution_id, next_phase)
+        return task.replace(chain(body, then) if body is not None else then)
+    return finish.finalize(runtime, execution_id).value
 
 
 @app.task(bind=True, name="harrier.decide", acks_late=True, reject_on_worker_lost=True)
@@ -49,12 +65,4 @@ def end_flowable(execution_id: str, task_id: str) -> str:
 @app.task(bind=True, name="harrier.finish_execution", acks_late=True,
           reject_on_worker_lost=True)
 def finish_execution(self: CeleryTask, execution_id: str, phase: str = "main") -> object:
-    from scheduler.compile import compile_tasks
-
-    runtime = current()
-    next_phase, tasks = finish.next_phase(runtime, execution_id, phase)
-    if next_phase is not None:
-        body = compile_tasks(tasks, execution_id, next_phase)
-        then = finish_execution.si(execution_id, next_phase)
-        return self.replace(chain(body, then) if body is not None else then)
-    return finish.finalize(runtime, execution_id).value
+    return _finish(self, execution_id, phase)

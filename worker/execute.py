@@ -4,7 +4,6 @@ execution's state, record the attempt, run the task, record the outcome."""
 from __future__ import annotations
 
 import logging
-import threading
 import traceback
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,7 +24,6 @@ from worker.template_context import build_context
 
 log = logging.getLogger(__name__)
 
-KILL_POLL_SECONDS = 0.2
 _STOPPED = (State.KILLING, State.KILLED, State.CANCELLED)
 
 
@@ -38,13 +36,13 @@ class Outcome:
     branch: list[Task] | None = None  # for If/Switch: the tasks chosen to run
 
 
-def gate_open(runtime: Runtime, execution_id: str, phase: str) -> bool:
+def gate_open(execution: Execution, phase: str) -> bool:
     """May a task of this execution start? Not after a kill; not after a failure,
     except the errors and finally tasks, which exist for exactly that case."""
-    state, halted = runtime.store.gate(execution_id)
+    state = execution.state.current
     if state in _STOPPED or state.terminated:
         return False
-    return not (halted and phase == "main")
+    return not (execution.halted and phase == "main")
 
 
 def start_task_run(runtime: Runtime, execution: Execution, flow: Flow, task: Task,
@@ -98,10 +96,10 @@ def parents_of(flow: Flow, task_id: str) -> list[Task]:
 
 def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
                  value: str | None = None, worker_id: str | None = None) -> Outcome:
-    if not gate_open(runtime, execution_id, phase):
-        return Outcome()
     store = runtime.store
     execution = store.get_execution(execution_id)
+    if not gate_open(execution, phase):
+        return Outcome()
     flow = runtime.flow(execution.namespace, execution.flow_id, execution.flow_revision)
     task = flow.task(task_id)
     run = start_task_run(runtime, execution, flow, task, value)
@@ -159,7 +157,7 @@ def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
         previous_checkpoint=previous)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        with _KillWatch(runtime, execution_id, ctx.cancel):
+        with runtime.kill_watch.watching(execution_id, ctx.cancel):
             outputs = task.run(ctx)  # type: ignore[attr-defined]
     except TaskKilled:
         write_log("WARN", "killed")
@@ -222,10 +220,10 @@ def _finish(runtime: Runtime, run: TaskRun, attempt: Attempt, state: State,
 def execute_decision(runtime: Runtime, execution_id: str, task_id: str,
                      phase: str) -> Outcome:
     """If/Switch: pick the branch in the worker; the caller replaces the Celery task."""
-    if not gate_open(runtime, execution_id, phase):
-        return Outcome()
     store = runtime.store
     execution = store.get_execution(execution_id)
+    if not gate_open(execution, phase):
+        return Outcome()
     flow = runtime.flow(execution.namespace, execution.flow_id, execution.flow_revision)
     task = flow.task(task_id)
     run = start_task_run(runtime, execution, flow, task)
@@ -289,34 +287,3 @@ def end_flowable(runtime: Runtime, execution_id: str, task_id: str) -> None:
 
 def is_dynamic(task: Task) -> bool:
     return isinstance(task, FlowableTask) and bool(getattr(task, "dynamic", False))
-
-
-class _KillWatch:
-    """While a task runs, watch its execution's state and set `cancel` on a kill."""
-
-    def __init__(self, runtime: Runtime, execution_id: str, cancel: threading.Event) -> None:
-        self._runtime = runtime
-        self._execution_id = execution_id
-        self._cancel = cancel
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True,
-                                        name=f"kill-watch-{execution_id}")
-
-    def __enter__(self) -> _KillWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join(timeout=1.0)
-
-    def _watch(self) -> None:
-        while not self._done.wait(KILL_POLL_SECONDS):
-            try:
-                if self._runtime.store.execution_state(self._execution_id) in _STOPPED:
-                    self._cancel.set()
-                    return
-            except HarrierError as exc:  # store briefly unreachable: keep running
-                log.warning("kill watch for %s: %s", self._execution_id, exc)
-
-

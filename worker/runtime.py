@@ -12,6 +12,7 @@ from common.errors import HarrierError
 from common.flow import Flow, parse_flow
 from common.settings import Settings
 from common.store import ExecutionStore
+from worker.kill_watch import KillWatch
 
 
 @dataclass
@@ -21,6 +22,10 @@ class Runtime:
     app: Celery
     _flows: dict[tuple[str, str, int], Flow] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    kill_watch: KillWatch = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kill_watch = KillWatch(self.store)
 
     def flow(self, namespace: str, flow_id: str, revision: int) -> Flow:
         """The exact revision an execution was created with, parsed once per process."""

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from worker.runners.base import RunRequest, RunResult
 from worker.runners.output_protocol import merge_outputs, parse_protocol_line
@@ -60,48 +60,38 @@ class ProcessRunner:
                 f"cannot start {request.interpreter[0]}: {exc.strerror}"])
         outputs: dict[str, Any] = {}
         tails = {"stdout": deque[str](maxlen=_TAIL), "stderr": deque[str](maxlen=_TAIL)}
-        lock = threading.Lock()
-        readers = [
-            threading.Thread(target=_pump, daemon=True,
-                             args=(stream, name, request, outputs, tails[name], lock))
-            for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))
-        ]
-        for reader in readers:
-            reader.start()
-        finished = threading.Event()
-        threading.Thread(target=lambda: (process.wait(), finished.set()), daemon=True).start()
-
+        streams = _LineStreams(process, request, outputs, tails)
         deadline = None if request.timeout is None else time.monotonic() + request.timeout
         timed_out = cancelled = False
-        while not finished.wait(_slice(deadline)):
+        # One thread reads both pipes and watches the clock: no reader threads to
+        # start per task, which matters when tasks take milliseconds.
+        while streams.open:
+            streams.pump(_slice(deadline))
             if request.cancel.is_set():
                 cancelled = True
             elif deadline is not None and time.monotonic() >= deadline:
                 timed_out = True
             if cancelled or timed_out:
-                self._stop_group(process, finished)
+                self._stop_group(process)
+                streams.drain(2.0)
                 break
-        for reader in readers:
-            reader.join(timeout=2.0)
-        if any(reader.is_alive() for reader in readers):
-            # A background child still holds the pipes open: the task is over, so
-            # its process group goes with it.
+        try:
+            process.wait(timeout=5.0 if (cancelled or timed_out) else None)
+        except subprocess.TimeoutExpired:
             _signal_group(process.pid, signal.SIGKILL)
-            for reader in readers:
-                reader.join(timeout=2.0)
+            process.wait()
+        streams.close()
         return RunResult(
             exit_code=process.returncode if process.returncode is not None else -9,
             outputs=outputs, stdout_tail=list(tails["stdout"]),
             stderr_tail=list(tails["stderr"]), timed_out=timed_out, cancelled=cancelled)
 
-    def _stop_group(self, process: subprocess.Popen[bytes], finished: threading.Event) -> None:
+    def _stop_group(self, process: subprocess.Popen[bytes]) -> None:
         _signal_group(process.pid, signal.SIGTERM)
-        if not finished.wait(self.kill_grace):
-            _signal_group(process.pid, signal.SIGKILL)
-            finished.wait(5.0)
-        else:
-            # The leader exited on SIGTERM; children that ignored it must go too.
-            _signal_group(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # SIGTERM ignored: SIGKILL below
+            process.wait(timeout=self.kill_grace)
+        # The leader is gone or stubborn; children that ignored SIGTERM go too.
+        _signal_group(process.pid, signal.SIGKILL)
 
 
 def _slice(deadline: float | None) -> float:
@@ -115,20 +105,62 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-def _pump(stream: IO[bytes] | None, name: str, request: RunRequest, outputs: dict[str, Any],
-          tail: deque[str], lock: threading.Lock) -> None:
-    if stream is None:
-        return
-    with stream:
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            message = parse_protocol_line(line)
-            if message is not None:
-                with lock:
-                    merge_outputs(outputs, message)
-                for log in message.get("logs") or []:
-                    if isinstance(log, dict) and "message" in log:
-                        request.on_line(name, str(log["message"]))
+class _LineStreams:
+    """stdout and stderr of one process, read with a selector, split into lines."""
+
+    def __init__(self, process: subprocess.Popen[bytes], request: RunRequest,
+                 outputs: dict[str, Any], tails: dict[str, deque[str]]) -> None:
+        self._request = request
+        self._outputs = outputs
+        self._tails = tails
+        self._selector = selectors.DefaultSelector()
+        self._partial: dict[str, bytes] = {}
+        for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
+            if stream is not None:
+                os.set_blocking(stream.fileno(), False)
+                self._selector.register(stream, selectors.EVENT_READ, name)
+                self._partial[name] = b""
+
+    @property
+    def open(self) -> bool:
+        return bool(self._selector.get_map())
+
+    def pump(self, timeout: float) -> None:
+        for key, _ in self._selector.select(timeout):
+            name = key.data
+            stream = key.fileobj
+            chunk = os.read(stream.fileno(), 65536)  # type: ignore[union-attr]
+            if not chunk:
+                self._selector.unregister(stream)
+                if self._partial[name]:
+                    self._line(name, self._partial[name])
+                    self._partial[name] = b""
                 continue
-            tail.append(line)
-            request.on_line(name, line)
+            lines = (self._partial[name] + chunk).split(b"\n")
+            self._partial[name] = lines.pop()
+            for raw in lines:
+                self._line(name, raw)
+
+    def drain(self, seconds: float) -> None:
+        """After a kill: read what is left, but never wait on a stuck pipe for long."""
+        deadline = time.monotonic() + seconds
+        while self.open and time.monotonic() < deadline:
+            self.pump(0.05)
+
+    def close(self) -> None:
+        for key in list(self._selector.get_map().values()):
+            self._selector.unregister(key.fileobj)
+            key.fileobj.close()  # type: ignore[union-attr]
+        self._selector.close()
+
+    def _line(self, name: str, raw: bytes) -> None:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        message = parse_protocol_line(line)
+        if message is not None:
+            merge_outputs(self._outputs, message)
+            for log in message.get("logs") or []:
+                if isinstance(log, dict) and "message" in log:
+                    self._request.on_line(name, str(log["message"]))
+            return
+        self._tails[name].append(line)
+        self._request.on_line(name, line)

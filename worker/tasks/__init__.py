@@ -11,5 +11,6 @@ from worker.tasks import (  # noqa: F401
     sequential,
     sleep,
     spark_cli,
+    spark_submit,
     switch,
 )
