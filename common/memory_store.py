@@ -20,6 +20,7 @@ class MemoryStore:
         self._flows: dict[tuple[str, str], list[FlowRecord]] = {}
         self._executions: dict[str, Execution] = {}
         self._halted: dict[str, str] = {}
+        self._deleted: set[tuple[str, str]] = set()
         self._task_runs: dict[str, dict[str, TaskRun]] = defaultdict(dict)
         self._logs: dict[str, list[LogEntry]] = defaultdict(list)
         self._log_seq = 0
@@ -28,7 +29,9 @@ class MemoryStore:
     def put_flow(self, namespace: str, flow_id: str, source: str) -> FlowRecord:
         with self._lock:
             revisions = self._flows.setdefault((namespace, flow_id), [])
-            if revisions and revisions[-1].source == source:
+            was_deleted = (namespace, flow_id) in self._deleted
+            self._deleted.discard((namespace, flow_id))
+            if revisions and revisions[-1].source == source and not was_deleted:
                 return revisions[-1]
             record = FlowRecord(namespace, flow_id, len(revisions) + 1, source, now())
             revisions.append(record)
@@ -37,7 +40,7 @@ class MemoryStore:
     def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> FlowRecord:
         with self._lock:
             revisions = self._flows.get((namespace, flow_id))
-            if not revisions:
+            if not revisions or (revision is None and (namespace, flow_id) in self._deleted):
                 raise FlowNotFound(f"flow {namespace}.{flow_id} not found")
             if revision is None:
                 return revisions[-1]
@@ -47,7 +50,7 @@ class MemoryStore:
 
     def list_flows(self) -> list[FlowRecord]:
         with self._lock:
-            return [revs[-1] for revs in self._flows.values()]
+            return [revs[-1] for key, revs in self._flows.items() if key not in self._deleted]
 
     def flow_revisions(self, namespace: str, flow_id: str) -> list[FlowRecord]:
         with self._lock:
@@ -55,8 +58,10 @@ class MemoryStore:
 
     def delete_flow(self, namespace: str, flow_id: str) -> None:
         with self._lock:
-            if self._flows.pop((namespace, flow_id), None) is None:
+            # Revisions stay: executions created from them must still run.
+            if (namespace, flow_id) not in self._flows or (namespace, flow_id) in self._deleted:
                 raise FlowNotFound(f"flow {namespace}.{flow_id} not found")
+            self._deleted.add((namespace, flow_id))
 
     # -- executions
     def create_execution(self, execution: Execution) -> None:

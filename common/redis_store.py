@@ -31,7 +31,9 @@ _LOG_MAXLEN = 200_000
 # and pushing the same source twice does not create a new revision.
 _PUT_FLOW = """
 local latest = tonumber(redis.call('GET', KEYS[1]) or '0')
-if latest > 0 then
+redis.call('SADD', KEYS[3], ARGV[3])
+local was_deleted = redis.call('DEL', KEYS[4])
+if latest > 0 and was_deleted == 0 then
   local current = redis.call('HGET', KEYS[2], tostring(latest))
   if current and cjson.decode(current)['source'] == ARGV[1] then return latest end
 end
@@ -60,6 +62,8 @@ class RedisStore:
         self.retention = retention_seconds
         self._put_flow = client.register_script(_PUT_FLOW)
         self._task_run = client.register_script(_TASK_RUN)
+        # Revisions never change once written: remember the ones we have read.
+        self._known_flows: dict[tuple[str, str, int], FlowRecord] = {}
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -94,15 +98,23 @@ class RedisStore:
         with self._errors():
             revision = int(self._put_flow(
                 keys=[self._k("flow", namespace, flow_id, "latest"),
-                      self._k("flow", namespace, flow_id, "revisions"), self._k("flows")],
+                      self._k("flow", namespace, flow_id, "revisions"), self._k("flows"),
+                      self._k("flow", namespace, flow_id, "deleted")],
                 args=[source, document, f"{namespace}\x00{flow_id}"]))
-        return self.get_flow(namespace, flow_id, revision)
+        known = self._known_flows.get((namespace, flow_id, revision))
+        if known is not None and known.source == source:
+            return known
+        record = self.get_flow(namespace, flow_id, revision)
+        self._known_flows[(namespace, flow_id, revision)] = record
+        return record
 
     def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> FlowRecord:
         with self._errors():
             if revision is None:
-                latest = self.redis.get(self._k("flow", namespace, flow_id, "latest"))
-                if latest is None:
+                latest, deleted = self.redis.mget(
+                    self._k("flow", namespace, flow_id, "latest"),
+                    self._k("flow", namespace, flow_id, "deleted"))
+                if latest is None or deleted is not None:
                     raise FlowNotFound(f"flow {namespace}.{flow_id} not found")
                 revision = int(latest)
             raw = self.redis.hget(self._k("flow", namespace, flow_id, "revisions"),
@@ -138,8 +150,9 @@ class RedisStore:
     def delete_flow(self, namespace: str, flow_id: str) -> None:
         with self._errors():
             removed = self.redis.srem(self._k("flows"), f"{namespace}\x00{flow_id}")
-            # Revisions stay: executions created from them must still run.
-            self.redis.delete(self._k("flow", namespace, flow_id, "latest"))
+            # Revisions and the revision counter stay: executions created from
+            # them must still run, and a re-created flow continues the numbering.
+            self.redis.set(self._k("flow", namespace, flow_id, "deleted"), "1")
         if not removed:
             raise FlowNotFound(f"flow {namespace}.{flow_id} not found")
 

@@ -35,12 +35,13 @@ def _finish(task: CeleryTask, execution_id: str, phase: str) -> object:
     from scheduler.compile import compile_tasks
 
     runtime = current()
-    next_phase, tasks = finish.next_phase(runtime, execution_id, phase)
+    execution = runtime.store.get_execution(execution_id)
+    next_phase, tasks = finish.next_phase(runtime, execution, phase)
     if next_phase is not None:
         body = compile_tasks(tasks, execution_id, next_phase)
         then = finish_execution.si(execution_id, next_phase)
         return task.replace(chain(body, then) if body is not None else then)
-    return finish.finalize(runtime, execution_id).value
+    return finish.finalize(runtime, execution).value
 
 
 @app.task(bind=True, name="harrier.decide", acks_late=True, reject_on_worker_lost=True)

@@ -4,7 +4,7 @@ tasks always, then compute the final state from the task runs."""
 from __future__ import annotations
 
 from common.errors import TemplateError
-from common.execution import LogEntry
+from common.execution import Execution, LogEntry
 from common.state import State
 from common.task import Task
 from common.templating import render
@@ -13,12 +13,12 @@ from worker.runtime import Runtime
 from worker.template_context import build_context
 
 
-def next_phase(runtime: Runtime, execution_id: str, phase: str) -> tuple[str | None, list[Task]]:
-    store = runtime.store
-    state, halted = store.gate(execution_id)
+def next_phase(runtime: Runtime, execution: Execution,
+               phase: str) -> tuple[str | None, list[Task]]:
+    """After the tasks of `phase`: the errors or finally tasks still to run, if any."""
+    state, halted = execution.state.current, execution.halted
     if state.terminated:
         return None, []
-    execution = store.get_execution(execution_id)
     flow = runtime.flow(execution.namespace, execution.flow_id, execution.flow_revision)
     killing = state == State.KILLING
     if phase == "main" and halted and not killing and flow.errors:
@@ -40,13 +40,14 @@ def final_state(state: State, halted: bool, task_states: list[State]) -> State:
     return State.SUCCESS
 
 
-def finalize(runtime: Runtime, execution_id: str) -> State:
+def finalize(runtime: Runtime, execution: Execution) -> State:
+    """Give the execution its final state (`execution` freshly loaded)."""
     store = runtime.store
-    state, halted = store.gate(execution_id)
+    execution_id = execution.id
+    state, halted = execution.state.current, bool(execution.halted)
     if state.terminated:
         release_slot(runtime, execution_id)  # flow concurrency hook (idempotent)
         return state
-    execution = store.get_execution(execution_id)
     flow = runtime.flow(execution.namespace, execution.flow_id, execution.flow_revision)
     result = final_state(state, halted, [r.state.current for r in execution.task_runs])
     error = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from common.cli.run import run_command, validate_command
+from common.cli.scheduler import backfill_command, scheduler_command
 from common.cli.worker import health_command, worker_command
 
 
@@ -18,3 +19,5 @@ main.add_command(validate_command)
 main.add_command(run_command)
 main.add_command(worker_command)
 main.add_command(health_command)
+main.add_command(scheduler_command)
+main.add_command(backfill_command)

@@ -132,7 +132,7 @@ def run_flow(settings: Settings, flow: Flow, given: dict[str, Any], labels: dict
         with EmbeddedRuntime(settings, queues=queues) as runtime:
             execution = create_execution(runtime.store, flow, given, labels=labels,
                                          trigger={"type": "cli"})
-            start_execution(runtime.app, flow, execution)
+            start_execution(runtime.app, flow, execution, store=runtime.store)
             return follow(runtime.store, execution.id, live=live, timeout=timeout)
     from common.celery_app import configure_app
     from common.redis_store import RedisStore
@@ -140,7 +140,7 @@ def run_flow(settings: Settings, flow: Flow, given: dict[str, Any], labels: dict
     store = RedisStore.from_settings(settings)
     app = configure_app(settings)
     execution = create_execution(store, flow, given, labels=labels, trigger={"type": "cli"})
-    start_execution(app, flow, execution)
+    start_execution(app, flow, execution, store=store)
     return follow(store, execution.id, live=live, timeout=timeout)
 
 

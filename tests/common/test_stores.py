@@ -1,0 +1,148 @@
+"""The ExecutionStore contract, checked against both implementations: the
+in-memory store of embedded mode and the Redis store (a real redis-server)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from common.errors import ExecutionNotFound, FlowNotFound, StoreUnavailable
+from common.execution import Execution, LogEntry, TaskRun, new_id
+from common.memory_store import MemoryStore
+from common.redis_store import RedisStore
+from common.state import State, StateRecord
+from common.store import ExecutionQuery
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request, tmp_path):
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    server = request.getfixturevalue("redis_server")
+    server.client().flushall()
+    made = RedisStore.from_url(server.url)
+    yield made
+    made.close()
+
+
+def new_execution(store, flow_id: str = "f") -> Execution:
+    execution = Execution(id=new_id(), namespace="ns", flow_id=flow_id, flow_revision=1)
+    store.create_execution(execution)
+    return execution
+
+
+def test_flow_revisions_dedupe_and_survive_deletion(store):
+    first = store.put_flow("ns", "f", "v1")
+    assert store.put_flow("ns", "f", "v1").revision == first.revision == 1
+    assert store.put_flow("ns", "f", "v2").revision == 2
+    store.delete_flow("ns", "f")
+    with pytest.raises(FlowNotFound):
+        store.get_flow("ns", "f")
+    assert store.get_flow("ns", "f", 1).source == "v1"  # executions pinned to it still run
+    assert store.put_flow("ns", "f", "v3").revision == 3
+    assert [r.source for r in store.flow_revisions("ns", "f")] == ["v1", "v2", "v3"]
+
+
+def test_unknown_execution_is_not_found(store):
+    with pytest.raises(ExecutionNotFound):
+        store.get_execution("nope")
+
+
+def test_state_changes_append_history_and_respect_only_from(store):
+    execution = new_execution(store)
+    assert store.change_execution_state(execution.id, State.RUNNING)
+    assert not store.change_execution_state(execution.id, State.SUCCESS,
+                                            only_from=(State.CREATED,))
+    assert store.change_execution_state(execution.id, State.SUCCESS)
+    loaded = store.get_execution(execution.id)
+    assert [h.state for h in loaded.state.histories] == [
+        State.CREATED, State.RUNNING, State.SUCCESS]
+
+
+def test_task_runs_of_parallel_branches_finishing_together_are_all_kept(store):
+    execution = new_execution(store)
+    barrier = threading.Barrier(8)
+
+    def branch(index: int) -> None:
+        run = store.get_or_create_task_run(execution.id, TaskRun(
+            id=new_id(), execution_id=execution.id, namespace="ns", flow_id="f",
+            task_id=f"b{index}", task_path=f"b{index}",
+            state=StateRecord.start(State.RUNNING)))
+        barrier.wait()
+        run.state.current = State.SUCCESS
+        store.save_task_run(run)
+
+    threads = [threading.Thread(target=branch, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    runs = store.task_runs(execution.id)
+    assert sorted(r.task_id for r in runs) == [f"b{i}" for i in range(8)]
+    assert {r.state.current for r in runs} == {State.SUCCESS}
+
+
+def test_get_or_create_task_run_returns_the_first_one(store):
+    execution = new_execution(store)
+    make = lambda: TaskRun(id=new_id(), execution_id=execution.id, namespace="ns",  # noqa: E731
+                           flow_id="f", task_id="t", task_path="t")
+    first = store.get_or_create_task_run(execution.id, make())
+    again = store.get_or_create_task_run(execution.id, make())
+    assert again.id == first.id
+
+
+def test_concurrent_state_changes_are_serialized(store):
+    execution = new_execution(store)
+    store.change_execution_state(execution.id, State.RUNNING)
+    results = []
+    barrier = threading.Barrier(6)
+
+    def finish() -> None:
+        barrier.wait()
+        results.append(store.change_execution_state(execution.id, State.SUCCESS,
+                                                    only_from=(State.RUNNING,)))
+
+    threads = [threading.Thread(target=finish) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 1
+    history = [h.state for h in store.get_execution(execution.id).state.histories]
+    assert history.count(State.SUCCESS) == 1
+
+
+def test_logs_are_ordered_and_readable_after_an_id(store):
+    execution = new_execution(store)
+    ids = [store.append_log(LogEntry(execution.id, None, "t", "INFO", f"line {i}"))
+           for i in range(5)]
+    assert [e.message for e in store.read_logs(execution.id)] == [f"line {i}" for i in range(5)]
+    assert [e.message for e in store.read_logs(execution.id, ids[2])] == ["line 3", "line 4"]
+    assert store.read_logs(execution.id, ids[-1], block=0.05) == []
+
+
+def test_search_filters_by_flow_and_state(store):
+    a, b = new_execution(store, "a"), new_execution(store, "b")
+    store.change_execution_state(a.id, State.RUNNING)
+    found, total = store.search_executions(ExecutionQuery(namespace="ns", flow_id="a"))
+    assert [e.id for e in found] == [a.id] and total == 1
+    found, _ = store.search_executions(ExecutionQuery(states=(State.CREATED,)))
+    assert [e.id for e in found] == [b.id]
+
+
+def test_wait_terminal_wakes_on_the_final_state(store):
+    execution = new_execution(store)
+    store.change_execution_state(execution.id, State.RUNNING)
+    timer = threading.Timer(0.2, store.change_execution_state,
+                            args=(execution.id, State.SUCCESS))
+    timer.start()
+    done = store.wait_terminal(execution.id, 10)
+    assert done.state.current == State.SUCCESS
+
+
+def test_redis_store_unreachable_raises_store_unavailable(redis_server):
+    store = RedisStore.from_url("redis://127.0.0.1:1/0")
+    with pytest.raises(StoreUnavailable, match="unreachable"):
+        store.ping()
