@@ -1,24 +1,36 @@
-"""A flow's typed inputs as Kestra declares them (InputSpec), and turning the
-values an execution is given (CLI strings, JSON, forms) into typed Python values."""
+"""A flow's typed inputs as Kestra declares them (InputSpec), and turning the values an
+execution is given into typed Python values (per-type conversions in input_coercion)."""
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from common.durations import format_duration, parse_duration
+from common.durations import format_duration
 from common.errors import InputError
+from common.input_coercion import (
+    Mismatch,
+    as_bool,
+    as_date,
+    as_datetime,
+    as_duration,
+    as_email,
+    as_float,
+    as_int,
+    as_json,
+    as_list,
+    as_string,
+    as_time,
+    as_uri,
+    as_yaml,
+)
 from common.templating import kestra_iso
 
 
@@ -69,10 +81,6 @@ EXPECTED: dict[InputType, str] = {
     InputType.SECRET: "SECRET (a string)",
     InputType.FILE: "FILE (a path or URI)",
 }
-
-
-class _Mismatch(ValueError):
-    """A value is not of the expected type; the message says what was expected."""
 
 
 def _is_template(value: Any) -> bool:
@@ -153,7 +161,7 @@ class InputSpec(BaseModel):
         if self.defaults is not None and not _is_template(self.defaults):
             try:
                 _coerce(self, self.defaults, check_bounds=True)
-            except _Mismatch as exc:
+            except Mismatch as exc:
                 raise ValueError(f"input {self.id!r}: defaults {_show(self.defaults)} is not "
                                  f"valid: expected {exc}") from exc
         return self
@@ -171,7 +179,7 @@ class InputSpec(BaseModel):
             try:
                 coerced.append(None if bound is None else _coerce(self, bound,
                                                                   check_bounds=False))
-            except _Mismatch as exc:
+            except Mismatch as exc:
                 raise ValueError(f"input {self.id!r}: bound {_show(bound)} is not valid: "
                                  f"expected {exc}") from exc
         # Stored coerced, so comparisons at coercion time are between like types.
@@ -194,208 +202,62 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise _Mismatch
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
-        return int(value)
-    raise _Mismatch
-
-
-def _float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise _Mismatch
-    try:
-        number = float(value) if isinstance(value, int | float | Decimal | str) else math.nan
-    except ValueError as exc:
-        raise _Mismatch from exc
-    if not math.isfinite(number):
-        raise _Mismatch
-    return number
-
-
-_TRUE = {"true", "yes", "1", "on"}
-_FALSE = {"false", "no", "0", "off"}
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-    raise _Mismatch
-
-
-def _date(value: Any) -> date:
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError as exc:
-            raise _Mismatch from exc
-    raise _Mismatch
-
-
-def _datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str) and re.match(r"\d{4}-\d{2}-\d{2}[T ]\d", value.strip()):
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError as exc:
-            raise _Mismatch from exc
-    else:
-        raise _Mismatch
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _time(value: Any) -> time:
-    if isinstance(value, time):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?", value.strip()):
-        try:
-            return time.fromisoformat(value.strip())
-        except ValueError as exc:
-            raise _Mismatch from exc
-    raise _Mismatch
-
-
-def _duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str):
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise _Mismatch from exc
-    raise _Mismatch
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise _Mismatch from exc
-    return value
-
-
-def _yaml(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise _Mismatch from exc
-    return value
-
-
-def _string(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)  # a JSON number given for a STRING input
-    raise _Mismatch
-
-
-def _uri(value: Any) -> str:
-    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-        raise _Mismatch
-    try:
-        parts = urlsplit(value)
-    except ValueError as exc:
-        raise _Mismatch from exc
-    if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]*", parts.scheme) or not (
-            parts.netloc or parts.path):
-        raise _Mismatch
-    return value
-
-
-def _email(value: Any) -> str:
-    if isinstance(value, str) and re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
-        return value
-    raise _Mismatch
-
-
-def _list(value: Any) -> list[Any]:
-    if isinstance(value, list | tuple):
-        return list(value)
-    if isinstance(value, str) and value.strip().startswith("["):
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise _Mismatch from exc
-        if isinstance(parsed, list):
-            return parsed
-    raise _Mismatch
-
-
 _SIMPLE: dict[InputType, Callable[[Any], Any]] = {
-    InputType.STRING: _string,
-    InputType.SECRET: _string,
-    InputType.FILE: _string,
-    InputType.INT: _int,
-    InputType.FLOAT: _float,
-    InputType.BOOLEAN: _bool,
-    InputType.BOOL: _bool,
-    InputType.DATE: _date,
-    InputType.DATETIME: _datetime,
-    InputType.TIME: _time,
-    InputType.DURATION: _duration,
-    InputType.JSON: _json,
-    InputType.YAML: _yaml,
-    InputType.URI: _uri,
-    InputType.EMAIL: _email,
+    InputType.STRING: as_string,
+    InputType.SECRET: as_string,
+    InputType.FILE: as_string,
+    InputType.INT: as_int,
+    InputType.FLOAT: as_float,
+    InputType.BOOLEAN: as_bool,
+    InputType.BOOL: as_bool,
+    InputType.DATE: as_date,
+    InputType.DATETIME: as_datetime,
+    InputType.TIME: as_time,
+    InputType.DURATION: as_duration,
+    InputType.JSON: as_json,
+    InputType.YAML: as_yaml,
+    InputType.URI: as_uri,
+    InputType.EMAIL: as_email,
 }
 
 
 def _coerce(spec: InputSpec, value: Any, *, check_bounds: bool = True) -> Any:
-    """The typed value, or _Mismatch whose message completes 'expected ...'."""
+    """The typed value, or Mismatch whose message completes 'expected ...'."""
     kind = spec.type
     if kind in (InputType.SELECT, InputType.ENUM):
-        choice = _string(value) if not isinstance(value, str) else value
+        choice = as_string(value) if not isinstance(value, str) else value
         if choice not in (spec.values or []) and not spec.allow_custom_value:
-            raise _Mismatch(spec.expected)
+            raise Mismatch(spec.expected)
         return choice
     if kind == InputType.MULTISELECT:
         try:
-            items = _list(value)
-        except _Mismatch as exc:
-            raise _Mismatch(spec.expected) from exc
+            items = as_list(value)
+        except Mismatch as exc:
+            raise Mismatch(spec.expected) from exc
         bad = [i for i in items if not isinstance(i, str) or (
             i not in (spec.values or []) and not spec.allow_custom_value)]
         if bad:
-            raise _Mismatch(f"values among {', '.join(spec.values or [])} "
+            raise Mismatch(f"values among {', '.join(spec.values or [])} "
                             f"(not {', '.join(map(repr, bad))})")
         return items
     if kind == InputType.ARRAY:
         assert spec.item_type is not None
         try:
-            items = _list(value)
-        except _Mismatch as exc:
-            raise _Mismatch(spec.expected) from exc
+            items = as_list(value)
+        except Mismatch as exc:
+            raise Mismatch(spec.expected) from exc
         out = []
         for index, item in enumerate(items):
             try:
                 out.append(_SIMPLE[spec.item_type](item))
-            except _Mismatch as exc:
-                raise _Mismatch(f"{spec.expected}; item [{index}] {_show(item)} is not "
+            except Mismatch as exc:
+                raise Mismatch(f"{spec.expected}; item [{index}] {_show(item)} is not "
                                 f"{EXPECTED[spec.item_type]}") from exc
         return out
     try:
         result = _SIMPLE[kind](value)
-    except _Mismatch as exc:
-        raise _Mismatch(spec.expected) from exc
+    except Mismatch as exc:
+        raise Mismatch(spec.expected) from exc
     if check_bounds:
         _check_range(spec, result)
     return result
@@ -403,20 +265,20 @@ def _coerce(spec: InputSpec, value: Any, *, check_bounds: bool = True) -> Any:
 
 def _check_range(spec: InputSpec, value: Any) -> None:
     if spec.min_value is not None and value < spec.min_value:
-        raise _Mismatch(f"{spec.expected} >= {_plain(spec.min_value)}")
+        raise Mismatch(f"{spec.expected} >= {_plain(spec.min_value)}")
     if spec.max_value is not None and value > spec.max_value:
-        raise _Mismatch(f"{spec.expected} <= {_plain(spec.max_value)}")
+        raise Mismatch(f"{spec.expected} <= {_plain(spec.max_value)}")
     if spec.after is not None and value <= spec.after:
-        raise _Mismatch(f"{spec.expected} after {_plain(spec.after)}")
+        raise Mismatch(f"{spec.expected} after {_plain(spec.after)}")
     if spec.before is not None and value >= spec.before:
-        raise _Mismatch(f"{spec.expected} before {_plain(spec.before)}")
+        raise Mismatch(f"{spec.expected} before {_plain(spec.before)}")
     if isinstance(value, str):
         if spec.validator is not None and not re.fullmatch(spec.validator, value):
-            raise _Mismatch(f"{spec.expected} matching {spec.validator}")
+            raise Mismatch(f"{spec.expected} matching {spec.validator}")
         if spec.min_length is not None and len(value) < spec.min_length:
-            raise _Mismatch(f"{spec.expected} of at least {spec.min_length} characters")
+            raise Mismatch(f"{spec.expected} of at least {spec.min_length} characters")
         if spec.max_length is not None and len(value) > spec.max_length:
-            raise _Mismatch(f"{spec.expected} of at most {spec.max_length} characters")
+            raise Mismatch(f"{spec.expected} of at most {spec.max_length} characters")
 
 
 def _plain(value: Any) -> str:
@@ -461,7 +323,7 @@ def coerce_inputs(specs: Sequence[InputSpec], given: Mapping[str, Any], *,
             value = spec.defaults
         try:
             values[spec.id] = _coerce(spec, value)
-        except _Mismatch as exc:
+        except Mismatch as exc:
             problems.append(f"input {spec.id!r}: expected {exc}, got {_given(spec, value)}")
     if problems:
         raise InputError(problems)
