@@ -5,17 +5,19 @@ then over real Redis with `harrier worker` processes."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.fixtures.redis_server import free_port
-from tests.fixtures.workers import Cluster
+from common.redis_store import RedisStore
+from tests.fixtures.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -191,8 +193,67 @@ tasks:
     assert "event: end" in seen
 
 
+@dataclass
+class RedisDeployment:
+    env: dict[str, str]
+    workdir: Path
+    store: RedisStore
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+def start_worker(deployment: RedisDeployment, name: str) -> None:
+    """A real `harrier worker` process (prefork, two children); ready once it
+    logs so. Readiness is read from its log rather than pinged, so this
+    process's Celery app is never pointed at this broker."""
+    log_path = deployment.workdir / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "common.cli", "worker", "-c", "2", "-n", f"{name}@kestra"],
+            env=deployment.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deployment.workers.append(process)
+    deadline = time.monotonic() + 60
+    while f"{name}@kestra ready." not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"worker {name} did not start:\n{log_path.read_text()}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def redis_deployment(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+                     ) -> Iterator[RedisDeployment]:
+    """Real Redis and two real `harrier worker` processes; everything that
+    enqueues runs in the `harrier api` subprocess."""
+    if not redis_server.running:
+        redis_server.start()
+    redis_server.client().flushall()
+    workdir = tmp_path_factory.mktemp("kestra-redis")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARRIER_")}
+    env.update({"HARRIER_BROKER_URL": redis_server.url, "HARRIER_STORE_URL": redis_server.url,
+                "HARRIER_RESULT_BACKEND": redis_server.url, "HARRIER_LOG_LEVEL": "INFO",
+                "HARRIER_WORK_DIR": str(workdir / "work"),
+                "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    deployment = RedisDeployment(env, workdir, RedisStore.from_url(redis_server.url))
+    try:
+        start_worker(deployment, "k1")
+        start_worker(deployment, "k2")
+        yield deployment
+    finally:
+        for process in deployment.workers:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        deployment.store.close()
+
+
 def test_kestra_client_against_redis_and_real_worker_processes(
-        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+        redis_deployment: RedisDeployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = redis_deployment
     process, url = start_api(cluster.env, cluster.workdir / "api.log")
     try:
         pushed = httpx.post(f"{url}/api/v1/flows", content=GREET,
@@ -207,6 +268,6 @@ def test_kestra_client_against_redis_and_real_worker_processes(
         assert result.status == "SUCCESS", (cluster.workdir / "api.log").read_text()
         assert "hello Redis x1" in result.log
         stored = cluster.store.get_execution(result.execution_id)
-        assert stored.task_runs[0].attempts[0].worker_id in {w.hostname for w in cluster.workers}
+        assert stored.task_runs[0].attempts[0].worker_id in {"k1@kestra", "k2@kestra"}
     finally:
         stop_api(process)

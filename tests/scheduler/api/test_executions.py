@@ -212,3 +212,15 @@ def test_a_disabled_flow_cannot_be_executed(api: Api) -> None:
     api.push(GREET.format(id=flow_id) + "disabled: true\n")
     response = api.client.post(f"/api/v1/executions/api.test/{flow_id}", json={"who": "x"})
     assert response.status_code == 422 and "disabled" in response.json()["message"]
+
+
+def test_kestra_main_tenant_paths_and_configs_answer(api: Api) -> None:
+    flow_id = unique()
+    api.push(GREET.format(id=flow_id))
+    created = api.client.post(f"/api/v1/main/executions/api.test/{flow_id}",
+                              params={"wait": "true"}, files={"who": (None, "tenant")})
+    assert created.status_code == 200 and created.json()["state"]["current"] == "SUCCESS"
+    fetched = api.client.get(f"/api/v1/main/executions/{created.json()['id']}")
+    assert fetched.json()["inputs"]["who"] == "tenant"
+    assert api.client.get("/api/v1/configs").json()["isBasicAuthEnabled"] is False
+    assert api.client.get("/healthz").json() == {"status": "UP"}

@@ -48,7 +48,7 @@ def store(redis_server: RedisServer, redis_client: object) -> Iterator[RedisStor
 
 
 @pytest.fixture
-def cli(redis_server: RedisServer, tmp_path: Path):  # type: ignore[no-untyped-def]
+def cli(redis_server: RedisServer, tmp_path: Path):
     env = {"HARRIER_BROKER_URL": redis_server.url, "HARRIER_STORE_URL": "",
            "HARRIER_WORK_DIR": str(tmp_path)}
 
