@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.flow import parse_flow  # noqa: E402
-from common.settings import Settings  # noqa: E402
-from common.state import State  # noqa: E402
-from scheduler.executions import create_execution, start_execution  # noqa: E402
-from worker.embedded import EmbeddedRuntime  # noqa: E402
+from common.flow import parse_flow
+from common.settings import Settings
+from common.state import State
+from scheduler.executions import create_execution, start_execution
+from worker.embedded import EmbeddedRuntime
 
 TRUE = "{type: io.kestra.plugin.scripts.shell.Commands, commands: ['true']"
 

@@ -56,8 +56,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             options["fanout_prefix"] = True
             options["fanout_patterns"] = True
         config["broker_transport_options"] = options
-        config["result_backend_transport_options"] = {"retry_policy": {"timeout": 5.0}}
+        # Ride out a broker or backend restart: keep retrying publishes (the next
+        # step of a chain) and result writes for up to two minutes.
+        config["result_backend_transport_options"] = {"retry_policy": {"timeout": 120.0}}
+        config["task_publish_retry_policy"] = {
+            "max_retries": 120, "interval_start": 0.1, "interval_step": 0.5,
+            "interval_max": 1.0}
         config["redis_socket_keepalive"] = True
+        # Remote control (pidbox) uses an auto-delete fanout queue whose clean-up
+        # crashes Celery 5.7's worker when the Redis connection drops (kombu
+        # creates a client on a closed connection). Harrier does not use it:
+        # kills go through the store, readiness through `harrier health`.
+        config["worker_enable_remote_control"] = False
         config["result_chord_join_timeout"] = 10.0
     return config
 

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from common.errors import (
     ExecutionNotFound,
@@ -66,18 +68,26 @@ class RedisStore:
         self._known_flows: dict[tuple[str, str, int], FlowRecord] = {}
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
-        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10,
-                                      health_check_interval=30, retry_on_timeout=True)
+    def from_url(cls, url: str, *, patience: float = 0.0, **kwargs: Any) -> RedisStore:
+        """`patience`: seconds to keep retrying a command while Redis is down.
+
+        Workers are patient (a task that finished while Redis restarts still gets
+        recorded); the API is not (it answers 503 at once).
+        """
+        retries = max(0, int(patience))  # backoff capped at 1 s: about 1 retry a second
+        retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries)
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30,
+            retry=retry, retry_on_error=[redis.ConnectionError, redis.TimeoutError])
         return cls(client, **kwargs)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RedisStore:
+    def from_settings(cls, settings: Settings, *, patience: float = 0.0) -> RedisStore:
         url = settings.effective_store_url
         if not url:
             raise StoreUnavailable("no Redis store configured: set HARRIER_STORE_URL "
                                    "(or a redis:// HARRIER_BROKER_URL)")
-        return cls.from_url(url, retention_seconds=int(
+        return cls.from_url(url, patience=patience, retention_seconds=int(
             settings.execution_retention.total_seconds()))
 
     # -- keys

@@ -1,10 +1,16 @@
 """Fixtures shared by the whole suite: real servers started on free ports."""
 
+# Imported up front: when hypothesis's pytest plugin first imports it at the end
+# of a run, CPython 3.11.7's compiler can fail with "AST constructor recursion
+# depth mismatch" (a CPython bug, fixed in 3.11.8).
+import hypothesis  # noqa: F401
+
 pytest_plugins = [
     "tests.fixtures.redis_server",
     "tests.fixtures.docker",
     "tests.fixtures.spark",
     "tests.fixtures.workers",
+    "tests.fixtures.rabbitmq",
 ]
 
 

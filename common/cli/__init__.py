@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from common.cli.api import api_command
+from common.cli.executions import executions_group
+from common.cli.flows import flows_group
 from common.cli.run import run_command, validate_command
 from common.cli.scheduler import backfill_command, scheduler_command
 from common.cli.worker import health_command, worker_command
@@ -21,3 +24,6 @@ main.add_command(worker_command)
 main.add_command(health_command)
 main.add_command(scheduler_command)
 main.add_command(backfill_command)
+main.add_command(api_command)
+main.add_command(executions_group)
+main.add_command(flows_group)

@@ -13,6 +13,8 @@ from common.cli.output import print_json
 from common.errors import HarrierError
 from common.settings import Settings
 
+STORE_PATIENCE_SECONDS = 120
+
 
 def _distributed_settings() -> Settings:
     settings = Settings.from_env()
@@ -38,7 +40,8 @@ def worker_command(concurrency: int | None, pool: str, queues: str | None,
     from worker.runtime import Runtime, install
 
     settings = _distributed_settings()
-    store = RedisStore.from_settings(settings)
+    # Patient: a task that ends while Redis restarts waits to record its result.
+    store = RedisStore.from_settings(settings, patience=STORE_PATIENCE_SECONDS)
     app = configure_app(settings)
     install(Runtime(settings, store, app))
     queue_list = [q.strip() for q in queues.split(",")] if queues else list(
@@ -47,6 +50,13 @@ def worker_command(concurrency: int | None, pool: str, queues: str | None,
         click.echo("note: this worker does not serve the 'default' queue; flowable steps "
                    "(Parallel joins, If/Switch, finishing) need at least one worker that does",
                    err=True)
+    from celery.signals import worker_ready
+
+    @worker_ready.connect(weak=False)
+    def announce(sender: object = None, **_: object) -> None:
+        click.echo(f"harrier worker {hostname or socket.gethostname()} ready "
+                   f"(queues: {', '.join(queue_list)})", err=True)
+
     worker = app.Worker(
         concurrency=concurrency or settings.worker_concurrency or None, pool_cls=pool,
         queues=queue_list, loglevel=settings.log_level,

@@ -1,0 +1,81 @@
+"""Brokers and faults with real servers: RabbitMQ as the broker, and a Redis
+that goes away in the middle of an execution and comes back."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from common.celery_app import app
+from common.flow import parse_flow
+from common.redis_store import RedisStore
+from common.state import State
+from scheduler.executions import create_execution, start_execution
+from tests.fixtures.redis_server import RedisServer
+from tests.fixtures.workers import make_cluster
+
+pytestmark = pytest.mark.slow
+
+FLOW = """
+id: outage
+namespace: test
+tasks:
+  - id: before
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["sleep 2", "echo before"]
+  - id: fan
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - {id: a, type: io.kestra.plugin.scripts.shell.Commands, commands: ["echo a"]}
+      - {id: b, type: io.kestra.plugin.scripts.shell.Commands, commands: ["echo b"]}
+  - id: after
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["echo after"]
+"""
+
+
+def run(store, text: str, timeout: float = 90):
+    flow = parse_flow(text, "test.yaml")
+    execution = create_execution(store, flow, {})
+    start_execution(app, flow, execution, store=store)
+    return execution, store.wait_terminal(execution.id, timeout)
+
+
+def test_rabbitmq_works_as_the_broker(rabbitmq_server, redis_server, tmp_path):
+    redis_server.client().flushall()
+    cluster = make_cluster(rabbitmq_server.url, redis_server.url, tmp_path)
+    try:
+        cluster.start_worker("rabbit")
+        _, done = run(cluster.store, FLOW)
+        assert done.state.current == State.SUCCESS
+        assert {r.task_id for r in done.task_runs} == {"before", "fan", "a", "b", "after"}
+    finally:
+        cluster.stop_all()
+
+
+def test_workers_carry_on_when_redis_restarts_mid_execution(tmp_path):
+    server = RedisServer(tmp_path / "redis", persistent=True)
+    (tmp_path / "redis").mkdir()
+    server.start()
+    cluster = make_cluster(server.url, server.url, tmp_path)
+    try:
+        cluster.start_worker("patient")
+        store = RedisStore.from_url(server.url, patience=60)
+        flow = parse_flow(FLOW, "test.yaml")
+        execution = create_execution(store, flow, {})
+        start_execution(app, flow, execution, store=store)
+        deadline = time.monotonic() + 30
+        while not any(r.state.current == State.RUNNING for r in store.task_runs(execution.id)):
+            assert time.monotonic() < deadline, "the first task never started"
+            time.sleep(0.05)
+        server.stop()  # while `before` is running: its end cannot be recorded yet
+        time.sleep(4)
+        server.start()
+        done = store.wait_terminal(execution.id, 120)
+        assert done.state.current == State.SUCCESS, [
+            (r.task_id, r.state.current, r.error) for r in done.task_runs]
+        assert {r.task_id for r in done.task_runs} == {"before", "fan", "a", "b", "after"}
+    finally:
+        cluster.stop_all()
+        server.stop()
