@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections import defaultdict
+from datetime import datetime
 
 from common.errors import ExecutionNotFound, FlowNotFound
 from common.execution import Execution, LogEntry, TaskRun
@@ -21,6 +22,7 @@ class MemoryStore:
         self._executions: dict[str, Execution] = {}
         self._halted: dict[str, str] = {}
         self._deleted: set[tuple[str, str]] = set()
+        self._beats: dict[tuple[str, str], datetime] = {}
         self._task_runs: dict[str, dict[str, TaskRun]] = defaultdict(dict)
         self._logs: dict[str, list[LogEntry]] = defaultdict(list)
         self._log_seq = 0
@@ -169,6 +171,14 @@ class MemoryStore:
             runs = self._task_runs.get(execution_id, {})
             for run_id in task_run_ids:
                 runs.pop(run_id, None)
+
+    def beat(self, execution_id: str, task_run_id: str) -> None:
+        with self._lock:
+            self._beats[(execution_id, task_run_id)] = now()
+
+    def last_beat(self, execution_id: str, task_run_id: str) -> datetime | None:
+        with self._lock:
+            return self._beats.get((execution_id, task_run_id))
 
     # -- logs
     def append_log(self, entry: LogEntry) -> str:

@@ -56,6 +56,11 @@ return ARGV[3]
 """
 
 
+# The keys of one execution, all expired together by the retention TTL.
+_EXECUTION_KEYS: tuple[tuple[str, ...], ...] = (
+    (), ("runs",), ("runkeys",), ("logs",), ("beats",))
+
+
 class RedisStore:
     def __init__(self, client: redis.Redis, *, prefix: str = "harrier",
                  retention_seconds: int = 7 * 24 * 3600) -> None:
@@ -250,7 +255,7 @@ class RedisStore:
                 pipe.rpush(done, "1")
                 pipe.expire(done, 60)
             else:
-                for suffix in ((), ("runs",), ("runkeys",), ("logs",)):
+                for suffix in _EXECUTION_KEYS:
                     pipe.persist(self._k("exec", execution_id, *suffix))
             return result
 
@@ -258,7 +263,7 @@ class RedisStore:
             return self.redis.transaction(apply, key, value_from_callable=True)
 
     def _expire(self, pipe: redis.client.Pipeline, execution_id: str) -> None:
-        for suffix in ((), ("runs",), ("runkeys",), ("logs",)):
+        for suffix in _EXECUTION_KEYS:
             pipe.expire(self._k("exec", execution_id, *suffix), self.retention)
 
     def change_execution_state(self, execution_id: str, new: State, *, error: str | None = None,
@@ -319,7 +324,7 @@ class RedisStore:
         execution = self._load(execution_id)
         with self._errors():
             pipe = self.redis.pipeline()
-            for suffix in ((), ("runs",), ("runkeys",), ("logs",), ("done",)):
+            for suffix in (*_EXECUTION_KEYS, ("done",)):
                 pipe.delete(self._k("exec", execution_id, *suffix))
             pipe.zrem(self._k("execs"), execution_id)
             pipe.zrem(self._k("execs", execution.namespace), execution_id)
@@ -373,6 +378,16 @@ class RedisStore:
                 pipe.hdel(self._k("exec", execution_id, "runkeys"),
                           f"{run.task_id}\x00{run.value or ''}")
             pipe.execute()
+
+    def beat(self, execution_id: str, task_run_id: str) -> None:
+        with self._errors():
+            self.redis.hset(self._k("exec", execution_id, "beats"), task_run_id,
+                            str(time.time()))
+
+    def last_beat(self, execution_id: str, task_run_id: str) -> datetime | None:
+        with self._errors():
+            raw = self.redis.hget(self._k("exec", execution_id, "beats"), task_run_id)
+        return None if raw is None else datetime.fromtimestamp(float(raw), UTC)
 
     # -- logs
     def append_log(self, entry: LogEntry) -> str:

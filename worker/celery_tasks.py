@@ -7,9 +7,11 @@ import logging
 
 from celery import Task as CeleryTask
 from celery import chain
+from celery.exceptions import Ignore
 
 from common.celery_app import app
 from worker import execute, finish
+from worker.kill_watch import LEASE_SECONDS
 from worker.runtime import current
 
 log = logging.getLogger(__name__)
@@ -18,10 +20,17 @@ log = logging.getLogger(__name__)
 @app.task(bind=True, name="harrier.run_task", acks_late=True, reject_on_worker_lost=True,
           max_retries=None)
 def run_task(self: CeleryTask, execution_id: str, task_id: str, phase: str = "main",
-             finish: bool = False) -> object:
+             finish: bool = False, watching: bool = False) -> object:
     runtime = current()
     outcome = execute.execute_leaf(runtime, execution_id, task_id, phase,
-                                   worker_id=self.request.hostname)
+                                   worker_id=self.request.hostname, watching=watching)
+    if outcome.superseded:
+        raise Ignore()  # the delivery that ran the task already moved the canvas on
+    if outcome.duplicate:
+        # Keep a copy of the message that checks back: if the original's worker
+        # dies, this copy takes over; if it finishes, this copy disappears.
+        raise self.retry(countdown=LEASE_SECONDS, max_retries=None,
+                         kwargs={**self.request.kwargs, "watching": True})
     if outcome.retry_in is not None:
         # Celery's own retry: the same message comes back after the policy's
         # countdown, keeping its place in the chain or chord.

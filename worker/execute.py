@@ -17,6 +17,7 @@ from common.state import State, StateRecord, now, transition
 from common.task import FlowableTask, Task
 from common.templating import mask_secrets, render
 from worker.context import TaskContext
+from worker.kill_watch import LEASE_SECONDS
 from worker.runners.registry import runner_for
 from worker.runtime import Runtime
 from worker.tasks.conditions import is_true
@@ -34,6 +35,11 @@ class Outcome:
     state: State | None = None
     retry_in: float | None = None
     branch: list[Task] | None = None  # for If/Switch: the tasks chosen to run
+    # A second delivery of a task whose attempt is still alive elsewhere (the
+    # broker's visibility timeout passed): watch it rather than run it twice.
+    duplicate: bool = False
+    # A watching copy saw the original finish: the original continues the canvas.
+    superseded: bool = False
 
 
 def gate_open(execution: Execution, phase: str) -> bool:
@@ -95,7 +101,8 @@ def parents_of(flow: Flow, task_id: str) -> list[Task]:
 
 
 def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
-                 value: str | None = None, worker_id: str | None = None) -> Outcome:
+                 value: str | None = None, worker_id: str | None = None,
+                 watching: bool = False) -> Outcome:
     store = runtime.store
     execution = store.get_execution(execution_id)
     if not gate_open(execution, phase):
@@ -104,10 +111,15 @@ def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
     task = flow.task(task_id)
     run = start_task_run(runtime, execution, flow, task, value)
     if run.state.current.terminated:
-        return Outcome(state=run.state.current)  # a redelivered copy of a finished task
+        # A redelivered copy of a finished task; a watching copy leaves the rest
+        # of the canvas to the delivery that ran it.
+        return Outcome(state=run.state.current, superseded=watching)
 
     previous: dict[str, Any] = {}
     if run.attempts and run.attempts[-1].state.current == State.RUNNING:
+        beat = store.last_beat(execution_id, run.id)
+        if beat is not None and (now() - beat).total_seconds() < LEASE_SECONDS:
+            return Outcome(state=State.RUNNING, duplicate=True)
         # The worker running this attempt died; its checkpoint (e.g. a Spark
         # submission id) lets the next attempt re-attach instead of starting over.
         lost = run.attempts[-1]
@@ -138,6 +150,7 @@ def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
     transition(run.state, State.RUNNING, what=f"task {task_id}")
     run.error = None
     store.save_task_run(run)
+    store.beat(execution_id, run.id)
 
     def write_log(level: str, message: str) -> None:
         store.append_log(LogEntry(execution_id, run.id, task_id, level,
@@ -157,7 +170,7 @@ def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
         previous_checkpoint=previous)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        with runtime.kill_watch.watching(execution_id, ctx.cancel):
+        with runtime.kill_watch.watching(execution_id, ctx.cancel, run.id):
             outputs = task.run(ctx)  # type: ignore[attr-defined]
     except TaskKilled:
         write_log("WARN", "killed")

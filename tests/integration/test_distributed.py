@@ -142,3 +142,27 @@ tasks:
     assert done.state.current == State.SUCCESS
     assert (tmp_path / "first.log").read_text() == "once\n"  # not re-run
     assert State.RESTARTED in [h.state for h in done.state.histories]
+
+
+def test_a_task_outliving_the_visibility_timeout_runs_once(cluster, tmp_path):
+    # The fixture's visibility timeout is 5 s: Redis hands the message to a
+    # second worker while the first is still running it. The heartbeat tells the
+    # second copy to stand by instead of running the task again.
+    runs_file = tmp_path / "runs"
+    execution = start(cluster, f"""
+id: long-task
+namespace: test
+tasks:
+  - id: long
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["echo run >> {runs_file}", "sleep 14"]
+  - id: next
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["echo next >> {runs_file}"]
+""")
+    done = cluster.store.wait_terminal(execution.id, 120)
+    assert done.state.current == State.SUCCESS
+    time.sleep(1)
+    assert runs_file.read_text().splitlines() == ["run", "next"]
+    long = next(r for r in done.task_runs if r.task_id == "long")
+    assert len(long.attempts) == 1
