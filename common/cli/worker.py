@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from pathlib import Path
 
 import click
 
@@ -50,6 +51,7 @@ def worker_command(concurrency: int | None, pool: str, queues: str | None,
         click.echo("note: this worker does not serve the 'default' queue; flowable steps "
                    "(Parallel joins, If/Switch, finishing) need at least one worker that does",
                    err=True)
+    _remove_docker_orphans(settings)
     from celery.signals import worker_ready
 
     @worker_ready.connect(weak=False)
@@ -64,6 +66,27 @@ def worker_command(concurrency: int | None, pool: str, queues: str | None,
         without_gossip=True, without_mingle=True, optimization="fair")
     worker.start()
     sys.exit(worker.exitcode or 0)
+
+
+def _remove_docker_orphans(settings: Settings) -> None:
+    """Containers a previous worker on this host left behind (it died mid-task)."""
+    socket_path = settings.docker_host.removeprefix("unix://")
+    if settings.docker_host.startswith("unix://") and not Path(socket_path).exists():
+        return  # no engine here: nothing can have been left behind
+    from common.errors import DockerError
+    from worker.runners.docker import DockerRunner, remove_orphans
+
+    runner = DockerRunner(host=settings.docker_host)
+    try:
+        removed = remove_orphans(runner.engine(), worker=runner.worker_name)
+    except DockerError as exc:
+        click.echo(f"note: could not check for orphaned task containers: {exc}", err=True)
+        return
+    finally:
+        runner.close()
+    if removed:
+        click.echo(f"removed {len(removed)} task container(s) left by a previous worker",
+                   err=True)
 
 
 @click.command("health")
