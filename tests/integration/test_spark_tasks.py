@@ -138,7 +138,8 @@ def test_killing_the_execution_kills_the_running_driver(
     done = embedded.store.wait_terminal(execution.id, 120)
     assert done.state.current == State.KILLED
     assert task_run(done, "submit").state.current == State.KILLED
-    assert rest.status(submission_id).state == "KILLED"
+    # The master confirms the kill asynchronously (its worker reports back).
+    wait_for(lambda: rest.status(submission_id).state == "KILLED", timeout=60)
 
 
 INJECTION = """a;touch {marker} `touch {marker}` $(touch {marker}) 'q" \\ *"""
