@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from common.errors import FlowValidationError, Problem
 from common.inputs import InputSpec
 from common.task import Task, known_task_types, task_class
+from common.template_check import template_problems
 from common.triggers import TRIGGER_TYPES, Trigger
 from common.yaml_source import YamlDocument, load_yaml
 
@@ -135,6 +136,8 @@ def parse_flow(text: str, source: str = "<string>") -> Flow:
         problems.extend(_problems_from(exc, (), document, Flow))
     if flow is not None:
         problems.extend(_duplicate_ids(flow, document))
+        if not problems:
+            problems.extend(template_problems(flow, _locator(document)))
     if problems:
         problems = [p for p in problems if not (problems and _is_noise(p, problems))]
         raise FlowValidationError(sorted(set(problems), key=_position))
@@ -234,6 +237,25 @@ def _duplicate_ids(flow: Flow, document: YamlDocument) -> list[Problem]:
                                              "task ids must be unique in the whole flow"))
         seen.add(task.id)
     return problems
+
+
+def _locator(document: YamlDocument) -> Any:
+    def locate(task_id: str | None, field: str, message: str) -> Problem:
+        base = _find_task_path(document.data, task_id, occurrence=1) if task_id else None
+        path: tuple[str | int, ...] = (*base[:-1], *_field_path(field)) if base else \
+            _field_path(field)
+        return document.problem(path, message)
+    return locate
+
+
+def _field_path(field: str) -> tuple[str | int, ...]:
+    parts: list[str | int] = []
+    for piece in field.replace("]", "").split("."):
+        name, *indexes = piece.split("[")
+        if name:
+            parts.append(name)
+        parts.extend(int(i) for i in indexes if i.isdigit())
+    return tuple(parts)
 
 
 def _find_task_path(data: Any, task_id: str, occurrence: int,

@@ -27,8 +27,9 @@ def as_int(value: Any) -> int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
-        return int(value)
+    # ASCII digits and blanks only: int() rejects some characters \s and \d accept.
+    if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9]+", value.strip(" \t\r\n")):
+        return int(value.strip(" \t\r\n"))
     raise Mismatch
 
 

@@ -159,6 +159,8 @@ class MemoryStore:
     def save_task_run(self, task_run: TaskRun) -> None:
         with self._lock:
             self._task_runs[task_run.execution_id][task_run.id] = copy.deepcopy(task_run)
+            if task_run.state.current == State.RUNNING:
+                self._beats[(task_run.execution_id, task_run.id)] = now()
             self._changed.notify_all()
 
     def task_runs(self, execution_id: str) -> list[TaskRun]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -23,7 +23,7 @@ from common.errors import (
 )
 from common.execution import Execution, LogEntry, TaskRun
 from common.settings import Settings
-from common.state import State, transition
+from common.state import State, StateHistory, StateRecord, can_transition, now
 from common.store import ExecutionQuery, FlowRecord
 
 T = TypeVar("T")
@@ -58,7 +58,32 @@ return ARGV[3]
 
 # The keys of one execution, all expired together by the retention TTL.
 _EXECUTION_KEYS: tuple[tuple[str, ...], ...] = (
-    (), ("runs",), ("runkeys",), ("logs",), ("beats",))
+    (), ("runs",), ("runkeys",), ("logs",), ("beats",), ("history",))
+
+# change_execution_state: KEYS = the execution's keys (hash first, history
+# last) then its `done` list; ARGV = new state, states it may come from, the
+# history entry, error, terminal?, retention seconds, clear the halt flag?
+_CHANGE_STATE = """
+local current = redis.call('HGET', KEYS[1], 'state')
+if not current then return {-1, ''} end
+if current == ARGV[1] then return {0, current} end
+if not string.find(',' .. ARGV[2] .. ',', ',' .. current .. ',', 1, true) then
+  return {-2, current}
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[1])
+redis.call('RPUSH', KEYS[#KEYS - 1], ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[4]) end
+if ARGV[7] == '1' then redis.call('HDEL', KEYS[1], 'halted') end
+for i = 1, #KEYS - 1 do
+  if ARGV[5] == '1' then redis.call('EXPIRE', KEYS[i], ARGV[6])
+  else redis.call('PERSIST', KEYS[i]) end
+end
+if ARGV[5] == '1' then
+  redis.call('RPUSH', KEYS[#KEYS], '1')
+  redis.call('EXPIRE', KEYS[#KEYS], 60)
+end
+return {1, current}
+"""
 
 
 class RedisStore:
@@ -69,6 +94,7 @@ class RedisStore:
         self.retention = retention_seconds
         self._put_flow = client.register_script(_PUT_FLOW)
         self._task_run = client.register_script(_TASK_RUN)
+        self._change_state = client.register_script(_CHANGE_STATE)
         # Revisions never change once written: remember the ones we have read.
         self._known_flows: dict[tuple[str, str, int], FlowRecord] = {}
 
@@ -172,45 +198,46 @@ class RedisStore:
             raise FlowNotFound(f"flow {namespace}.{flow_id} not found")
 
     # -- executions
-    def _doc(self, execution: Execution) -> str:
-        data = execution.to_json()
-        data.pop("taskRunList")
-        return json.dumps(data)
-
+    # An execution is a hash: `doc` (the JSON written at creation), and the parts
+    # that change, each in its own field so no change rewrites the document:
+    # `state`, `error`, `outputs`, `halted`; its state history is a list.
     def create_execution(self, execution: Execution) -> None:
         score = execution.start_date.timestamp()
+        data = execution.to_json()
+        data.pop("taskRunList")
         with self._errors():
             pipe = self.redis.pipeline()
             pipe.hset(self._k("exec", execution.id), mapping={
-                "doc": self._doc(execution), "state": execution.state.current.value})
+                "doc": json.dumps(data), "state": execution.state.current.value})
+            pipe.rpush(self._k("exec", execution.id, "history"),
+                       *(_history_entry(h.state, h.date) for h in execution.state.histories))
             pipe.zadd(self._k("execs"), {execution.id: score})
             pipe.zadd(self._k("execs", execution.namespace), {execution.id: score})
             pipe.zadd(self._k("execs", execution.namespace, execution.flow_id),
                       {execution.id: score})
             pipe.execute()
 
-    def _load(self, execution_id: str) -> Execution:
-        with self._errors():
-            raw = self.redis.hget(self._k("exec", execution_id), "doc")
-        if raw is None:
-            raise ExecutionNotFound(f"execution {execution_id} not found")
-        data = json.loads(raw)
-        data["taskRunList"] = []
-        return Execution.from_json(data)
-
     def get_execution(self, execution_id: str) -> Execution:
-        # One round trip: the document, the live state, the halt flag, the task runs.
+        # One round trip: the document, the live fields, the history, the task runs.
         with self._errors():
             pipe = self.redis.pipeline(transaction=False)
-            pipe.hmget(self._k("exec", execution_id), "doc", "halted")
+            pipe.hmget(self._k("exec", execution_id), "doc", "state", "halted", "error",
+                       "outputs")
+            pipe.lrange(self._k("exec", execution_id, "history"), 0, -1)
             pipe.hvals(self._k("exec", execution_id, "runs"))
-            (doc, halted), runs = pipe.execute()
+            (doc, state, halted, error, outputs), history, runs = pipe.execute()
         if doc is None:
             raise ExecutionNotFound(f"execution {execution_id} not found")
         data = json.loads(doc)
         data["taskRunList"] = []
         execution = Execution.from_json(data)
+        histories = [_parse_history(entry) for entry in history]
+        execution.state = StateRecord(State(state.decode()), histories)
         execution.halted = halted.decode() if halted is not None else None
+        if error is not None:
+            execution.error = error.decode()
+        if outputs is not None:
+            execution.outputs = json.loads(outputs)
         execution.task_runs = _sorted_runs(TaskRun.from_json(json.loads(r)) for r in runs)
         return execution
 
@@ -232,61 +259,32 @@ class RedisStore:
         with self._errors():
             self.redis.hsetnx(self._k("exec", execution_id), "halted", reason)
 
-    def _update(self, execution_id: str, change: Callable[[Execution], T]) -> T:
-        """Read, change and write the execution document atomically (WATCH/MULTI)."""
-        key = self._k("exec", execution_id)
-
-        def apply(pipe: redis.client.Pipeline) -> T:
-            raw = pipe.hget(key, "doc")
-            if raw is None:
-                raise ExecutionNotFound(f"execution {execution_id} not found")
-            data = json.loads(raw)
-            data["taskRunList"] = []
-            execution = Execution.from_json(data)
-            result = change(execution)
-            pipe.multi()
-            pipe.hset(key, mapping={"doc": self._doc(execution),
-                                    "state": execution.state.current.value})
-            if execution.state.current == State.RESTARTED:
-                pipe.hdel(key, "halted")
-            if execution.state.current.terminated:
-                self._expire(pipe, execution_id)
-                done = self._k("exec", execution_id, "done")
-                pipe.rpush(done, "1")
-                pipe.expire(done, 60)
-            else:
-                for suffix in _EXECUTION_KEYS:
-                    pipe.persist(self._k("exec", execution_id, *suffix))
-            return result
-
-        with self._errors():
-            return self.redis.transaction(apply, key, value_from_callable=True)
-
-    def _expire(self, pipe: redis.client.Pipeline, execution_id: str) -> None:
-        for suffix in _EXECUTION_KEYS:
-            pipe.expire(self._k("exec", execution_id, *suffix), self.retention)
-
     def change_execution_state(self, execution_id: str, new: State, *, error: str | None = None,
                                only_from: tuple[State, ...] = ()) -> bool:
-        def change(execution: Execution) -> bool:
-            current = execution.state.current
-            if current == new or (only_from and current not in only_from):
+        """Compare-and-set in one Lua call: safe when parallel branches of one
+        execution, a kill and the finisher all change it at the same moment."""
+        allowed = [s for s in State if can_transition(s, new)]
+        if only_from:
+            allowed = [s for s in allowed if s in only_from]
+        keys = [self._k("exec", execution_id, *suffix) for suffix in _EXECUTION_KEYS]
+        keys.append(self._k("exec", execution_id, "done"))
+        with self._errors():
+            code, current = self._change_state(keys=keys, args=[
+                new.value, ",".join(s.value for s in allowed), _history_entry(new, now()),
+                error or "", "1" if new.terminated else "0", self.retention,
+                "1" if new == State.RESTARTED else "0"])
+        if code == -1:
+            raise ExecutionNotFound(f"execution {execution_id} not found")
+        if code == -2:
+            state = State(current.decode())
+            if only_from and state not in only_from:
                 return False
-            transition(execution.state, new)
-            if error:
-                execution.error = error
-            return True
-
-        try:
-            return self._update(execution_id, change)
-        except IllegalTransition:
-            raise
+            raise IllegalTransition(f"execution cannot go from {state} to {new}")
+        return code == 1
 
     def set_execution_outputs(self, execution_id: str, outputs: dict) -> None:
-        def change(execution: Execution) -> None:
-            execution.outputs = outputs
-
-        self._update(execution_id, change)
+        with self._errors():
+            self.redis.hset(self._k("exec", execution_id), "outputs", json.dumps(outputs))
 
     def search_executions(self, query: ExecutionQuery) -> tuple[list[Execution], int]:
         if query.namespace and query.flow_id:
@@ -321,7 +319,7 @@ class RedisStore:
                 self.redis.zrem(key, execution_id)
 
     def delete_execution(self, execution_id: str) -> None:
-        execution = self._load(execution_id)
+        execution = self.get_execution(execution_id)
         with self._errors():
             pipe = self.redis.pipeline()
             for suffix in (*_EXECUTION_KEYS, ("done",)):
@@ -356,8 +354,13 @@ class RedisStore:
 
     def save_task_run(self, task_run: TaskRun) -> None:
         with self._errors():
-            self.redis.hset(self._k("exec", task_run.execution_id, "runs"), task_run.id,
-                            json.dumps(task_run.to_json()))
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(self._k("exec", task_run.execution_id, "runs"), task_run.id,
+                      json.dumps(task_run.to_json()))
+            if task_run.state.current == State.RUNNING:
+                pipe.hset(self._k("exec", task_run.execution_id, "beats"), task_run.id,
+                          str(time.time()))
+            pipe.execute()
 
     def task_runs(self, execution_id: str) -> list[TaskRun]:
         with self._errors():
@@ -422,3 +425,12 @@ class RedisStore:
 def _sorted_runs(runs: Iterable[TaskRun]) -> list[TaskRun]:
     latest = datetime.max.replace(tzinfo=UTC)
     return sorted(runs, key=lambda r: (r.state.start_date or latest, r.id))
+
+
+def _history_entry(state: State, moment: datetime) -> str:
+    return f"{state.value}|{moment.timestamp()!r}"
+
+
+def _parse_history(entry: bytes) -> StateHistory:
+    state, _, stamp = entry.decode().partition("|")
+    return StateHistory(State(state), datetime.fromtimestamp(float(stamp), UTC))

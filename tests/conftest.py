@@ -3,7 +3,15 @@
 # Imported up front: when hypothesis's pytest plugin first imports it at the end
 # of a run, CPython 3.11.7's compiler can fail with "AST constructor recursion
 # depth mismatch" (a CPython bug, fixed in 3.11.8).
-import hypothesis  # noqa: F401
+import os
+
+import hypothesis
+
+# CI runs the same examples every time (a new counterexample found on a
+# developer's machine becomes a fix, not a random red CI run).
+hypothesis.settings.register_profile("ci", derandomize=True, deadline=None)
+hypothesis.settings.register_profile("dev", deadline=None)
+hypothesis.settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 pytest_plugins = [
     "tests.fixtures.redis_server",

@@ -4,9 +4,13 @@ execution's state, record the attempt, run the task, record the outcome."""
 from __future__ import annotations
 
 import logging
+import shutil
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from common.durations import format_duration
@@ -149,8 +153,7 @@ def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
     context["taskrun"]["attemptsCount"] = len(run.attempts) - 1
     transition(run.state, State.RUNNING, what=f"task {task_id}")
     run.error = None
-    store.save_task_run(run)
-    store.beat(execution_id, run.id)
+    store.save_task_run(run)  # a RUNNING save also records the first heartbeat
 
     def write_log(level: str, message: str) -> None:
         store.append_log(LogEntry(execution_id, run.id, task_id, level,
@@ -161,7 +164,8 @@ def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
         run.outputs["_checkpoint"] = {**run.outputs.get("_checkpoint", {}), **data}
         store.save_task_run(run)
 
-    workdir = runtime.settings.work_root / execution_id / run.id / f"attempt-{len(run.attempts)}"
+    # One flat directory per attempt: one mkdir, not four, on a hot path.
+    workdir = runtime.settings.work_root / f"{execution_id}-{run.id}-{len(run.attempts)}"
     ctx = TaskContext(
         execution=execution, task_run=run, flow=flow, settings=runtime.settings, store=store,
         workdir=workdir, attempt=len(run.attempts), variables=context,
@@ -170,7 +174,8 @@ def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
         previous_checkpoint=previous)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        with runtime.kill_watch.watching(execution_id, ctx.cancel, run.id):
+        with runtime.kill_watch.watching(execution_id, ctx.cancel, run.id), \
+                _scratch(workdir, keep=bool(getattr(task, "output_files", None))):
             outputs = task.run(ctx)  # type: ignore[attr-defined]
     except TaskKilled:
         write_log("WARN", "killed")
@@ -191,6 +196,17 @@ def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
                    **(outputs or {})}
     warn = task.retry is not None and task.retry.warning_on_retry and len(run.attempts) > 1
     return _finish(runtime, run, attempt, State.WARNING if warn else State.SUCCESS, None)
+
+
+@contextmanager
+def _scratch(workdir: Path, *, keep: bool) -> Iterator[None]:
+    """The attempt's working directory goes away with the attempt, unless the
+    task declared outputFiles (their paths are outputs later tasks may read)."""
+    try:
+        yield
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _failed(runtime: Runtime, flow: Flow, task: Task, run: TaskRun, attempt: Attempt,

@@ -188,3 +188,39 @@ def test_a_document_that_is_not_a_mapping_is_rejected():
 def test_unreadable_file_is_a_validation_error(tmp_path):
     with pytest.raises(FlowValidationError, match="cannot read file"):
         load_flow_file(tmp_path / "missing.yaml")
+
+
+def test_templates_are_checked_before_anything_runs():
+    found = problems("""id: a
+namespace: n
+inputs:
+  - id: day
+    type: DATE
+tasks:
+  - id: t
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - echo {{ inputs.dya }}
+  - id: u
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ execution.startDate | dat('yyyy') }}"
+  - id: v
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ envs.HOME }}"
+""")
+    assert found[0].startswith("flows/bad.yaml:10:9: tasks[0].commands[0]:")
+    assert "inputs.dya" in found[0] and "declared: day" in found[0]
+    assert "tasks[1].message" in found[1] and "No filter named 'dat'" in found[1]
+    assert "tasks[2].message" in found[2] and "unknown variable 'envs'" in found[2]
+
+
+def test_templates_with_loops_and_kestra_functions_pass_the_check():
+    parse_flow("""id: a
+namespace: n
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.log.Log
+    message: >-
+      {% for x in [1, 2] %}{{ x }}{% endfor %} {{ now() | dateAdd(-1, 'DAYS') | date('yyyy') }}
+      {{ trigger.body ?? 'none' }} {{ secret('TOKEN') | length }} {{ taskrun.attemptsCount }}
+""")

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from common.errors import FlowValidationError
 from common.state import State
 from tests.integration.embedded import logs, run_flow_text, states, task_run
 
@@ -282,18 +283,36 @@ tasks:
     assert "spark-submitt" in error and "not found" in error
 
 
-def test_template_naming_a_missing_variable_fails_the_task_clearly(embedded):
-    execution = run_flow_text(embedded, """
-id: missing-var
+def test_template_naming_a_missing_task_is_rejected_before_anything_runs(embedded):
+    with pytest.raises(FlowValidationError) as caught:
+        run_flow_text(embedded, """
+id: missing-task
 namespace: test
 tasks:
   - id: oops
     type: io.kestra.plugin.core.log.Log
     message: "{{ outputs.nothing.value }}"
 """)
+    [problem] = caught.value.problems
+    assert (problem.line, problem.field) == (7, "tasks[0].message")
+    assert "outputs.nothing" in problem.message and "names no task" in problem.message
+
+
+def test_template_naming_a_missing_output_fails_the_task_clearly(embedded):
+    execution = run_flow_text(embedded, """
+id: missing-var
+namespace: test
+tasks:
+  - id: first
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["echo '::{\\"outputs\\":{\\"rows\\":1}}::'"]
+  - id: oops
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ outputs.first.vars.nothing }}"
+""")
     assert execution.state.current == State.FAILED
     error = task_run(execution, "oops").error
-    assert "oops.message" in error and "nothing" in error
+    assert "oops.message" in error and "nothing" in error and "rows" in error
 
 
 def test_shell_commands_quote_untrusted_input_values(embedded, tmp_path):
