@@ -44,7 +44,7 @@ def format_path(path: Path) -> str:
     return text
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when built with it
     pass
 
 
