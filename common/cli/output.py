@@ -62,8 +62,12 @@ def duration_text(seconds: float | None) -> str:
 
 def summary(execution: Execution) -> str:
     rows = []
-    for run in execution.task_runs:
-        rows.append([run.task_id + (f" [{run.value}]" if run.value else ""),
+    parents = {run.id: run.parent_task_run_id for run in execution.task_runs}
+    for run in _tree_order(execution):
+        depth, parent = 0, run.parent_task_run_id
+        while parent is not None and depth < 20:
+            depth, parent = depth + 1, parents.get(parent)
+        rows.append(["  " * depth + run.task_id + (f" [{run.value}]" if run.value else ""),
                      state_text(run.state.current), len(run.attempts),
                      duration_text(run.state.duration_seconds())])
     head = (f"Execution {execution.id} of {execution.namespace}.{execution.flow_id}: "
@@ -74,6 +78,23 @@ def summary(execution: Execution) -> str:
     if execution.error:
         text += "\n" + click.style(f"error: {execution.error}", fg="red")
     return text
+
+
+def _tree_order(execution: Execution) -> list[Any]:
+    """Task runs in start order, each flowable followed by its children."""
+    children: dict[str | None, list[Any]] = {}
+    for run in execution.task_runs:
+        children.setdefault(run.parent_task_run_id, []).append(run)
+    ordered: list[Any] = []
+
+    def walk(parent: str | None) -> None:
+        for run in children.get(parent, []):
+            ordered.append(run)
+            walk(run.id)
+
+    walk(None)
+    seen = {run.id for run in ordered}
+    return ordered + [run for run in execution.task_runs if run.id not in seen]
 
 
 def print_json(data: Any) -> None:

@@ -1,0 +1,72 @@
+"""`harrier run` and `harrier validate` as a person uses them: the real
+command in a subprocess, embedded mode (no broker configured)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def harrier(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARRIER_")}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run([sys.executable, "-m", "common.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_run_prints_live_logs_prefixed_by_task_and_a_summary():
+    result = harrier("run", "flows/hello.yaml", "--input", "name=Ada")
+    assert result.returncode == 0, result.stderr
+    assert "[greet]" in result.stdout and "Hello, Ada!" in result.stdout
+    assert "left branch sees 3 letters" in result.stdout
+    assert "SUCCESS" in result.stdout and "attempts" in result.stdout
+
+
+def test_run_json_prints_the_final_execution(tmp_path):
+    result = harrier("run", "flows/hello.yaml", "--json")
+    assert result.returncode == 0, result.stderr
+    execution = json.loads(result.stdout)
+    assert execution["state"]["current"] == "SUCCESS"
+    assert {t["taskId"] for t in execution["taskRunList"]} >= {"greet", "measure", "left"}
+
+
+def test_failed_flow_exits_1(tmp_path):
+    flow = tmp_path / "fail.yaml"
+    flow.write_text("id: f\nnamespace: t\ntasks:\n"
+                    "  - {id: boom, type: io.kestra.plugin.scripts.shell.Commands, "
+                    "commands: ['echo broken >&2; exit 3']}\n")
+    result = harrier("run", str(flow))
+    assert result.returncode == 1
+    assert "FAILED" in result.stdout and "broken" in result.stdout
+
+
+def test_bad_input_is_rejected_before_anything_runs(tmp_path):
+    marker = tmp_path / "ran"
+    flow = tmp_path / "typed.yaml"
+    flow.write_text(f"id: f\nnamespace: t\ninputs:\n  - {{id: day, type: DATE}}\n"
+                    f"tasks:\n  - {{id: t, type: io.kestra.plugin.scripts.shell.Commands, "
+                    f"commands: ['touch {marker}']}}\n")
+    result = harrier("run", str(flow), "--input", "day=2024-13-45", "--input", "extra=1")
+    assert result.returncode == 1
+    assert "input 'day': expected DATE" in result.stderr
+    assert "unknown input 'extra'" in result.stderr
+    assert not marker.exists()
+
+
+def test_validate_names_file_line_and_field(tmp_path):
+    (tmp_path / "good.yaml").write_text((ROOT / "flows" / "hello.yaml").read_text())
+    (tmp_path / "bad.yaml").write_text("id: b\nnamespace: t\ntasks:\n"
+                                       "  - id: x\n    type: io.kestra.plugin.core.log.Log\n"
+                                       "    mesage: hi\n")
+    result = harrier("validate", str(tmp_path))
+    assert result.returncode == 1
+    assert "ok" in result.stdout and "good.yaml" in result.stdout
+    assert f"{tmp_path / 'bad.yaml'}:6:5: tasks[0].mesage: unknown property 'mesage'" \
+        in result.stdout
+    as_json = json.loads(harrier("validate", "--json", str(tmp_path)).stdout)
+    assert [r["valid"] for r in as_json] == [False, True]
