@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from common.execution import Execution
@@ -34,3 +36,14 @@ def logs(runtime: Runtime, execution: Execution, task_id: str | None = None) -> 
 
 def states(execution: Execution) -> dict[str, State]:
     return {r.task_id: r.state.current for r in execution.task_runs}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60, every: float = 0.05) -> Any:
+    """Poll until `predicate` returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")

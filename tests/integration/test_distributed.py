@@ -14,6 +14,7 @@ from common.state import State
 from scheduler.control import kill_execution, restart_execution
 from scheduler.executions import create_execution, start_execution
 from tests.fixtures.workers import Cluster
+from tests.integration.embedded import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -27,14 +28,6 @@ def start(cluster: Cluster, text: str, inputs: dict | None = None):
     return execution
 
 
-def wait_for(predicate, timeout: float = 60, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_flow_runs_across_worker_processes(cluster):

@@ -5,8 +5,6 @@ a second one (real Redis, real prefork workers, real Spark master)."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,19 +15,12 @@ from common.state import State
 from scheduler.executions import create_execution, start_execution
 from tests.fixtures.spark import SMALL_JOB_CONF, SparkCluster, SparkJobs
 from tests.fixtures.workers import Cluster
+from tests.integration.embedded import wait_for
 from worker.spark.rest import SparkRestClient
 
 pytestmark = pytest.mark.slow
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 180, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 def driver_ids(spark: SparkCluster) -> set[str]:
@@ -65,10 +56,10 @@ tasks:
                 return run
         return None
 
-    run = wait_for(checkpointed)
+    run = wait_for(checkpointed, timeout=180)
     submission_id = run.outputs["_checkpoint"]["submissionId"]
     with SparkRestClient(spark_cluster.rest_master_url) as rest:
-        wait_for(lambda: rest.status(submission_id).state == "RUNNING")
+        wait_for(lambda: rest.status(submission_id).state == "RUNNING", timeout=180)
     victim = next(w for w in cluster.workers if w.hostname == run.attempts[-1].worker_id)
     cluster.kill(victim)  # the whole worker, parent and prefork children, as a crashed host
     try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from tests.fixtures.spark import (
     free_port,
     start_spark_cluster,
 )
-from tests.integration.embedded import logs, run_flow_text, task_run
+from tests.integration.embedded import logs, run_flow_text, task_run, wait_for
 from worker.runtime import Runtime
 from worker.spark.rest import SparkRestClient
 
@@ -72,14 +71,6 @@ def start(runtime: Runtime, text: str, inputs: dict[str, Any] | None = None) -> 
     return execution
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 180, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 def checkpointed_id(runtime: Runtime, execution_id: str) -> str | None:
@@ -132,8 +123,8 @@ def test_killing_the_execution_kills_the_running_driver(
         rest: SparkRestClient) -> None:
     execution = start(embedded, cli_flow(spark_cluster, spark_jobs.count_class,
                                          spark_jobs.jar, "sleep=300"))
-    submission_id = wait_for(lambda: checkpointed_id(embedded, execution.id))
-    wait_for(lambda: rest.status(submission_id).state == "RUNNING")
+    submission_id = wait_for(lambda: checkpointed_id(embedded, execution.id), timeout=180)
+    wait_for(lambda: rest.status(submission_id).state == "RUNNING", timeout=180)
     kill_execution(embedded.store, execution.id)
     done = embedded.store.wait_terminal(execution.id, 120)
     assert done.state.current == State.KILLED
