@@ -84,7 +84,6 @@ def harrier(url: str, workdir: Path, runs: int, burst: int, workers: int) -> dic
     from common.celery_app import app
     from scheduler.executions import create_execution, start_execution
 
-    cluster.start_worker("bench", concurrency=workers)
     store = cluster.store
 
     def run(text: str) -> float:
@@ -97,6 +96,7 @@ def harrier(url: str, workdir: Path, runs: int, burst: int, workers: int) -> dic
         return time.perf_counter() - started
 
     try:
+        cluster.start_worker("bench", concurrency=workers)
         result: dict[str, float] = {}
         for name, text in (("chain10_true", CHAIN), ("fanout", FANOUT)):
             samples = [run(text) for _ in range(runs + 2)]
