@@ -12,6 +12,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,21 @@ def task_environment(extra: Mapping[str, str],
     The worker's own Python directory goes first on PATH so `python3`, the
     `kestra` helper and pip's `spark-submit` resolve to what the worker has.
     """
-    env = {k: v for k, v in (os.environ if base is None else base).items()
-           if not k.startswith(_PRIVATE_PREFIXES)}
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "/usr/bin:/bin")
+    env = dict(_worker_environment() if base is None else _public(base))
     env.update(extra)
+    return env
+
+
+@lru_cache(maxsize=1)
+def _worker_environment() -> dict[str, str]:
+    # Read once per process: copying os.environ for every task costs more than
+    # running `true`.
+    return _public(os.environ)
+
+
+def _public(environ: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in environ.items() if not k.startswith(_PRIVATE_PREFIXES)}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "/usr/bin:/bin")
     return env
 
 
