@@ -286,13 +286,14 @@ def _describe(value: object) -> str:
 
 def _problems_from(exc: ValidationError, prefix: tuple[str | int, ...],
                    document: YamlDocument, model: type[BaseModel]) -> list[Problem]:
-    raw = document.data
+    raw: Any = document.data
     for part in prefix:
-        raw = raw[part] if isinstance(raw, dict | list) else None
+        raw = raw[part] if isinstance(raw, dict | list) else None  # type: ignore[index]
     by_path: dict[tuple[str | int, ...], list[str]] = {}
     for error in exc.errors():
         loc = _real_loc(raw, tuple(error["loc"]))
-        by_path.setdefault((*prefix, *loc), []).append(_message(error, model, raw, loc))
+        by_path.setdefault((*prefix, *loc), []).append(
+            _message(dict(error), model, raw, loc))
     problems = []
     for path, messages in by_path.items():
         if len(messages) > 1:

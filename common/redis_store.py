@@ -89,7 +89,9 @@ return {1, current}
 class RedisStore:
     def __init__(self, client: redis.Redis, *, prefix: str = "harrier",
                  retention_seconds: int = 7 * 24 * 3600) -> None:
-        self.redis = client
+        # redis-py's return types are unions of bytes, str, lists...: we know
+        # which each call returns (decode_responses is off), so it is untyped here.
+        self.redis: Any = client
         self.prefix = prefix
         self.retention = retention_seconds
         self._put_flow = client.register_script(_PUT_FLOW)

@@ -81,7 +81,8 @@ def _check(text: str, inputs: set[str], task_ids: set[str]) -> str | None:
 
 def _references(tree: nodes.Template) -> Iterator[tuple[str, str]]:
     """(root, name) for every `inputs.name`, `inputs['name']`, `outputs.x` ..."""
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+    found: Iterator[Any] = tree.find_all((nodes.Getattr, nodes.Getitem))
+    for node in found:
         target = node.node
         if not (isinstance(target, nodes.Name) and target.name in ("inputs", "outputs")):
             continue

@@ -26,7 +26,7 @@ EXIT_OK, EXIT_FAILED = 0, 1
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def validate_command(files: tuple[Path, ...], as_json: bool) -> None:
     """Validate flow files; exit 1 if any is invalid."""
-    results = []
+    results: list[dict[str, Any]] = []
     for path in _expand(files):
         try:
             flow = load_flow_file(path)
