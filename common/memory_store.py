@@ -13,6 +13,8 @@ from common.execution import Execution, LogEntry, TaskRun
 from common.state import State, now, transition
 from common.store import ExecutionQuery, FlowRecord
 
+_STARTABLE = (State.CREATED, State.QUEUED, State.RESTARTED)
+
 
 class MemoryStore:
     def __init__(self) -> None:
@@ -146,14 +148,20 @@ class MemoryStore:
             return self.get_execution(execution_id)
 
     # -- task runs
-    def get_or_create_task_run(self, execution_id: str, task_run: TaskRun) -> TaskRun:
+    def get_or_create_task_run(self, execution_id: str, task_run: TaskRun, *,
+                               start_execution: bool = False) -> TaskRun:
         with self._lock:
-            self._get(execution_id)
+            execution = self._get(execution_id)
+            if start_execution and execution.state.current in _STARTABLE:
+                transition(execution.state, State.RUNNING)
+                self._changed.notify_all()
             runs = self._task_runs[execution_id]
             for run in runs.values():
                 if run.task_id == task_run.task_id and run.value == task_run.value:
                     return copy.deepcopy(run)
             runs[task_run.id] = copy.deepcopy(task_run)
+            if task_run.state.current == State.RUNNING:
+                self._beats[(execution_id, task_run.id)] = now()
             return copy.deepcopy(task_run)
 
     def save_task_run(self, task_run: TaskRun) -> None:

@@ -47,11 +47,23 @@ return latest
 """
 
 # get_or_create_task_run: one task run per (task, value), whoever asks first.
+# KEYS = the execution's keys (_EXECUTION_KEYS order); ARGV = run key, run id,
+# run JSON, heartbeat ('' when the run is not created RUNNING), then, to also
+# start the execution in the same step, its history entry ('' not to).
 _TASK_RUN = """
-local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[5] ~= '' then
+  local current = redis.call('HGET', KEYS[1], 'state')
+  if current == 'CREATED' or current == 'QUEUED' or current == 'RESTARTED' then
+    redis.call('HSET', KEYS[1], 'state', 'RUNNING')
+    redis.call('RPUSH', KEYS[6], ARGV[5])
+    for i = 1, #KEYS do redis.call('PERSIST', KEYS[i]) end
+  end
+end
+local existing = redis.call('HGET', KEYS[3], ARGV[1])
 if existing then return redis.call('HGET', KEYS[2], existing) end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[5], ARGV[2], ARGV[4]) end
 return ARGV[3]
 """
 
@@ -345,13 +357,15 @@ class RedisStore:
                 self.redis.blpop([done], timeout=min(remaining, 0.5))
 
     # -- task runs
-    def get_or_create_task_run(self, execution_id: str, task_run: TaskRun) -> TaskRun:
+    def get_or_create_task_run(self, execution_id: str, task_run: TaskRun, *,
+                               start_execution: bool = False) -> TaskRun:
+        beat = str(time.time()) if task_run.state.current == State.RUNNING else ""
+        history = _history_entry(State.RUNNING, now()) if start_execution else ""
         with self._errors():
             raw = self._task_run(
-                keys=[self._k("exec", execution_id, "runkeys"),
-                      self._k("exec", execution_id, "runs")],
+                keys=[self._k("exec", execution_id, *suffix) for suffix in _EXECUTION_KEYS],
                 args=[f"{task_run.task_id}\x00{task_run.value or ''}", task_run.id,
-                      json.dumps(task_run.to_json())])
+                      json.dumps(task_run.to_json()), beat, history])
         return TaskRun.from_json(json.loads(raw))
 
     def save_task_run(self, task_run: TaskRun) -> None:

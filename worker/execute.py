@@ -44,6 +44,9 @@ class Outcome:
     duplicate: bool = False
     # A watching copy saw the original finish: the original continues the canvas.
     superseded: bool = False
+    # The execution as the task ran in it, its task run up to date: lets the
+    # last task finish the execution without loading it again.
+    execution: Execution | None = None
 
 
 def gate_open(execution: Execution, phase: str) -> bool:
@@ -56,33 +59,43 @@ def gate_open(execution: Execution, phase: str) -> bool:
 
 
 def start_task_run(runtime: Runtime, execution: Execution, flow: Flow, task: Task,
-                   value: str | None = None) -> TaskRun:
+                   value: str | None = None, *, run_id: str | None = None,
+                   attempt: Attempt | None = None) -> TaskRun:
+    """The task's run, created if it is the first to ask. With `attempt`, a
+    newly created run is stored already RUNNING that attempt (one round trip
+    fewer); the caller knows it created the run when the run's id is `run_id`."""
     store = runtime.store
-    if execution.state.current in (State.CREATED, State.QUEUED, State.RESTARTED):
-        store.change_execution_state(execution.id, State.RUNNING,
-                                     only_from=(State.CREATED, State.QUEUED, State.RESTARTED))
-    parent = _ensure_parents(runtime, execution, flow, task)
+    # The execution becomes RUNNING in the same store call as the first run.
+    start = execution.state.current in (State.CREATED, State.QUEUED, State.RESTARTED)
+    parent, start = _ensure_parents(runtime, execution, flow, task, start)
+    state = StateRecord.start(State.CREATED)
+    if attempt is not None:
+        transition(state, State.RUNNING, what=f"task {task.id}")
     return store.get_or_create_task_run(execution.id, TaskRun(
-        id=new_id(), execution_id=execution.id, namespace=execution.namespace,
+        id=run_id or new_id(), execution_id=execution.id, namespace=execution.namespace,
         flow_id=execution.flow_id, task_id=task.id, task_path=task.id,
-        parent_task_run_id=parent, value=value, state=StateRecord.start(State.CREATED)))
+        parent_task_run_id=parent, value=value, state=state,
+        attempts=[attempt] if attempt is not None else []), start_execution=start)
 
 
 def _ensure_parents(runtime: Runtime, execution: Execution, flow: Flow,
-                    task: Task) -> str | None:
-    """Flowable parents get their task run when their first child starts."""
+                    task: Task, start: bool) -> tuple[str | None, bool]:
+    """Flowable parents get their task run when their first child starts.
+    Returns the parent's run id and whether the execution still needs starting."""
     chain = parents_of(flow, task.id)
     parent_id = None
     for parent in chain:
         run = runtime.store.get_or_create_task_run(execution.id, TaskRun(
             id=new_id(), execution_id=execution.id, namespace=execution.namespace,
             flow_id=execution.flow_id, task_id=parent.id, task_path=parent.id,
-            parent_task_run_id=parent_id, state=StateRecord.start(State.CREATED)))
+            parent_task_run_id=parent_id, state=StateRecord.start(State.CREATED)),
+            start_execution=start)
+        start = False
         if run.state.current == State.CREATED:
             transition(run.state, State.RUNNING, what=f"task {parent.id}")
             runtime.store.save_task_run(run)
         parent_id = run.id
-    return parent_id
+    return parent_id, start
 
 
 def parents_of(flow: Flow, task_id: str) -> list[Task]:
@@ -113,14 +126,18 @@ def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
         return Outcome()
     flow = runtime.flow(execution.namespace, execution.flow_id, execution.flow_revision)
     task = flow.task(task_id)
-    run = start_task_run(runtime, execution, flow, task, value)
+    # A runIf task may still end SKIPPED: its run starts CREATED, as retries do.
+    attempt: Attempt | None = Attempt(worker_id=worker_id) if task.run_if is None else None
+    run_id = new_id()
+    run = start_task_run(runtime, execution, flow, task, value, run_id=run_id, attempt=attempt)
+    fresh = attempt is not None and run.id == run_id  # created RUNNING by this delivery
     if run.state.current.terminated:
         # A redelivered copy of a finished task; a watching copy leaves the rest
         # of the canvas to the delivery that ran it.
         return Outcome(state=run.state.current, superseded=watching)
 
     previous: dict[str, Any] = {}
-    if run.attempts and run.attempts[-1].state.current == State.RUNNING:
+    if not fresh and run.attempts and run.attempts[-1].state.current == State.RUNNING:
         beat = store.last_beat(execution_id, run.id)
         if beat is not None and (now() - beat).total_seconds() < LEASE_SECONDS:
             return Outcome(state=State.RUNNING, duplicate=True)
@@ -146,14 +163,17 @@ def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
         if skip:
             transition(run.state, State.SKIPPED, what=f"task {task_id}")
             store.save_task_run(run)
-            return Outcome(state=State.SKIPPED)
+            return Outcome(state=State.SKIPPED, execution=execution)
 
-    attempt = Attempt(worker_id=worker_id)
-    run.attempts.append(attempt)
+    if fresh:
+        attempt = run.attempts[-1]  # stored RUNNING, with its first heartbeat
+    else:
+        attempt = Attempt(worker_id=worker_id)
+        run.attempts.append(attempt)
+        transition(run.state, State.RUNNING, what=f"task {task_id}")
+        run.error = None
+        store.save_task_run(run)  # a RUNNING save also records the first heartbeat
     context["taskrun"]["attemptsCount"] = len(run.attempts) - 1
-    transition(run.state, State.RUNNING, what=f"task {task_id}")
-    run.error = None
-    store.save_task_run(run)  # a RUNNING save also records the first heartbeat
 
     def write_log(level: str, message: str) -> None:
         store.append_log(LogEntry(execution_id, run.id, task_id, level,
@@ -195,7 +215,9 @@ def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
     run.outputs = {**{k: v for k, v in run.outputs.items() if k == "_checkpoint"},
                    **(outputs or {})}
     warn = task.retry is not None and task.retry.warning_on_retry and len(run.attempts) > 1
-    return _finish(runtime, run, attempt, State.WARNING if warn else State.SUCCESS, None)
+    outcome = _finish(runtime, run, attempt, State.WARNING if warn else State.SUCCESS, None)
+    outcome.execution = execution
+    return outcome
 
 
 @contextmanager
