@@ -11,6 +11,7 @@ from celery.exceptions import Ignore
 
 from common.celery_app import app
 from worker import execute, finish
+from worker.finish import finalize_known
 from worker.kill_watch import LEASE_SECONDS
 from worker.runtime import current
 
@@ -36,6 +37,10 @@ def run_task(self: CeleryTask, execution_id: str, task_id: str, phase: str = "ma
         # countdown, keeping its place in the chain or chord.
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
     if finish:
+        if outcome.execution is not None:
+            done = finalize_known(runtime, outcome.execution, phase)
+            if done is not None:
+                return done.value
         return _finish(self, execution_id, phase)
     return outcome.state.value if outcome.state else "SKIPPED"
 

@@ -71,3 +71,25 @@ def finalize(runtime: Runtime, execution: Execution) -> State:
     store.change_execution_state(execution_id, result, error=error)
     release_slot(runtime, execution_id, flow)  # flow concurrency hook: start the next queued
     return result
+
+
+def finalize_known(runtime: Runtime, execution: Execution, phase: str) -> State | None:
+    """Finish an execution from the snapshot its last task ran with (`finish=True`:
+    a plain task at the end of the main chain, so every other task had ended
+    before it started), without loading it again. Only the plain case: nothing
+    halted, no errors or finally tasks, no outputs to render, a successful end.
+    The state changes only from RUNNING, so a kill meanwhile wins; None: use
+    finalize on a fresh load instead."""
+    if phase != "main" or execution.halted or execution.state.current.terminated:
+        return None
+    flow = runtime.flow(execution.namespace, execution.flow_id, execution.flow_revision)
+    if flow.errors or flow.finally_ or flow.outputs:
+        return None
+    result = final_state(State.RUNNING, False, [r.state.current for r in execution.task_runs])
+    if result not in (State.SUCCESS, State.WARNING):
+        return None
+    if not runtime.store.change_execution_state(execution.id, result,
+                                                only_from=(State.RUNNING,)):
+        return None
+    release_slot(runtime, execution.id, flow)  # flow concurrency hook: start the next queued
+    return result
