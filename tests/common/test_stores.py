@@ -146,3 +146,32 @@ def test_redis_store_unreachable_raises_store_unavailable(redis_server):
     store = RedisStore.from_url("redis://127.0.0.1:1/0")
     with pytest.raises(StoreUnavailable, match="unreachable"):
         store.ping()
+
+
+def test_creating_the_first_task_run_can_start_the_execution_in_the_same_step(store):
+    execution = new_execution(store)
+    run = store.get_or_create_task_run(execution.id, TaskRun(
+        id=new_id(), execution_id=execution.id, namespace="ns", flow_id="f",
+        task_id="t", task_path="t"), start_execution=True)
+    loaded = store.get_execution(execution.id)
+    assert loaded.state.current == State.RUNNING
+    assert [h.state for h in loaded.state.histories] == [State.CREATED, State.RUNNING]
+    assert [r.id for r in loaded.task_runs] == [run.id]
+    assert store.last_beat(execution.id, run.id) is None  # created CREATED: no heartbeat yet
+
+
+def test_starting_the_execution_with_a_task_run_does_not_undo_a_kill(store):
+    execution = new_execution(store)
+    store.change_execution_state(execution.id, State.KILLING)
+    store.get_or_create_task_run(execution.id, TaskRun(
+        id=new_id(), execution_id=execution.id, namespace="ns", flow_id="f",
+        task_id="t", task_path="t"), start_execution=True)
+    assert store.execution_state(execution.id) == State.KILLING
+
+
+def test_a_task_run_created_running_records_its_first_heartbeat(store):
+    execution = new_execution(store)
+    run = store.get_or_create_task_run(execution.id, TaskRun(
+        id=new_id(), execution_id=execution.id, namespace="ns", flow_id="f",
+        task_id="t", task_path="t", state=StateRecord.start(State.RUNNING)))
+    assert store.last_beat(execution.id, run.id) is not None
