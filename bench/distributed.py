@@ -24,20 +24,11 @@ sys.path.insert(0, str(ROOT))
 
 from celery import chain, chord, group  # noqa: E402
 
+from bench.shapes import CHAIN, FANOUT, ONE  # noqa: E402
 from common.flow import parse_flow  # noqa: E402
 from common.state import State  # noqa: E402
 from tests.fixtures.redis_server import RedisServer  # noqa: E402
 from tests.fixtures.workers import make_cluster  # noqa: E402
-
-TRUE = "type: io.kestra.plugin.scripts.shell.Commands, commands: ['true']"
-CHAIN = "id: chain10\nnamespace: bench\ntasks:\n" + "".join(
-    f"  - {{id: t{i}, {TRUE}}}\n" for i in range(10))
-FANOUT = ("id: fanout\nnamespace: bench\ntasks:\n"
-          f"  - {{id: first, {TRUE}}}\n"
-          "  - id: fan\n    type: io.kestra.plugin.core.flow.Parallel\n    tasks:\n"
-          + "".join(f"      - {{id: b{i}, {TRUE}}}\n" for i in range(10))
-          + f"  - {{id: last, {TRUE}}}\n")
-ONE = f"id: one\nnamespace: bench\ntasks:\n  - {{id: t, {TRUE}}}\n"
 
 
 def median_ms(samples: list[float]) -> float:

@@ -16,21 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.shapes import CHAIN, FANOUT
 from common.flow import parse_flow
 from common.settings import Settings
 from common.state import State
 from scheduler.executions import create_execution, start_execution
 from worker.embedded import EmbeddedRuntime
-
-TRUE = "{type: io.kestra.plugin.scripts.shell.Commands, commands: ['true']"
-
-CHAIN = "id: chain10\nnamespace: bench\ntasks:\n" + "".join(
-    f"  - {{id: t{i}, {TRUE[1:]}}}\n" for i in range(10))
-FANOUT = ("id: fanout\nnamespace: bench\ntasks:\n"
-          f"  - {{id: first, {TRUE[1:]}}}\n"
-          "  - id: fan\n    type: io.kestra.plugin.core.flow.Parallel\n    tasks:\n"
-          + "".join(f"      - {{id: b{i}, {TRUE[1:]}}}\n" for i in range(10))
-          + f"  - {{id: last, {TRUE[1:]}}}\n")
 
 
 def time_flow(runtime, text: str) -> float:
