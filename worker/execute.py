@@ -155,11 +155,12 @@ def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
         return render(value, context, field=f"{task_id}.{field}", shell=shell,
                       secrets=runtime.settings.secrets, secrets_used=secrets_used)
 
+    run_if_error: TemplateError | None = None
     if task.run_if is not None and run.state.current == State.CREATED:
         try:
             skip = not is_true(render_value(task.run_if, "runIf"))
         except TemplateError as exc:
-            skip, run.error = False, str(exc)
+            skip, run_if_error = False, exc  # fails the attempt below, like any template
         if skip:
             transition(run.state, State.SKIPPED, what=f"task {task_id}")
             store.save_task_run(run)
@@ -193,6 +194,8 @@ def execute_leaf(runtime: Runtime, execution_id: str, task_id: str, phase: str,
         runner=lambda t: runner_for(t, runtime.settings), checkpoint=checkpoint,
         previous_checkpoint=previous)
     try:
+        if run_if_error is not None:
+            raise run_if_error
         workdir.mkdir(parents=True, exist_ok=True)
         with runtime.kill_watch.watching(execution_id, ctx.cancel, run.id), \
                 _scratch(workdir, keep=bool(getattr(task, "output_files", None))):

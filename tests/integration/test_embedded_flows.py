@@ -364,3 +364,27 @@ tasks:
     assert [e.message for e in entries] == ["one", "two"]
     # "one" was stored while the task was still running, not at the end.
     assert (entries[1].timestamp - entries[0].timestamp).total_seconds() >= 0.4
+
+
+def test_run_if_false_skips_and_a_broken_run_if_fails_the_task(embedded):
+    execution = run_flow_text(embedded, """
+id: run-if
+namespace: test
+tasks:
+  - id: first
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["echo '::{\\"outputs\\":{\\"go\\":false}}::'"]
+  - id: skipped
+    type: io.kestra.plugin.core.log.Log
+    runIf: "{{ outputs.first.vars.go }}"
+    message: never
+  - id: broken
+    type: io.kestra.plugin.core.log.Log
+    runIf: "{{ outputs.first.vars.missing }}"
+    message: never either
+""")
+    assert states(execution) == {"first": State.SUCCESS, "skipped": State.SKIPPED,
+                                 "broken": State.FAILED}
+    assert "missing" in task_run(execution, "broken").error
+    assert execution.state.current == State.FAILED
+    assert logs(embedded, execution, "broken") == [task_run(execution, "broken").error]
