@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 from celery import chain, chord, group  # noqa: E402
 
 from bench.shapes import CHAIN, FANOUT, ONE  # noqa: E402
-from common.flow import parse_flow  # noqa: E402
-from common.state import State  # noqa: E402
+from harrier.common.flow import parse_flow  # noqa: E402
+from harrier.common.state import State  # noqa: E402
 from tests.fixtures.redis_server import RedisServer  # noqa: E402
 from tests.fixtures.workers import make_cluster  # noqa: E402
 
@@ -72,8 +72,8 @@ def raw_celery(url: str, workdir: Path, runs: int, burst: int, workers: int) -> 
 
 def harrier(url: str, workdir: Path, runs: int, burst: int, workers: int) -> dict:
     cluster = make_cluster(url, url, workdir, HARRIER_LOG_LEVEL="WARNING")
-    from common.celery_app import app
-    from scheduler.executions import create_execution, start_execution
+    from harrier.common.celery_app import app
+    from harrier.scheduler.executions import create_execution, start_execution
 
     store = cluster.store
 
@@ -81,7 +81,7 @@ def harrier(url: str, workdir: Path, runs: int, burst: int, workers: int) -> dic
         flow = parse_flow(text, "bench")
         started = time.perf_counter()
         execution = create_execution(store, flow, {})
-        start_execution(app, flow, execution)
+        start_execution(app, flow, execution, store=store)
         done = store.wait_terminal(execution.id, 120)
         assert done.state.current == State.SUCCESS, done.state.current
         return time.perf_counter() - started
@@ -97,7 +97,7 @@ def harrier(url: str, workdir: Path, runs: int, burst: int, workers: int) -> dic
         ids = []
         for _ in range(burst):
             execution = create_execution(store, flow, {})
-            start_execution(app, flow, execution)
+            start_execution(app, flow, execution, store=store)
             ids.append(execution.id)
         for execution_id in ids:
             assert store.wait_terminal(execution_id, 600).state.current == State.SUCCESS

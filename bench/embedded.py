@@ -17,18 +17,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.shapes import CHAIN, FANOUT
-from common.flow import parse_flow
-from common.settings import Settings
-from common.state import State
-from scheduler.executions import create_execution, start_execution
-from worker.embedded import EmbeddedRuntime
+from harrier.common.flow import parse_flow
+from harrier.common.settings import Settings
+from harrier.common.state import State
+from harrier.scheduler.executions import create_execution, start_execution
+from harrier.worker.embedded import EmbeddedRuntime
 
 
 def time_flow(runtime, text: str) -> float:
     flow = parse_flow(text, "bench")
     started = time.perf_counter()
     execution = create_execution(runtime.store, flow, {})
-    start_execution(runtime.app, flow, execution)
+    start_execution(runtime.app, flow, execution, store=runtime.store)
     done = runtime.store.wait_terminal(execution.id, 60)
     elapsed = time.perf_counter() - started
     assert done.state.current == State.SUCCESS, done.state.current

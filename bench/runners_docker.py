@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harrier.worker.runners.base import RunRequest
+from harrier.worker.runners.docker import DockerRunner
 from tests.fixtures.docker import private_docker_engine
-from worker.runners.base import RunRequest
-from worker.runners.docker import DockerRunner
 
 
 def median_seconds(task: Callable[[], object], runs: int, warmup: int = 2) -> float:
@@ -61,7 +61,7 @@ def main() -> None:
             return RunRequest(commands=["true"], workdir=workdir, options=options or {})
 
         try:
-            from worker.runners.process import ProcessRunner
+            from harrier.worker.runners.process import ProcessRunner
         except ImportError:
             baseline_name = "subprocess /bin/sh -c true"
 

@@ -18,13 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import scheduler.triggers as trigger_loop
-from common.celery_app import configure_app
-from common.redis_store import RedisStore
-from common.settings import Settings
-from scheduler.firing import FireContext, fire_tick
-from scheduler.flow_catalog import FlowCatalog
-from scheduler.triggers import TriggerLoop
+import harrier.scheduler.triggers as trigger_loop
+from harrier.common.celery_app import configure_app
+from harrier.common.redis_store import RedisStore
+from harrier.common.settings import Settings
+from harrier.scheduler.firing import FireContext, fire_tick
+from harrier.scheduler.flow_catalog import FlowCatalog
+from harrier.scheduler.triggers import TriggerLoop
 from tests.fixtures.redis_server import start_redis_server
 
 NOT_DUE = "0 0 0 1 1 *"  # once a year, on January 1st: never due during the run

@@ -12,8 +12,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from scheduler.cron import CronSchedule, next_after, parse_cron
-from scheduler.schedule_heap import ScheduleHeap
+from harrier.common.cron import CronSchedule, next_after, parse_cron
+from harrier.scheduler.schedule_heap import ScheduleHeap
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 _PARSED: dict[tuple[str, str], CronSchedule] = {}

@@ -18,6 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harrier.worker.spark.follow import follow_driver
+from harrier.worker.spark.rest import SparkRestClient
+from harrier.worker.spark.submit_args import SparkSubmitSpec, build_rest_request, build_submit_argv
+from harrier.worker.spark.submit_output import parse_submission_id
 from tests.fixtures.spark import (
     SMALL_JOB_CONF,
     SparkCluster,
@@ -26,10 +30,6 @@ from tests.fixtures.spark import (
     spark_env,
     start_spark_cluster,
 )
-from worker.spark.follow import follow_driver
-from worker.spark.rest import SparkRestClient
-from worker.spark.submit_args import SparkSubmitSpec, build_rest_request, build_submit_argv
-from worker.spark.submit_output import parse_submission_id
 
 
 def spec(cluster: SparkCluster, jobs: SparkJobs, *args: str) -> SparkSubmitSpec:

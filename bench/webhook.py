@@ -60,7 +60,7 @@ def main() -> None:
                "HARRIER_API_HOST": "127.0.0.1", "HARRIER_API_PORT": str(port),
                "HARRIER_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
         log = (workdir / "scheduler.log").open("wb")
-        server = subprocess.Popen([sys.executable, "-m", "common.cli", "scheduler"], env=env,
+        server = subprocess.Popen([sys.executable, "-m", "harrier", "scheduler"], env=env,
                                   stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}/api/v1/executions/webhook/bench/hook/bench-key-0123456789"
         try:

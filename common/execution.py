@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from common.state import State, StateRecord, iso, now, parse_iso
+from harrier.common.state import State, StateRecord, iso, now, parse_iso
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 

@@ -10,25 +10,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from common.errors import FlowValidationError, Problem
-from common.inputs import InputSpec
-from common.task import Task, known_task_types, task_class
-from common.template_check import template_problems
-from common.triggers import TRIGGER_TYPES, Trigger
-from common.yaml_source import YamlDocument, load_yaml
+from harrier.common.errors import FlowValidationError, Problem
+from harrier.common.inputs import InputSpec
+from harrier.common.task import Task, known_task_types, task_class
+from harrier.common.template_check import template_problems
+from harrier.common.triggers import TRIGGER_TYPES, Trigger
+from harrier.common.yaml_source import YamlDocument, load_yaml
 
 FLOW_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 NAMESPACE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 
 
 class Concurrency(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     limit: int = Field(ge=1)
     behavior: Literal["QUEUE", "CANCEL", "FAIL"] = "QUEUE"
 
 
 class FlowOutput(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     id: str
     type: str = "STRING"
     value: Any = None
@@ -36,7 +36,7 @@ class FlowOutput(BaseModel):
 
 
 class Flow(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", populate_by_name=True, frozen=True)
 
     id: str = Field(pattern=FLOW_ID_PATTERN)
     namespace: str = Field(pattern=NAMESPACE_PATTERN)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from common.durations import parse_duration
+from harrier.common.durations import parse_duration
 
 
 class Mismatch(ValueError):

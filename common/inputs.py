@@ -13,9 +13,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from common.durations import format_duration
-from common.errors import InputError
-from common.input_coercion import (
+from harrier.common.durations import format_duration
+from harrier.common.errors import InputError
+from harrier.common.input_coercion import (
     Mismatch,
     as_bool,
     as_date,
@@ -31,7 +31,7 @@ from common.input_coercion import (
     as_uri,
     as_yaml,
 )
-from common.templating import kestra_iso
+from harrier.common.templating import kestra_iso
 
 
 class InputType(StrEnum):
@@ -90,7 +90,7 @@ def _is_template(value: Any) -> bool:
 class InputSpec(BaseModel):
     """One entry of a flow's `inputs:` list."""
 
-    model_config = ConfigDict(
+    model_config = ConfigDict(defer_build=True,
         extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True
     )
 

@@ -8,10 +8,10 @@ import threading
 from collections import defaultdict
 from datetime import datetime
 
-from common.errors import ExecutionNotFound, FlowNotFound
-from common.execution import Execution, LogEntry, TaskRun
-from common.state import State, now, transition
-from common.store import ExecutionQuery, FlowRecord
+from harrier.common.errors import ExecutionNotFound, FlowNotFound
+from harrier.common.execution import Execution, LogEntry, TaskRun
+from harrier.common.state import State, now, transition
+from harrier.common.store import ExecutionQuery, FlowRecord
 
 _STARTABLE = (State.CREATED, State.QUEUED, State.RESTARTED)
 
@@ -206,10 +206,15 @@ class MemoryStore:
             entries = self._logs.get(execution_id, [])
             return [e for e in entries if after is None or e.id > after][:limit]
 
+        def ended() -> bool:
+            execution = self._executions.get(execution_id)
+            return execution is None or execution.state.current.terminated
+
         with self._changed:
             found = pending()
             if not found and block:
-                self._changed.wait_for(pending, timeout=block)
+                # The execution's end wakes a follower too: it need not wait out `block`.
+                self._changed.wait_for(lambda: pending() or ended(), timeout=block)
                 found = pending()
             return found
 

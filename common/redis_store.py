@@ -15,87 +15,24 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from common.errors import (
+from harrier.common.errors import (
     ExecutionNotFound,
     FlowNotFound,
     IllegalTransition,
     StoreUnavailable,
 )
-from common.execution import Execution, LogEntry, TaskRun
-from common.settings import Settings
-from common.state import State, StateHistory, StateRecord, can_transition, now
-from common.store import ExecutionQuery, FlowRecord
+from harrier.common.execution import Execution, LogEntry, TaskRun
+from harrier.common.lua import lua_script
+from harrier.common.settings import Settings
+from harrier.common.state import State, StateHistory, StateRecord, can_transition, now
+from harrier.common.store import ExecutionQuery, FlowRecord
 
 T = TypeVar("T")
 _LOG_MAXLEN = 200_000
 
-# put_flow in one step, so two API calls pushing at once get distinct revisions
-# and pushing the same source twice does not create a new revision.
-_PUT_FLOW = """
-local latest = tonumber(redis.call('GET', KEYS[1]) or '0')
-redis.call('SADD', KEYS[3], ARGV[3])
-local was_deleted = redis.call('DEL', KEYS[4])
-if latest > 0 and was_deleted == 0 then
-  local current = redis.call('HGET', KEYS[2], tostring(latest))
-  if current and cjson.decode(current)['source'] == ARGV[1] then return latest end
-end
-latest = latest + 1
-redis.call('SET', KEYS[1], latest)
-redis.call('HSET', KEYS[2], tostring(latest), ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[3])
-return latest
-"""
-
-# get_or_create_task_run: one task run per (task, value), whoever asks first.
-# KEYS = the execution's keys (_EXECUTION_KEYS order); ARGV = run key, run id,
-# run JSON, heartbeat ('' when the run is not created RUNNING), then, to also
-# start the execution in the same step, its history entry ('' not to).
-_TASK_RUN = """
-if ARGV[5] ~= '' then
-  local current = redis.call('HGET', KEYS[1], 'state')
-  if current == 'CREATED' or current == 'QUEUED' or current == 'RESTARTED' then
-    redis.call('HSET', KEYS[1], 'state', 'RUNNING')
-    redis.call('RPUSH', KEYS[6], ARGV[5])
-    for i = 1, #KEYS do redis.call('PERSIST', KEYS[i]) end
-  end
-end
-local existing = redis.call('HGET', KEYS[3], ARGV[1])
-if existing then return redis.call('HGET', KEYS[2], existing) end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[5], ARGV[2], ARGV[4]) end
-return ARGV[3]
-"""
-
-
 # The keys of one execution, all expired together by the retention TTL.
 _EXECUTION_KEYS: tuple[tuple[str, ...], ...] = (
     (), ("runs",), ("runkeys",), ("logs",), ("beats",), ("history",))
-
-# change_execution_state: KEYS = the execution's keys (hash first, history
-# last) then its `done` list; ARGV = new state, states it may come from, the
-# history entry, error, terminal?, retention seconds, clear the halt flag?
-_CHANGE_STATE = """
-local current = redis.call('HGET', KEYS[1], 'state')
-if not current then return {-1, ''} end
-if current == ARGV[1] then return {0, current} end
-if not string.find(',' .. ARGV[2] .. ',', ',' .. current .. ',', 1, true) then
-  return {-2, current}
-end
-redis.call('HSET', KEYS[1], 'state', ARGV[1])
-redis.call('RPUSH', KEYS[#KEYS - 1], ARGV[3])
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[4]) end
-if ARGV[7] == '1' then redis.call('HDEL', KEYS[1], 'halted') end
-for i = 1, #KEYS - 1 do
-  if ARGV[5] == '1' then redis.call('EXPIRE', KEYS[i], ARGV[6])
-  else redis.call('PERSIST', KEYS[i]) end
-end
-if ARGV[5] == '1' then
-  redis.call('RPUSH', KEYS[#KEYS], '1')
-  redis.call('EXPIRE', KEYS[#KEYS], 60)
-end
-return {1, current}
-"""
 
 
 class RedisStore:
@@ -106,9 +43,11 @@ class RedisStore:
         self.redis: Any = client
         self.prefix = prefix
         self.retention = retention_seconds
-        self._put_flow = client.register_script(_PUT_FLOW)
-        self._task_run = client.register_script(_TASK_RUN)
-        self._change_state = client.register_script(_CHANGE_STATE)
+        self._put_flow = client.register_script(lua_script("harrier.common", "put_flow"))
+        self._task_run = client.register_script(
+            lua_script("harrier.common", "get_or_create_task_run"))
+        self._change_state = client.register_script(
+            lua_script("harrier.common", "change_execution_state"))
         # Revisions never change once written: remember the ones we have read.
         self._known_flows: dict[tuple[str, str, int], FlowRecord] = {}
 

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from common.durations import parse_duration
+from harrier.common.durations import parse_duration
 
 
 def _duration(value: object) -> timedelta:
@@ -21,7 +21,7 @@ def _duration(value: object) -> timedelta:
 
 
 class _RetryBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", populate_by_name=True)
 
     # Kestra renamed maxAttempt to maxAttempts in 0.24 and still accepts both;
     # the seed flows use the old name. Both count attempts, the first included.

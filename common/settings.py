@@ -11,8 +11,10 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
-from common.durations import parse_duration
-from common.errors import HarrierError
+from harrier.common.durations import parse_duration
+from harrier.common.errors import HarrierError
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
 
 class SettingsError(HarrierError):
@@ -38,7 +40,7 @@ class Settings:
     execution_retention: timedelta = timedelta(days=7)
     webhook_max_body: int = 1024 * 1024
     default_task_runner: str = "process"
-    docker_host: str = "unix:///var/run/docker.sock"
+    docker_host: str = DEFAULT_DOCKER_HOST
     log_level: str = "INFO"
     work_root: Path = Path(os.environ.get("TMPDIR", "/tmp")) / "harrier"
     embedded_concurrency: int = 8
@@ -104,7 +106,9 @@ class Settings:
             execution_retention=retention_td,
             webhook_max_body=integer("WEBHOOK_MAX_BODY", 1024 * 1024),
             default_task_runner=get("DEFAULT_TASK_RUNNER", "process").lower(),
-            docker_host=get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+            # DOCKER_HOST as the docker CLI reads it; HARRIER_DOCKER_HOST overrides it.
+            docker_host=get("DOCKER_HOST") or env.get("DOCKER_HOST", "").strip()
+            or DEFAULT_DOCKER_HOST,
             log_level=get("LOG_LEVEL", "INFO").upper(),
             work_root=Path(get("WORK_DIR") or Path(env.get("TMPDIR", "/tmp")) / "harrier"),
             embedded_concurrency=integer("EMBEDDED_CONCURRENCY", 8),

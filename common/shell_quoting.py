@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
 
-from common.template_values import RawText, to_text
+from harrier.common.template_values import RawText, to_text
 
 
 class ShellContextError(ValueError):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from common.errors import IllegalTransition
+from harrier.common.errors import IllegalTransition
 
 
 class State(StrEnum):

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from common.execution import Execution, LogEntry, TaskRun
-from common.state import State
+from harrier.common.execution import Execution, LogEntry, TaskRun
+from harrier.common.state import State
 
 
 @dataclass(frozen=True)

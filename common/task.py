@@ -3,28 +3,28 @@ and the registry that maps Kestra type names to task classes."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, ClassVar
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from common.durations import parse_duration
-from common.retry import RetryPolicy
+from harrier.common.durations import parse_duration
+from harrier.common.retry import RetryPolicy
 
 TASK_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 
 
 class WorkerGroup(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
     key: str
 
 
 class TaskRunnerSpec(BaseModel):
     """`taskRunner:` — a type plus runner-specific properties kept as given."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
     type: str
 
     def options(self) -> dict[str, Any]:
@@ -35,7 +35,7 @@ class Task(BaseModel):
     """Base of every task type. Subclasses add their own properties."""
 
     # Jackson (Kestra) turns `message: 42` into the string "42"; so do we.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True,
+    model_config = ConfigDict(defer_build=True, extra="forbid", populate_by_name=True, frozen=True,
                               coerce_numbers_to_str=True)
 
     # Filled by @register_task: the Kestra type name and its aliases.
@@ -76,6 +76,10 @@ class FlowableTask(Task):
 
     # YAML names of the properties holding lists of child tasks (or maps of lists).
     child_properties: ClassVar[tuple[str, ...]] = ("tasks",)
+    # How the canvas runs the children: all at once (a group), in order (a
+    # chain), or as chosen at run time by the worker (If, Switch), which then
+    # replaces its Celery task with the chosen branch.
+    layout: ClassVar[Literal["parallel", "sequence", "decide"]] = "decide"
 
     @property
     def is_flowable(self) -> bool:
@@ -101,8 +105,10 @@ def _attribute(cls: type[Task], yaml_name: str) -> str:
 
 
 _REGISTRY: dict[str, type[Task]] = {}
-# Packages whose import registers the built-in task types (like entry points).
-_PLUGIN_PACKAGES = ("worker.tasks",)
+# Task types live with their bodies in the worker layer (harrier.worker.tasks)
+# or in other distributions; each names its module under this entry point group,
+# so the flow model finds them without importing upward.
+PLUGIN_GROUP = "harrier.tasks"
 _loaded = False
 
 
@@ -123,8 +129,12 @@ def register_task(*names: str) -> Any:
 def _load_plugins() -> None:
     global _loaded
     if not _loaded:
-        for package in _PLUGIN_PACKAGES:
-            importlib.import_module(package)
+        plugins = entry_points(group=PLUGIN_GROUP)
+        if not plugins:
+            raise RuntimeError(f"no task types found (entry point group {PLUGIN_GROUP!r}): "
+                               "install Harrier with pip (`pip install -e .` in a checkout)")
+        for plugin in plugins:
+            plugin.load()
         _loaded = True
 
 

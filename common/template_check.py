@@ -8,9 +8,9 @@ from typing import Any
 
 from jinja2 import Environment, TemplateSyntaxError, meta, nodes
 
-from common.errors import Problem
-from common.pebble import translate_pebble
-from common.template_filters import FILTERS, FUNCTIONS, TESTS
+from harrier.common.errors import Problem
+from harrier.common.pebble import translate_pebble
+from harrier.common.template_filters import FILTERS, FUNCTIONS, TESTS
 
 # What templates can see (worker/template_context.py builds it).
 CONTEXT_NAMES = frozenset({"flow", "execution", "inputs", "outputs", "vars", "trigger",

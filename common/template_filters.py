@@ -4,9 +4,11 @@ replace, split, slugify, substring*, ...) for the templating environment."""
 from __future__ import annotations
 
 import base64
+import calendar
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -14,8 +16,8 @@ from typing import Any
 
 from jinja2.runtime import Undefined
 
-from common.javadate import format_java, parse_java, zone
-from common.template_values import KestraDateTime, RawText, to_json, to_text
+from harrier.common.javadate import format_java, parse_java, zone
+from harrier.common.template_values import KestraDateTime, RawText, to_json, to_text
 
 
 def _check(value: Any) -> Any:
@@ -69,7 +71,6 @@ _DATE_UNITS = {"DAYS": (1, 0), "WEEKS": (7, 0), "MONTHS": (0, 1), "YEARS": (0, 1
 def _add_months(dt: datetime, months: int) -> datetime:
     index = dt.year * 12 + dt.month - 1 + months
     year, month = divmod(index, 12)
-    import calendar
 
     day = min(dt.day, calendar.monthrange(year, month + 1)[1])
     return dt.replace(year=year, month=month + 1, day=day)
@@ -151,7 +152,6 @@ def _split(value: Any, delimiter: str, limit: int | None = None) -> list[str]:
 
 
 def _slugify(value: Any) -> str:
-    import unicodedata
 
     text = unicodedata.normalize("NFKD", to_text(_check(value)))
     text = text.encode("ascii", "ignore").decode("ascii").lower()

@@ -11,8 +11,8 @@ from typing import Any
 
 from jinja2.runtime import Undefined
 
-from common.durations import format_duration
-from common.javadate import format_java
+from harrier.common.durations import format_duration
+from harrier.common.javadate import format_java
 
 
 class KestraDateTime(datetime):

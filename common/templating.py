@@ -17,9 +17,9 @@ from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing as _MISSING
 
-from common.errors import TemplateError
-from common.pebble import translate_pebble
-from common.shell_quoting import (
+from harrier.common.errors import TemplateError
+from harrier.common.pebble import translate_pebble
+from harrier.common.shell_quoting import (
     ShellContext,
     ShellContextError,
     quote_for,
@@ -28,8 +28,8 @@ from common.shell_quoting import (
     shell_modes,
     wrap_outputs,
 )
-from common.template_filters import FILTERS, FUNCTIONS, TESTS, date_add, to_datetime
-from common.template_values import KestraDateTime, RawText, kestra_iso, to_json, to_text
+from harrier.common.template_filters import FILTERS, FUNCTIONS, TESTS, date_add, to_datetime
+from harrier.common.template_values import KestraDateTime, RawText, kestra_iso, to_json, to_text
 
 # Re-exported: callers import the whole templating API from this module.
 __all__ = [

@@ -8,11 +8,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from common.task import TASK_ID_PATTERN
+from harrier.common.cron import parse_cron
+from harrier.common.task import TASK_ID_PATTERN
 
 
 class Trigger(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", populate_by_name=True, frozen=True)
     type_names: ClassVar[tuple[str, ...]] = ()
 
     id: str = Field(pattern=TASK_ID_PATTERN)
@@ -25,7 +26,7 @@ class Trigger(BaseModel):
 
 
 class Backfill(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", populate_by_name=True, frozen=True)
     start: datetime
     end: datetime | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
@@ -47,8 +48,6 @@ class ScheduleTrigger(Trigger):
 
     @model_validator(mode="after")
     def _valid_cron(self) -> ScheduleTrigger:
-        from scheduler.cron import parse_cron  # the scheduler owns cron semantics
-
         parse_cron(self.cron, with_seconds=self.with_seconds, timezone=self.timezone)
         return self
 

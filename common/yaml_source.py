@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from common.errors import FlowValidationError, Problem
+from harrier.common.errors import FlowValidationError, Problem
 
 Path = tuple[str | int, ...]
 

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from common.errors import HarrierError
-from common.triggers import ScheduleTrigger
-from scheduler.cron import CronSchedule, ticks_between
-from scheduler.flow_catalog import ScheduledTrigger, TriggerKey, trigger_key_text
+from harrier.common.cron import CronSchedule, ticks_between
+from harrier.common.errors import HarrierError
+from harrier.common.triggers import ScheduleTrigger
+from harrier.scheduler.flow_catalog import ScheduledTrigger, TriggerKey, trigger_key_text
 
 log = logging.getLogger("harrier.scheduler.backfill")
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from celery import Celery
 
-from common.errors import HarrierError
-from common.execution import Execution
-from common.flow import parse_flow
-from common.state import State, transition
-from common.store import ExecutionStore
-from scheduler.compile import compile_flow
+from harrier.common.canvas import compile_flow
+from harrier.common.errors import HarrierError
+from harrier.common.execution import Execution
+from harrier.common.flow import parse_flow
+from harrier.common.state import State, transition
+from harrier.common.store import ExecutionStore
 
 
 class ExecutionConflict(HarrierError):

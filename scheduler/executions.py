@@ -8,12 +8,13 @@ from typing import Any
 
 from celery import Celery
 
-from common.execution import Execution, new_id
-from common.flow import Flow
-from common.inputs import coerce_inputs, inputs_to_json
-from common.state import State, StateRecord
-from common.store import ExecutionStore
-from scheduler.compile import compile_flow
+from harrier.common.canvas import compile_flow
+from harrier.common.concurrency import admit_execution
+from harrier.common.execution import Execution, new_id
+from harrier.common.flow import Flow
+from harrier.common.inputs import coerce_inputs, inputs_to_json
+from harrier.common.state import State, StateRecord
+from harrier.common.store import ExecutionStore
 
 
 def create_execution(store: ExecutionStore, flow: Flow, inputs: Mapping[str, Any] | None = None,
@@ -32,12 +33,9 @@ def create_execution(store: ExecutionStore, flow: Flow, inputs: Mapping[str, Any
 
 
 def start_execution(app: Celery, flow: Flow, execution: Execution, *,
-                    store: ExecutionStore | None = None) -> None:
-    # Flow concurrency hook (scheduler/concurrency.py): past the limit the execution
-    # is queued, cancelled or failed instead. `store` defaults to the installed runtime's.
-    if flow.concurrency is not None:
-        from scheduler.concurrency import admit_execution
-
-        if not admit_execution(app, flow, execution, store):
-            return
+                    store: ExecutionStore) -> None:
+    # Flow concurrency (common/concurrency.py): past the limit the execution
+    # is queued, cancelled or failed instead.
+    if flow.concurrency is not None and not admit_execution(app, flow, execution, store):
+        return
     compile_flow(flow, execution.id).apply_async()

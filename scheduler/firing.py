@@ -16,13 +16,13 @@ import redis
 from celery import Celery
 from kombu.exceptions import KombuError
 
-from common.errors import HarrierError, InputError, StoreUnavailable
-from common.store import ExecutionStore
-from common.triggers import ScheduleTrigger
-from scheduler.cron import CronSchedule, next_after, parse_cron, previous_before
-from scheduler.executions import create_execution, start_execution
-from scheduler.flow_catalog import ScheduledTrigger, trigger_key_text
-from scheduler.tick_claim import claim_tick, record_fired
+from harrier.common.cron import CronSchedule, next_after, parse_cron, previous_before
+from harrier.common.errors import HarrierError, InputError, StoreUnavailable
+from harrier.common.store import ExecutionStore
+from harrier.common.triggers import ScheduleTrigger
+from harrier.scheduler.executions import create_execution, start_execution
+from harrier.scheduler.flow_catalog import ScheduledTrigger, trigger_key_text
+from harrier.scheduler.tick_claim import claim_tick, record_fired
 
 log = logging.getLogger("harrier.scheduler.triggers")
 

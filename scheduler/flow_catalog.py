@@ -8,6 +8,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,10 @@ from typing import Protocol
 
 import redis
 
-from common.errors import FlowValidationError, HarrierError
-from common.flow import Flow, parse_flow
-from common.store import ExecutionStore
-from common.triggers import ScheduleTrigger
+from harrier.common.errors import FlowValidationError, HarrierError
+from harrier.common.flow import Flow, parse_flow
+from harrier.common.store import ExecutionStore
+from harrier.common.triggers import ScheduleTrigger
 
 log = logging.getLogger("harrier.scheduler.catalog")
 
@@ -129,7 +130,6 @@ class FlowCatalog:
     # -- refreshing (one thread)
     def refresh(self, now_monotonic: float | None = None) -> bool:
         """Re-read what changed; True if the set of schedules changed."""
-        import time
 
         moment = time.monotonic() if now_monotonic is None else now_monotonic
         directory_changed = self._scan_directory()

@@ -10,7 +10,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
 
-from scheduler.cron import CronSchedule, next_after
+from harrier.common.cron import CronSchedule, next_after
 
 
 @dataclass

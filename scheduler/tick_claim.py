@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import redis
 
-from common.errors import StoreUnavailable
+from harrier.common.errors import StoreUnavailable
+from harrier.common.lua import lua_script
 
 CLAIM_PREFIX = "harrier:tick:"
 LAST_FIRED_KEY = "harrier:triggers:last_fired"  # hash: trigger key -> epoch microseconds
@@ -18,15 +19,9 @@ LAST_FIRED_KEY = "harrier:triggers:last_fired"  # hash: trigger key -> epoch mic
 # after that, last_fired keeps recovery from replaying it.
 DEFAULT_CLAIM_TTL_SECONDS = 24 * 3600
 
+
 # Monotonic max: never moves last_fired backwards, whatever order replicas report in.
-_RECORD_MAX = """
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if (not current) or tonumber(current) < tonumber(ARGV[2]) then
-    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-    return ARGV[2]
-end
-return current
-"""
+_RECORD_FIRED = lua_script("harrier.scheduler", "record_fired")
 
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
@@ -89,7 +84,7 @@ def record_fired(redis_client: redis.Redis, trigger_key: str, tick: datetime) ->
     """Raise the trigger's last fired tick to `tick` (never lowers it);
     returns the stored value afterwards. Atomic: one Lua script."""
     try:
-        stored = redis_client.eval(_RECORD_MAX, 1, LAST_FIRED_KEY, trigger_key,
+        stored = redis_client.eval(_RECORD_FIRED, 1, LAST_FIRED_KEY, trigger_key,
                                    _to_micros(tick))
     except _REDIS_DOWN as exc:
         raise StoreUnavailable(f"cannot record fired tick of {trigger_key}: "

@@ -12,13 +12,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from common.errors import StoreUnavailable
-from scheduler.backfill import BackfillCursor, backfill_cursor
-from scheduler.cron import CronSchedule, missed_ticks, previous_before
-from scheduler.firing import FireContext, fire_tick, schedule_of
-from scheduler.flow_catalog import FlowCatalog, ScheduledTrigger, TriggerKey, trigger_key_text
-from scheduler.schedule_heap import ScheduleHeap
-from scheduler.tick_claim import last_fired_many
+from harrier.common.cron import CronSchedule, missed_ticks, previous_before
+from harrier.common.errors import StoreUnavailable
+from harrier.scheduler.backfill import BackfillCursor, backfill_cursor
+from harrier.scheduler.firing import FireContext, fire_tick, schedule_of
+from harrier.scheduler.flow_catalog import (
+    FlowCatalog,
+    ScheduledTrigger,
+    TriggerKey,
+    trigger_key_text,
+)
+from harrier.scheduler.schedule_heap import ScheduleHeap
+from harrier.scheduler.tick_claim import last_fired_many
 
 log = logging.getLogger("harrier.scheduler.triggers")
 

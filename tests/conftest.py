@@ -24,13 +24,13 @@ pytest_plugins = [
 
 import pytest  # noqa: E402
 
-from common.settings import Settings  # noqa: E402
+from harrier.common.settings import Settings  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory):
     """A whole embedded Harrier (in-memory transport, store and worker threads)."""
-    from worker.embedded import EmbeddedRuntime
+    from harrier.worker.embedded import EmbeddedRuntime
 
     settings = Settings(work_root=tmp_path_factory.mktemp("work"), embedded_concurrency=8)
     with EmbeddedRuntime(settings, queues=["default", "spark"]) as runtime:

@@ -9,16 +9,23 @@ from celery import Task as CeleryTask
 from celery import chain
 from celery.exceptions import Ignore
 
-from common.celery_app import app
-from worker import execute, finish
-from worker.finish import finalize_known
-from worker.kill_watch import LEASE_SECONDS
-from worker.runtime import current
+from harrier.common.canvas import (
+    DECIDE,
+    END_FLOWABLE,
+    FINISH_EXECUTION,
+    RUN_TASK,
+    compile_tasks,
+)
+from harrier.common.celery_app import app
+from harrier.worker import execute, finish
+from harrier.worker.finish import finalize_known
+from harrier.worker.kill_watch import LEASE_SECONDS
+from harrier.worker.runtime import current
 
 log = logging.getLogger(__name__)
 
 
-@app.task(bind=True, name="harrier.run_task", acks_late=True, reject_on_worker_lost=True,
+@app.task(bind=True, name=RUN_TASK, acks_late=True, reject_on_worker_lost=True,
           max_retries=None)
 def run_task(self: CeleryTask, execution_id: str, task_id: str, phase: str = "main",
              finish: bool = False, watching: bool = False) -> object:
@@ -46,8 +53,6 @@ def run_task(self: CeleryTask, execution_id: str, task_id: str, phase: str = "ma
 
 
 def _finish(task: CeleryTask, execution_id: str, phase: str) -> object:
-    from scheduler.compile import compile_tasks
-
     runtime = current()
     execution = runtime.store.get_execution(execution_id)
     next_phase, tasks = finish.next_phase(runtime, execution, phase)
@@ -58,10 +63,8 @@ def _finish(task: CeleryTask, execution_id: str, phase: str) -> object:
     return finish.finalize(runtime, execution).value
 
 
-@app.task(bind=True, name="harrier.decide", acks_late=True, reject_on_worker_lost=True)
+@app.task(bind=True, name=DECIDE, acks_late=True, reject_on_worker_lost=True)
 def decide(self: CeleryTask, execution_id: str, task_id: str, phase: str = "main") -> object:
-    from scheduler.compile import compile_tasks
-
     runtime = current()
     outcome = execute.execute_decision(runtime, execution_id, task_id, phase)
     if outcome.branch is None:
@@ -71,13 +74,13 @@ def decide(self: CeleryTask, execution_id: str, task_id: str, phase: str = "main
     return self.replace(chain(body, close) if body is not None else close)
 
 
-@app.task(name="harrier.end_flowable", acks_late=True, reject_on_worker_lost=True)
+@app.task(name=END_FLOWABLE, acks_late=True, reject_on_worker_lost=True)
 def end_flowable(execution_id: str, task_id: str) -> str:
     execute.end_flowable(current(), execution_id, task_id)
     return "OK"
 
 
-@app.task(bind=True, name="harrier.finish_execution", acks_late=True,
+@app.task(bind=True, name=FINISH_EXECUTION, acks_late=True,
           reject_on_worker_lost=True)
 def finish_execution(self: CeleryTask, execution_id: str, phase: str = "main") -> object:
     return _finish(self, execution_id, phase)

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.execution import Execution, TaskRun
-from common.flow import Flow
-from common.settings import Settings
-from common.store import ExecutionStore
-from worker.runners.base import TaskRunner
+from harrier.common.execution import Execution, TaskRun
+from harrier.common.flow import Flow
+from harrier.common.settings import Settings
+from harrier.common.store import ExecutionStore
+from harrier.worker.runners.base import TaskRunner
 
 
 @dataclass

@@ -11,10 +11,11 @@ from types import TracebackType
 from celery.worker import WorkController
 from celery.worker import state as worker_state
 
-from common.celery_app import configure_app
-from common.memory_store import MemoryStore
-from common.settings import Settings
-from worker.runtime import Runtime, install
+from harrier.common.celery_app import configure_app
+from harrier.common.embedded_transport import wake_consumers
+from harrier.common.memory_store import MemoryStore
+from harrier.common.settings import Settings
+from harrier.worker.runtime import Runtime, install
 
 
 class _Worker(WorkController):
@@ -56,6 +57,7 @@ class EmbeddedRuntime:
                  tb: TracebackType | None) -> None:
         if self._worker is not None:
             self._worker.stop(in_sighandler=False)
+            wake_consumers()  # the consumer loop is waiting for a message: let it see the stop
         if self._thread is not None:
             self._thread.join(10)
         worker_state.should_terminate = None

@@ -13,19 +13,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from common.durations import format_duration
-from common.errors import HarrierError, TaskFailed, TaskKilled, TemplateError
-from common.execution import Attempt, Execution, LogEntry, TaskRun, new_id
-from common.flow import Flow
-from common.state import State, StateRecord, now, transition
-from common.task import FlowableTask, Task
-from common.templating import mask_secrets, render
-from worker.context import TaskContext
-from worker.kill_watch import LEASE_SECONDS
-from worker.runners.registry import runner_for
-from worker.runtime import Runtime
-from worker.tasks.conditions import is_true
-from worker.template_context import build_context
+from harrier.common.durations import format_duration
+from harrier.common.errors import HarrierError, TaskFailed, TaskKilled, TemplateError
+from harrier.common.execution import Attempt, Execution, LogEntry, TaskRun, new_id
+from harrier.common.flow import Flow
+from harrier.common.state import State, StateRecord, now, transition
+from harrier.common.task import Task
+from harrier.common.templating import mask_secrets, render
+from harrier.worker.context import TaskContext
+from harrier.worker.kill_watch import LEASE_SECONDS
+from harrier.worker.runners.registry import runner_for
+from harrier.worker.runtime import Runtime
+from harrier.worker.tasks.conditions import is_true
+from harrier.worker.template_context import build_context
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +337,3 @@ def end_flowable(runtime: Runtime, execution_id: str, task_id: str) -> None:
         store.halt_execution(execution_id, f"task {task_id} failed")
     transition(run.state, state, what=f"task {task_id}")
     store.save_task_run(run)
-
-
-def is_dynamic(task: Task) -> bool:
-    return isinstance(task, FlowableTask) and bool(getattr(task, "dynamic", False))

@@ -3,14 +3,14 @@ tasks always, then compute the final state from the task runs."""
 
 from __future__ import annotations
 
-from common.errors import TemplateError
-from common.execution import Execution, LogEntry
-from common.state import State
-from common.task import Task
-from common.templating import render
-from scheduler.concurrency import release_slot
-from worker.runtime import Runtime
-from worker.template_context import build_context
+from harrier.common.concurrency import release_slot
+from harrier.common.errors import TemplateError
+from harrier.common.execution import Execution, LogEntry
+from harrier.common.state import State
+from harrier.common.task import Task
+from harrier.common.templating import render
+from harrier.worker.runtime import Runtime
+from harrier.worker.template_context import build_context
 
 
 def next_phase(runtime: Runtime, execution: Execution,
@@ -46,7 +46,8 @@ def finalize(runtime: Runtime, execution: Execution) -> State:
     execution_id = execution.id
     state, halted = execution.state.current, bool(execution.halted)
     if state.terminated:
-        release_slot(runtime, execution_id)  # flow concurrency hook (idempotent)
+        # Flow concurrency: give the slot back (idempotent).
+        release_slot(runtime.store, runtime.app, execution_id, load_flow=runtime.flow)
         return state
     flow = runtime.flow(execution.namespace, execution.flow_id, execution.flow_revision)
     result = final_state(state, halted, [r.state.current for r in execution.task_runs])
@@ -69,7 +70,8 @@ def finalize(runtime: Runtime, execution: Execution) -> State:
         # Nothing ran (every task disabled): pass through RUNNING as Kestra does.
         store.change_execution_state(execution_id, State.RUNNING)
     store.change_execution_state(execution_id, result, error=error)
-    release_slot(runtime, execution_id, flow)  # flow concurrency hook: start the next queued
+    # Flow concurrency: give the slot back and start the next queued execution.
+    release_slot(runtime.store, runtime.app, execution_id, flow, runtime.flow)
     return result
 
 
@@ -91,5 +93,6 @@ def finalize_known(runtime: Runtime, execution: Execution, phase: str) -> State 
     if not runtime.store.change_execution_state(execution.id, result,
                                                 only_from=(State.RUNNING,)):
         return None
-    release_slot(runtime, execution.id, flow)  # flow concurrency hook: start the next queued
+    # Flow concurrency: give the slot back and start the next queued execution.
+    release_slot(runtime.store, runtime.app, execution.id, flow, runtime.flow)
     return result

@@ -12,9 +12,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from common.errors import HarrierError
-from common.state import State
-from common.store import ExecutionStore
+from harrier.common.errors import HarrierError
+from harrier.common.state import State
+from harrier.common.store import ExecutionStore
 
 log = logging.getLogger(__name__)
 

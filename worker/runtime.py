@@ -8,11 +8,11 @@ from typing import Any
 
 from celery import Celery
 
-from common.errors import HarrierError
-from common.flow import Flow, parse_flow
-from common.settings import Settings
-from common.store import ExecutionStore
-from worker.kill_watch import KillWatch
+from harrier.common.errors import HarrierError
+from harrier.common.flow import Flow, parse_flow
+from harrier.common.settings import Settings
+from harrier.common.store import ExecutionStore
+from harrier.worker.kill_watch import KillWatch
 
 
 @dataclass

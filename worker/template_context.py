@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from common.execution import Execution, TaskRun
-from common.flow import Flow
-from common.inputs import coerce_inputs
-from common.state import State
-from common.task import Task
-from common.templating import KestraDateTime
+from harrier.common.execution import Execution, TaskRun
+from harrier.common.flow import Flow
+from harrier.common.inputs import coerce_inputs
+from harrier.common.state import State
+from harrier.common.task import Task
+from harrier.common.templating import KestraDateTime
 
 _DONE = (State.SUCCESS, State.WARNING, State.FAILED)
 

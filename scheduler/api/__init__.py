@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from scheduler.api.app import create_api
+from harrier.scheduler.api.app import create_api
 
 __all__ = ["create_api"]

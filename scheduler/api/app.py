@@ -10,13 +10,14 @@ from celery import Celery
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
-from common.errors import StoreUnavailable
-from common.settings import Settings
-from common.store import ExecutionStore
-from scheduler.api import routes_executions, routes_flows, routes_logs, routes_webhook
-from scheduler.api.auth import auth_required, check_auth_settings, require_auth
-from scheduler.api.context import ApiContext, Ctx
-from scheduler.api.errors import install_error_handlers
+from harrier.common.celery_app import broker_problem
+from harrier.common.errors import StoreUnavailable
+from harrier.common.settings import Settings
+from harrier.common.store import ExecutionStore
+from harrier.scheduler.api import routes_executions, routes_flows, routes_logs, routes_webhook
+from harrier.scheduler.api.auth import auth_required, check_auth_settings, require_auth
+from harrier.scheduler.api.context import ApiContext, Ctx
+from harrier.scheduler.api.errors import install_error_handlers
 
 # Kestra OSS has one tenant, "main"; its clients may put it in the path.
 _TENANT_PREFIX = "/api/v1/main"
@@ -47,16 +48,26 @@ def create_api(settings: Settings, store: ExecutionStore, celery_app: Celery) ->
     for router in routers:
         api.include_router(router, prefix=_TENANT_PREFIX, include_in_schema=False)
     api.add_api_route("/healthz", _health, methods=["GET"], tags=["health"],
-                      summary="UP when the store answers, 503 otherwise")
+                      summary="UP when the store and the broker answer, 503 otherwise")
     return api
 
 
 def _health(ctx: Ctx) -> JSONResponse:
+    checks: dict[str, str] = {}
     try:
         ctx.store.ping()
+        checks["store"] = "UP"
     except StoreUnavailable as exc:
-        return JSONResponse({"status": "DOWN", "message": str(exc)}, status_code=503)
-    return JSONResponse({"status": "UP"})
+        checks["store"] = f"DOWN: {exc}"
+    # Executions are created in the store and then published: a broker that
+    # cannot be used makes every submission fail, so the API is not healthy.
+    problem = None if ctx.settings.embedded else broker_problem(ctx.celery_app, timeout=2.0)
+    checks["broker"] = "UP" if problem is None else f"DOWN: {problem}"
+    down = [f"{name} {value}" for name, value in checks.items() if value != "UP"]
+    if down:
+        return JSONResponse({"status": "DOWN", "checks": checks, "message": "; ".join(down)},
+                            status_code=503)
+    return JSONResponse({"status": "UP", "checks": checks})
 
 
 _configs = APIRouter(tags=["configs"], dependencies=[Depends(require_auth)])

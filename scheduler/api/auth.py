@@ -9,8 +9,8 @@ import hmac
 
 from fastapi import Request
 
-from common.settings import Settings, SettingsError
-from scheduler.api.errors import ApiError
+from harrier.common.settings import Settings, SettingsError
+from harrier.scheduler.api.errors import ApiError
 
 
 def check_auth_settings(settings: Settings) -> None:

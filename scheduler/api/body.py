@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from scheduler.api.errors import ApiError
+from harrier.scheduler.api.errors import ApiError
 
 
 async def read_limited(request: Request, limit: int, what: str = "request body") -> bytes:

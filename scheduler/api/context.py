@@ -9,9 +9,9 @@ from typing import Annotated
 from celery import Celery
 from fastapi import Depends, Request
 
-from common.flow import Flow, parse_flow
-from common.settings import Settings
-from common.store import ExecutionStore
+from harrier.common.flow import Flow, parse_flow
+from harrier.common.settings import Settings
+from harrier.common.store import ExecutionStore
 
 
 @dataclass(frozen=True)

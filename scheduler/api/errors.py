@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from common.errors import (
+from harrier.common.errors import (
     ExecutionNotFound,
     FlowNotFound,
     FlowValidationError,
@@ -23,7 +23,7 @@ from common.errors import (
     StoreUnavailable,
     TemplateError,
 )
-from scheduler.control import ExecutionConflict
+from harrier.scheduler.control import ExecutionConflict
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.errors import FlowValidationError
-from common.state import iso
-from common.store import FlowRecord
-from common.yaml_source import load_yaml
+from harrier.common.errors import FlowValidationError
+from harrier.common.state import iso
+from harrier.common.store import FlowRecord
+from harrier.common.yaml_source import load_yaml
 
 
 def flow_json(record: FlowRecord) -> dict[str, Any]:

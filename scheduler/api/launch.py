@@ -13,13 +13,13 @@ from typing import Any, BinaryIO
 import kombu.exceptions
 import redis
 
-from common.errors import StoreUnavailable
-from common.execution import Execution, new_id
-from common.flow import Flow
-from common.state import State
-from scheduler.api.context import ApiContext
-from scheduler.api.errors import ApiError
-from scheduler.executions import create_execution, start_execution
+from harrier.common.errors import StoreUnavailable
+from harrier.common.execution import Execution, new_id
+from harrier.common.flow import Flow
+from harrier.common.state import State
+from harrier.scheduler.api.context import ApiContext
+from harrier.scheduler.api.errors import ApiError
+from harrier.scheduler.executions import create_execution, start_execution
 
 log = logging.getLogger(__name__)
 

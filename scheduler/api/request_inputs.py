@@ -9,8 +9,8 @@ from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
 
-from scheduler.api.errors import ApiError
-from scheduler.api.launch import Upload
+from harrier.scheduler.api.errors import ApiError
+from harrier.scheduler.api.launch import Upload
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 

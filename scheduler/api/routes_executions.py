@@ -10,21 +10,21 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from common.state import State
-from common.store import ExecutionQuery
-from scheduler.api.auth import require_auth
-from scheduler.api.context import Ctx
-from scheduler.api.errors import ApiError
-from scheduler.api.launch import launch
-from scheduler.api.request_inputs import (
+from harrier.common.state import State
+from harrier.common.store import ExecutionQuery
+from harrier.scheduler.api.auth import require_auth
+from harrier.scheduler.api.context import Ctx
+from harrier.scheduler.api.errors import ApiError
+from harrier.scheduler.api.launch import launch
+from harrier.scheduler.api.request_inputs import (
     check_body_type,
     inputs_from_form,
     inputs_from_json,
     is_form,
     parse_labels,
 )
-from scheduler.api.sse import follow_execution
-from scheduler.control import kill_execution, restart_execution
+from harrier.scheduler.api.sse import follow_execution
+from harrier.scheduler.control import kill_execution, restart_execution
 
 router = APIRouter(prefix="/executions", tags=["executions"],
                    dependencies=[Depends(require_auth)])

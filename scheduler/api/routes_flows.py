@@ -9,14 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from common.errors import FlowNotFound, FlowValidationError
-from common.flow import Flow, parse_flow
-from common.yaml_source import load_yaml
-from scheduler.api.auth import require_auth
-from scheduler.api.body import decode_text, read_limited
-from scheduler.api.context import ApiContext, Ctx
-from scheduler.api.errors import ApiError, problem_details
-from scheduler.api.flow_json import flow_json
+from harrier.common.errors import FlowNotFound, FlowValidationError
+from harrier.common.flow import Flow, parse_flow
+from harrier.common.yaml_source import load_yaml
+from harrier.scheduler.api.auth import require_auth
+from harrier.scheduler.api.body import decode_text, read_limited
+from harrier.scheduler.api.context import ApiContext, Ctx
+from harrier.scheduler.api.errors import ApiError, problem_details
+from harrier.scheduler.api.flow_json import flow_json
 
 router = APIRouter(prefix="/flows", tags=["flows"], dependencies=[Depends(require_auth)])
 

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from common.execution import LogEntry
-from common.state import iso
-from common.store import ExecutionStore
-from scheduler.api.auth import require_auth
-from scheduler.api.context import Ctx
-from scheduler.api.errors import ApiError
-from scheduler.api.sse import follow_logs
+from harrier.common.execution import LogEntry
+from harrier.common.state import iso
+from harrier.common.store import ExecutionStore
+from harrier.scheduler.api.auth import require_auth
+from harrier.scheduler.api.context import Ctx
+from harrier.scheduler.api.errors import ApiError
+from harrier.scheduler.api.sse import follow_logs
 
 router = APIRouter(prefix="/logs", tags=["logs"], dependencies=[Depends(require_auth)])
 

@@ -13,14 +13,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from common.errors import FlowNotFound
-from common.flow import Flow
-from common.templating import render
-from common.triggers import WebhookTrigger
-from scheduler.api.body import read_limited
-from scheduler.api.context import ApiContext, Ctx
-from scheduler.api.errors import ApiError
-from scheduler.api.launch import launch
+from harrier.common.errors import FlowNotFound
+from harrier.common.flow import Flow
+from harrier.common.templating import render
+from harrier.common.triggers import WebhookTrigger
+from harrier.scheduler.api.body import read_limited
+from harrier.scheduler.api.context import ApiContext, Ctx
+from harrier.scheduler.api.errors import ApiError
+from harrier.scheduler.api.launch import launch
 
 router = APIRouter(prefix="/executions/webhook", tags=["webhook"])
 

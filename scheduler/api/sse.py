@@ -10,9 +10,9 @@ from typing import Any
 import anyio
 from anyio import to_thread
 
-from common.errors import ExecutionNotFound, StoreUnavailable
-from common.execution import LogEntry
-from common.store import ExecutionStore
+from harrier.common.errors import ExecutionNotFound, StoreUnavailable
+from harrier.common.execution import LogEntry
+from harrier.common.store import ExecutionStore
 
 # How long one blocking log read waits; also how often the end is checked.
 _BLOCK_SECONDS = 1.0

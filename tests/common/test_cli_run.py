@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def harrier(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARRIER_")}
     env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "common.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "harrier", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import FlowValidationError
-from common.flow import load_flow_file, parse_flow
+from harrier.common.errors import FlowValidationError
+from harrier.common.flow import load_flow_file, parse_flow
 
 SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "flows"
 EXAMPLES = Path(__file__).resolve().parents[2] / "flows"

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from common.errors import InputError
-from common.inputs import InputSpec, InputType, coerce_inputs, inputs_to_json
+from harrier.common.errors import InputError
+from harrier.common.inputs import InputSpec, InputType, coerce_inputs, inputs_to_json
 
 
 def spec(**fields: Any) -> InputSpec:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.javadate import NAMED_FORMATS, format_java, parse_java, zone
+from harrier.common.javadate import NAMED_FORMATS, format_java, parse_java, zone
 
 START = datetime(2024, 1, 31, 10, 5, 9, 123456, tzinfo=UTC)
 PARIS = START.astimezone(ZoneInfo("Europe/Paris"))  # 11:05:09.123456+01:00

@@ -7,12 +7,12 @@ import threading
 
 import pytest
 
-from common.errors import ExecutionNotFound, FlowNotFound, StoreUnavailable
-from common.execution import Execution, LogEntry, TaskRun, new_id
-from common.memory_store import MemoryStore
-from common.redis_store import RedisStore
-from common.state import State, StateRecord
-from common.store import ExecutionQuery
+from harrier.common.errors import ExecutionNotFound, FlowNotFound, StoreUnavailable
+from harrier.common.execution import Execution, LogEntry, TaskRun, new_id
+from harrier.common.memory_store import MemoryStore
+from harrier.common.redis_store import RedisStore
+from harrier.common.state import State, StateRecord
+from harrier.common.store import ExecutionQuery
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from common.errors import TemplateError
-from common.templating import KestraDateTime, date_add, mask_secrets, render
+from harrier.common.errors import TemplateError
+from harrier.common.templating import KestraDateTime, date_add, mask_secrets, render
 
 START = datetime(2024, 1, 31, 10, 0, 0, 123000, tzinfo=UTC)
 SEED_SPARK = """spark-submit \\

@@ -96,7 +96,8 @@ def dockerignore_allows(path: str) -> bool:
 
 
 def test_dockerignore_sends_only_what_the_build_uses() -> None:
-    for needed in ("pyproject.toml", "README.md", "common/cli.py", "scheduler/api.py",
+    for needed in ("pyproject.toml", "README.md", "harrier/cli/run.py", "harrier/common",
+                   "common/flow.py", "common/lua/put_flow.lua", "scheduler/api/app.py",
                    "worker/runners/process.py", "flows/daily.yaml"):
         assert dockerignore_allows(needed), needed
     for excluded in (".venv/bin/python", ".git/HEAD", "tests/conftest.py",

@@ -6,18 +6,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from common.execution import Execution
-from common.flow import parse_flow
-from common.state import State
-from scheduler.executions import create_execution, start_execution
-from worker.runtime import Runtime
+from harrier.common.execution import Execution
+from harrier.common.flow import parse_flow
+from harrier.common.state import State
+from harrier.scheduler.executions import create_execution, start_execution
+from harrier.worker.runtime import Runtime
 
 
 def run_flow_text(runtime: Runtime, text: str, inputs: dict[str, Any] | None = None,
                   timeout: float = 60) -> Execution:
     flow = parse_flow(text, "test.yaml")
     execution = create_execution(runtime.store, flow, inputs or {})
-    start_execution(runtime.app, flow, execution)
+    start_execution(runtime.app, flow, execution, store=runtime.store)
     done = runtime.store.wait_terminal(execution.id, timeout)
     assert done.state.current.terminated, f"execution still {done.state.current}"
     return done

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from common.celery_app import app
-from common.flow import parse_flow
-from common.redis_store import RedisStore
-from common.state import State
-from scheduler.executions import create_execution, start_execution
+from harrier.common.celery_app import app
+from harrier.common.flow import parse_flow
+from harrier.common.redis_store import RedisStore
+from harrier.common.state import State
+from harrier.scheduler.executions import create_execution, start_execution
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.workers import make_cluster
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from common.execution import Execution
-from common.flow import parse_flow
-from common.redis_store import RedisStore
-from common.state import State
-from scheduler.concurrency import ConcurrencySlots, MemorySlots, RedisSlots
-from scheduler.executions import create_execution, start_execution
+from harrier.common.concurrency import ConcurrencySlots, MemorySlots, RedisSlots
+from harrier.common.execution import Execution
+from harrier.common.flow import parse_flow
+from harrier.common.redis_store import RedisStore
+from harrier.common.state import State
+from harrier.scheduler.executions import create_execution, start_execution
+from harrier.worker.runtime import Runtime
 from tests.fixtures.redis_server import RedisServer
-from worker.runtime import Runtime
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -128,12 +128,11 @@ def test_a_queued_newcomer_waits_behind_earlier_queued_ones(slots: ConcurrencySl
 
 _ENQUEUE_THREE = """
 import sys
-from common.celery_app import configure_app
-from common.flow import parse_flow
-from common.redis_store import RedisStore
-from common.redis_store import RedisStore
-from common.settings import Settings
-from scheduler.executions import create_execution, start_execution
+from harrier.common.celery_app import configure_app
+from harrier.common.flow import parse_flow
+from harrier.common.redis_store import RedisStore
+from harrier.common.settings import Settings
+from harrier.scheduler.executions import create_execution, start_execution
 
 settings = Settings.from_env()
 store = RedisStore.from_settings(settings)
@@ -152,7 +151,7 @@ def test_queue_holds_across_a_real_worker_with_redis_slots(
     env = {**os.environ, "HARRIER_BROKER_URL": redis_server.url, "PYTHONPATH": str(root),
            "HARRIER_WORK_DIR": str(tmp_path)}
     log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen([sys.executable, "-c", "from common.cli import main; main()",
+    worker = subprocess.Popen([sys.executable, "-m", "harrier",
                                "worker", "-c", "3", "--pool", "threads"], cwd=root, env=env,
                               stdout=log, stderr=subprocess.STDOUT)
     try:

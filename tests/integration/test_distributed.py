@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from common.flow import parse_flow
-from common.state import State
-from scheduler.control import kill_execution, restart_execution
-from scheduler.executions import create_execution, start_execution
+from harrier.common.flow import parse_flow
+from harrier.common.state import State
+from harrier.scheduler.control import kill_execution, restart_execution
+from harrier.scheduler.executions import create_execution, start_execution
 from tests.fixtures.workers import Cluster
 from tests.integration.embedded import wait_for
 
@@ -22,9 +22,9 @@ pytestmark = pytest.mark.slow
 def start(cluster: Cluster, text: str, inputs: dict | None = None):
     flow = parse_flow(text, "test.yaml")
     execution = create_execution(cluster.store, flow, inputs or {})
-    from common.celery_app import app
+    from harrier.common.celery_app import app
 
-    start_execution(app, flow, execution)
+    start_execution(app, flow, execution, store=cluster.store)
     return execution
 
 
@@ -128,7 +128,7 @@ tasks:
     failed = cluster.store.wait_terminal(execution.id, 60)
     assert failed.state.current == State.FAILED
     flag.touch()
-    restart_execution(cluster.store, __import__("common.celery_app").celery_app.app,
+    restart_execution(cluster.store, __import__("harrier.common.celery_app").common.celery_app.app,
                       execution.id)
     done = wait_for(lambda: (e := cluster.store.get_execution(execution.id)).state.current
                     .terminated and e.state.current != State.FAILED and e, timeout=60)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from common.state import State
+from harrier.common.state import State
 from tests.integration.embedded import logs, run_flow_text, task_run
 
 pytestmark = pytest.mark.slow
@@ -53,3 +58,36 @@ tasks:
 """)
     assert execution.state.current == State.FAILED
     assert "harrier-no-such-image:1" in task_run(execution, "boxed").error
+
+
+def _harrier_run(flow: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith("HARRIER_") and k != "DOCKER_HOST"}
+    return subprocess.run([sys.executable, "-m", "harrier", "run", str(flow)],
+                          env={**base, **env}, capture_output=True, text=True, timeout=120)
+
+
+def test_docker_host_is_honoured_and_harrier_docker_host_overrides_it(docker_engine, tmp_path):
+    flow = tmp_path / "boxed.yaml"
+    flow.write_text(f"""
+id: docker-host
+namespace: test
+tasks:
+  - id: boxed
+    type: io.kestra.plugin.scripts.shell.Commands
+    containerImage: {docker_engine.image}
+    taskRunner:
+      type: io.kestra.plugin.scripts.runner.docker.Docker
+      pullPolicy: NEVER
+    commands: ["echo inside a container"]
+""")
+    # The engine named by DOCKER_HOST, as the docker CLI would use it.
+    found = _harrier_run(flow, {"DOCKER_HOST": docker_engine.host})
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert "inside a container" in found.stdout
+
+    nowhere = tmp_path / "nobody-listens.sock"
+    overridden = _harrier_run(flow, {"DOCKER_HOST": docker_engine.host,
+                                     "HARRIER_DOCKER_HOST": f"unix://{nowhere}"})
+    assert overridden.returncode == 1
+    assert str(nowhere) in overridden.stdout

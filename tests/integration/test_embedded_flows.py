@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from common.errors import FlowValidationError
-from common.state import State
+from harrier.common.errors import FlowValidationError
+from harrier.common.state import State
 from tests.integration.embedded import logs, run_flow_text, states, task_run
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from common.redis_store import RedisStore
+from harrier.common.redis_store import RedisStore
 from tests.fixtures.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -60,7 +60,7 @@ def start_api(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[byt
            "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-c", "from common.cli.api import api_command; api_command()"],
+            [sys.executable, "-c", "from harrier.cli.api import api_command; api_command()"],
             env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -208,7 +208,7 @@ def start_worker(deployment: RedisDeployment, name: str) -> None:
     log_path = deployment.workdir / f"{name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "common.cli", "worker", "-c", "2", "-n", f"{name}@kestra"],
+            [sys.executable, "-m", "harrier", "worker", "-c", "2", "-n", f"{name}@kestra"],
             env=deployment.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deployment.workers.append(process)
     deadline = time.monotonic() + 60

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from common.redis_store import RedisStore
-from common.state import parse_iso
-from common.store import ExecutionQuery
-from scheduler.tick_claim import last_fired
+from harrier.common.redis_store import RedisStore
+from harrier.common.state import parse_iso
+from harrier.common.store import ExecutionQuery
+from harrier.scheduler.tick_claim import last_fired
 from tests.fixtures.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,11 +45,7 @@ triggers:
 
 
 def _harrier(*args: str) -> list[str]:
-    from common.cli import main
-
-    if "scheduler" in main.commands:
-        return [sys.executable, "-c", "from common.cli import main; main()", *args]
-    return [sys.executable, "-m", "common.cli.scheduler", *args]
+    return [sys.executable, "-m", "harrier", *args]
 
 
 class SchedulerProcess:

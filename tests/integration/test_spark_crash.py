@@ -10,13 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
-from common.flow import parse_flow
-from common.state import State
-from scheduler.executions import create_execution, start_execution
+from harrier.common.flow import parse_flow
+from harrier.common.state import State
+from harrier.scheduler.executions import create_execution, start_execution
+from harrier.worker.spark.rest import SparkRestClient
 from tests.fixtures.spark import SMALL_JOB_CONF, SparkCluster, SparkJobs
 from tests.fixtures.workers import Cluster
 from tests.integration.embedded import wait_for
-from worker.spark.rest import SparkRestClient
 
 pytestmark = pytest.mark.slow
 
@@ -46,9 +46,9 @@ tasks:
     args: ["count=9", "sleep=25", "survived"]
 """, "test.yaml")
     execution = create_execution(cluster.store, flow, {})
-    from common.celery_app import app
+    from harrier.common.celery_app import app
 
-    start_execution(app, flow, execution)
+    start_execution(app, flow, execution, store=cluster.store)
 
     def checkpointed() -> Any:
         for run in cluster.store.task_runs(execution.id):

@@ -13,11 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from common.execution import Execution
-from common.flow import parse_flow
-from common.state import State
-from scheduler.control import kill_execution
-from scheduler.executions import create_execution, start_execution
+from harrier.common.execution import Execution
+from harrier.common.flow import parse_flow
+from harrier.common.state import State
+from harrier.scheduler.control import kill_execution
+from harrier.scheduler.executions import create_execution, start_execution
+from harrier.worker.runtime import Runtime
+from harrier.worker.spark.rest import SparkRestClient
 from tests.fixtures.spark import (
     SMALL_JOB_CONF,
     SparkCluster,
@@ -26,8 +28,6 @@ from tests.fixtures.spark import (
     start_spark_cluster,
 )
 from tests.integration.embedded import logs, run_flow_text, task_run, wait_for
-from worker.runtime import Runtime
-from worker.spark.rest import SparkRestClient
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ tasks:
 def start(runtime: Runtime, text: str, inputs: dict[str, Any] | None = None) -> Execution:
     flow = parse_flow(text, "test.yaml")
     execution = create_execution(runtime.store, flow, inputs or {})
-    start_execution(runtime.app, flow, execution)
+    start_execution(runtime.app, flow, execution, store=runtime.store)
     return execution
 
 
@@ -253,8 +253,8 @@ def test_a_lost_attempts_driver_is_re_attached_not_submitted_again(
     """The worker-loss path without killing a process (test_spark_crash.py does that): the
     previous attempt's checkpoint names a driver already submitted over REST, and spark-submit
     is a command that would fail, so success proves it was never run."""
+    from harrier.worker.spark.submit_args import SparkSubmitSpec, build_rest_request
     from tests.fixtures.spark import SMALL_JOB_CONF as conf
-    from worker.spark.submit_args import SparkSubmitSpec, build_rest_request
 
     spec = SparkSubmitSpec(master=spark_cluster.rest_master_url, main_resource=str(
         spark_jobs.jar), main_class=spark_jobs.count_class, args=["count=3", "reattached"],
@@ -266,7 +266,7 @@ def test_a_lost_attempts_driver_is_re_attached_not_submitted_again(
     _plant_lost_attempt(embedded, execution, flow, {
         "submissionId": submission_id, "master": spark_cluster.rest_master_url,
         "masterWebUrl": spark_cluster.master_web_url})
-    start_execution(embedded.app, flow, execution)
+    start_execution(embedded.app, flow, execution, store=embedded.store)
     done = embedded.store.wait_terminal(execution.id, TIMEOUT)
     run = task_run(done, "submit")
     assert done.state.current == State.SUCCESS, run.error
@@ -281,8 +281,8 @@ def _plant_lost_attempt(runtime: Runtime, execution: Execution, flow: Any,
                         checkpoint: dict[str, Any]) -> None:
     """What a worker that died mid-attempt leaves in the store: a RUNNING attempt and its
     checkpoint (a fake of the crash; the real crash is in test_spark_crash.py)."""
-    from common.execution import Attempt
-    from worker.execute import start_task_run
+    from harrier.common.execution import Attempt
+    from harrier.worker.execute import start_task_run
 
     run = start_task_run(runtime, execution, flow, flow.task("submit"))
     run.attempts.append(Attempt(worker_id="lost-worker"))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from common.memory_store import MemoryStore
-from scheduler.flow_catalog import FlowCatalog, MemoryOrigins, RedisOrigins
+from harrier.common.memory_store import MemoryStore
+from harrier.scheduler.flow_catalog import FlowCatalog, MemoryOrigins, RedisOrigins
 
 
 def _flow(flow_id: str, cron: str = "0 * * * *", *, disabled: str = "false",

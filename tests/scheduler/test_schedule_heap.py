@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.cron import next_after, parse_cron
-from scheduler.schedule_heap import ScheduleHeap
+from harrier.common.cron import next_after, parse_cron
+from harrier.scheduler.schedule_heap import ScheduleHeap
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 EVERY_MINUTE = parse_cron("* * * * *")

@@ -15,8 +15,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from common.errors import StoreUnavailable
-from scheduler.tick_claim import (
+from harrier.common.errors import StoreUnavailable
+from harrier.scheduler.tick_claim import (
     claim_key,
     claim_owner,
     claim_tick,

@@ -13,15 +13,15 @@ import pytest
 import redis
 from celery import Celery
 
-from common.celery_app import configure_app
-from common.memory_store import MemoryStore
-from common.settings import Settings
-from common.state import parse_iso
-from common.store import ExecutionQuery
-from common.templating import render
-from scheduler.firing import FireContext
-from scheduler.flow_catalog import FlowCatalog, MemoryOrigins
-from scheduler.triggers import TriggerLoop
+from harrier.common.celery_app import configure_app
+from harrier.common.memory_store import MemoryStore
+from harrier.common.settings import Settings
+from harrier.common.state import parse_iso
+from harrier.common.store import ExecutionQuery
+from harrier.common.templating import render
+from harrier.scheduler.firing import FireContext
+from harrier.scheduler.flow_catalog import FlowCatalog, MemoryOrigins
+from harrier.scheduler.triggers import TriggerLoop
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

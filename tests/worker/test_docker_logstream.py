@@ -8,7 +8,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.docker.logstream import LogDemuxer, demux_lines
+from harrier.worker.docker.logstream import LogDemuxer, demux_lines
 
 STREAM_IDS = {"stdout": 1, "stderr": 2}
 

@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
-from common.errors import DockerError
-from tests.fixtures.docker import DockerTestEngine, docker_engine  # noqa: F401
-from worker.docker.engine import ContainerSpec, DockerEngine
-from worker.runners.base import RunRequest
-from worker.runners.docker import (
+from harrier.common.errors import DockerError
+from harrier.worker.docker.engine import ContainerSpec, DockerEngine
+from harrier.worker.runners.base import RunRequest
+from harrier.worker.runners.docker import (
     DEADLINE_LABEL,
     MANAGED_LABEL,
     WORKER_LABEL,
@@ -22,6 +21,7 @@ from worker.runners.docker import (
     parse_memory,
     remove_orphans,
 )
+from tests.fixtures.docker import DockerTestEngine, docker_engine  # noqa: F401
 
 pytestmark = pytest.mark.slow
 

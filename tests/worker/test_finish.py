@@ -3,13 +3,13 @@ and never over a kill that arrived while the last task ran."""
 
 from __future__ import annotations
 
-from common.celery_app import app
-from common.execution import Execution, TaskRun, new_id
-from common.memory_store import MemoryStore
-from common.settings import Settings
-from common.state import State, StateRecord
-from worker.finish import finalize, finalize_known
-from worker.runtime import Runtime
+from harrier.common.celery_app import app
+from harrier.common.execution import Execution, TaskRun, new_id
+from harrier.common.memory_store import MemoryStore
+from harrier.common.settings import Settings
+from harrier.common.state import State, StateRecord
+from harrier.worker.finish import finalize, finalize_known
+from harrier.worker.runtime import Runtime
 
 FLOW = """
 id: plain

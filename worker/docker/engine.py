@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import enum
 import json
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,17 +13,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from common.errors import DockerError
-from worker.docker.logstream import LogDemuxer
-
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-
-
-def default_docker_host(environ: Mapping[str, str] = os.environ) -> str:
-    """The engine address used when none is configured: `DOCKER_HOST`, as the
-    docker CLI reads it, else the standard socket. The one environment read of
-    the Docker code; everything else takes the address as an argument."""
-    return environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+from harrier.common.errors import DockerError
+from harrier.worker.docker.logstream import LogDemuxer
 
 
 class PullPolicy(enum.StrEnum):
@@ -112,7 +102,7 @@ class DockerEngine:
     """One engine, addressed as DOCKER_HOST is: unix:///path, tcp://host:port
     (plain HTTP) or http(s)://host:port. Safe to share between threads."""
 
-    def __init__(self, host: str = DEFAULT_DOCKER_HOST, *, timeout: float = 60.0) -> None:
+    def __init__(self, host: str, *, timeout: float = 60.0) -> None:
         self.host = host
         self._timeout = httpx.Timeout(timeout, connect=5.0)
         url = urlsplit(host)

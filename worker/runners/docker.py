@@ -14,16 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.errors import DockerError
-from worker.docker.engine import (
+from harrier.common.errors import DockerError
+from harrier.worker.docker.engine import (
     ContainerOutput,
     ContainerSpec,
     DockerEngine,
     PullPolicy,
-    default_docker_host,
 )
-from worker.runners.base import RunRequest, RunResult
-from worker.runners.output_protocol import merge_outputs, parse_protocol_line
+from harrier.worker.runners.base import RunRequest, RunResult
+from harrier.worker.runners.output_protocol import merge_outputs, parse_protocol_line
 
 # Kestra's type names for this runner, for the task-runner registry.
 TYPE_NAMES = (
@@ -184,12 +183,12 @@ def _float_or_none(text: str | None) -> float | None:
 
 class DockerRunner:
     """Runs RunRequests in containers. `host` is the engine address (unix:///path
-    or tcp://host:port; default DOCKER_HOST or the standard socket), overridden
-    per task by the `host` option; `worker_name` (default: the host name) labels the
+    or tcp://host:port; Settings.docker_host), overridden per task by the `host`
+    option; `worker_name` (default: the host name) labels the
     containers so `remove_orphans` can find them after this worker dies."""
 
-    def __init__(self, host: str | None = None, *, worker_name: str | None = None) -> None:
-        self.host = host or default_docker_host()
+    def __init__(self, host: str, *, worker_name: str | None = None) -> None:
+        self.host = host
         # The host name survives a restart of the worker's container or pod,
         # so the restarted worker finds what its predecessor left.
         self.worker_name = worker_name or socket.gethostname()

@@ -16,8 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from worker.runners.base import RunRequest, RunResult
-from worker.runners.output_protocol import merge_outputs, parse_protocol_line
+from harrier.worker.runners.base import RunRequest, RunResult
+from harrier.worker.runners.output_protocol import merge_outputs, parse_protocol_line
 
 TYPE_NAMES = ("io.kestra.plugin.core.runner.Process", "PROCESS")
 _TAIL = 20

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from common.errors import TaskFailed
-from common.settings import Settings
-from worker.runners.base import TaskRunner
-from worker.runners.process import ProcessRunner
+from harrier.common.errors import TaskFailed
+from harrier.common.settings import Settings
+from harrier.worker.runners.base import TaskRunner
+from harrier.worker.runners.process import ProcessRunner
 
 
 def _process(settings: Settings) -> TaskRunner:
@@ -17,7 +17,8 @@ def _process(settings: Settings) -> TaskRunner:
 
 
 def _docker(settings: Settings) -> TaskRunner:
-    from worker.runners.docker import DockerRunner  # only workers that use it pay the import
+    # lazy: only workers that run Docker tasks pay for the Docker client
+    from harrier.worker.runners.docker import DockerRunner
 
     return DockerRunner(host=settings.docker_host)
 

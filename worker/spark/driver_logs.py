@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 LOG_TYPES = ("stdout", "stderr")
 # renderLog's first line: "==== Bytes 0-4936 of 4936 of /work/driver-.../stderr ====".
@@ -66,6 +68,8 @@ class DriverLogReader:
         response.raise_for_status()
         match = HEADER.match(response.text)
         if match is None:
+            import httpx  # lazy: flows are parsed without paying for the HTTP client
+
             raise httpx.DecodingError(
                 f"unexpected answer from {response.url}: {response.text[:200]!r}")
         start, end, total = (int(g) for g in match.groups())

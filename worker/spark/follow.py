@@ -9,16 +9,14 @@ import threading
 import time
 from collections.abc import Callable
 
-import httpx
-
-from common.errors import SparkSubmissionError
-from worker.spark.driver_logs import (
+from harrier.common.errors import SparkSubmissionError
+from harrier.worker.spark.driver_logs import (
     LOG_TYPES,
     DriverLogReader,
     ErrorLineTracker,
     cluster_exception_line,
 )
-from worker.spark.rest import DriverStatus, SparkRestClient
+from harrier.worker.spark.rest import DriverStatus, SparkRestClient
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +90,8 @@ class _Follower:
         self.pump_logs(status, final=final or status.is_terminal)
 
     def pump_logs(self, status: DriverStatus, *, final: bool) -> None:
+        import httpx  # lazy: flows are parsed without paying for the HTTP client
+
         if not self.read_logs or self.logs_broken:
             return
         if self.logs is None:

@@ -9,9 +9,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
-from common.errors import SparkSubmissionError
+from harrier.common.errors import SparkSubmissionError
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +101,8 @@ class SparkRestClient:
         # The master's web UI (serves /json/ with the workers' web UI addresses); Spark's
         # default port on the REST host when not given.
         self.master_web_url = (master_web_url or self._default_web_url()).rstrip("/")
+        import httpx  # lazy: flows are parsed without paying for the HTTP client
+
         self.http = httpx.Client(
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
             follow_redirects=True)
@@ -166,6 +166,8 @@ class SparkRestClient:
     def worker_web_url(self, status: DriverStatus) -> str | None:
         """The web UI of the worker running the driver, from the master's /json/ (falling back
         to Spark's default worker UI port on the worker's host)."""
+        import httpx  # lazy: see __init__
+
         if status.worker_id:
             try:
                 workers = self.http.get(f"{self.master_web_url}/json/").json().get("workers", [])
@@ -181,6 +183,8 @@ class SparkRestClient:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None
               ) -> dict[str, Any]:
+        import httpx  # lazy: see __init__
+
         url = self.base_url + path
         where = f"Spark master at {self.master} ({url})"
         try:

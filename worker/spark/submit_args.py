@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from common.errors import SparkSubmissionError
-from worker.spark.java_options import with_java17_options
-from worker.spark.rest import CLIENT_SPARK_VERSION, SubmissionRequest
+from harrier.common.errors import SparkSubmissionError
+from harrier.worker.spark.java_options import with_java17_options
+from harrier.worker.spark.rest import CLIENT_SPARK_VERSION, SubmissionRequest
 
 DEPLOY_MODES = ("CLIENT", "CLUSTER")
 REST_ENABLED_KEY = "spark.master.rest.enabled"

@@ -1,6 +1,6 @@
 """Built-in task types; importing this package registers them all."""
 
-from worker.tasks import (  # noqa: F401
+from harrier.worker.tasks import (  # noqa: F401
     commands,
     fail,
     if_,

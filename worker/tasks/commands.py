@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from common.task import register_task
-from worker.context import TaskContext
-from worker.tasks.script import ScriptTask
+from harrier.common.task import register_task
+from harrier.worker.context import TaskContext
+from harrier.worker.tasks.script import ScriptTask
 
 
 @register_task("io.kestra.plugin.scripts.shell.Commands", "io.kestra.core.tasks.scripts.Bash",

@@ -7,10 +7,10 @@ from typing import Any
 
 from pydantic import Field
 
-from common.errors import TaskFailed
-from common.task import Task, register_task
-from worker.context import TaskContext
-from worker.tasks.conditions import is_true
+from harrier.common.errors import TaskFailed
+from harrier.common.task import Task, register_task
+from harrier.worker.context import TaskContext
+from harrier.worker.tasks.conditions import is_true
 
 
 @register_task("io.kestra.plugin.core.execution.Fail", "io.kestra.core.tasks.executions.Fail")

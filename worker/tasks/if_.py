@@ -7,15 +7,14 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from common.task import FlowableTask, Task, register_task
-from worker.context import TaskContext
-from worker.tasks.conditions import is_true
+from harrier.common.task import FlowableTask, Task, register_task
+from harrier.worker.context import TaskContext
+from harrier.worker.tasks.conditions import is_true
 
 
 @register_task("io.kestra.plugin.core.flow.If", "io.kestra.core.tasks.flows.If")
 class If(FlowableTask):
     child_properties: ClassVar[tuple[str, ...]] = ("then", "else")
-    dynamic: ClassVar[bool] = True
 
     condition: str | bool
     then: list[Task] = Field(min_length=1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from common.task import Task, register_task
-from worker.context import TaskContext
+from harrier.common.task import Task, register_task
+from harrier.worker.context import TaskContext
 
 
 @register_task("io.kestra.plugin.core.log.Log", "io.kestra.core.tasks.log.Log")

@@ -7,9 +7,9 @@ import shlex
 
 from pydantic import Field
 
-from common.task import register_task
-from worker.context import TaskContext
-from worker.tasks.script import ScriptTask
+from harrier.common.task import register_task
+from harrier.worker.context import TaskContext
+from harrier.worker.tasks.script import ScriptTask
 
 
 @register_task("io.kestra.plugin.scripts.python.Script")

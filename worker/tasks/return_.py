@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.task import Task, register_task
-from worker.context import TaskContext
+from harrier.common.task import Task, register_task
+from harrier.worker.context import TaskContext
 
 
 @register_task("io.kestra.plugin.core.debug.Return", "io.kestra.core.tasks.debugs.Return")

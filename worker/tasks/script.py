@@ -9,10 +9,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from common.errors import TaskFailed, TaskKilled, TaskTimeout
-from common.task import Task
-from worker.context import TaskContext
-from worker.runners.base import RunRequest, RunResult
+from harrier.common.errors import TaskFailed, TaskKilled, TaskTimeout
+from harrier.common.task import Task
+from harrier.worker.context import TaskContext
+from harrier.worker.runners.base import RunRequest, RunResult
 
 
 class ScriptTask(Task):

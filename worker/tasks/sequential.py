@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 from pydantic import Field
 
-from common.task import FlowableTask, Task, register_task
+from harrier.common.task import FlowableTask, Task, register_task
 
 
 @register_task("io.kestra.plugin.core.flow.Sequential", "io.kestra.core.tasks.flows.Sequential")
 class Sequential(FlowableTask):
+    layout: ClassVar[Literal["parallel", "sequence", "decide"]] = "sequence"
     tasks: list[Task] = Field(min_length=1)

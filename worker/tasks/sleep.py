@@ -7,10 +7,10 @@ from typing import Any
 
 from pydantic import field_validator
 
-from common.durations import parse_duration
-from common.errors import TaskKilled
-from common.task import Task, register_task
-from worker.context import TaskContext
+from harrier.common.durations import parse_duration
+from harrier.common.errors import TaskKilled
+from harrier.common.task import Task, register_task
+from harrier.worker.context import TaskContext
 
 
 @register_task("io.kestra.plugin.core.flow.Sleep")

@@ -9,11 +9,11 @@ from typing import Any
 
 from pydantic import Field
 
-from common.task import register_task
-from worker.context import TaskContext
-from worker.spark.java_options import JAVA17_OPTIONS, JAVA_OPTION_KEYS
-from worker.tasks.script import ScriptTask
-from worker.tasks.spark_follow import submit_and_follow
+from harrier.common.task import register_task
+from harrier.worker.context import TaskContext
+from harrier.worker.spark.java_options import JAVA17_OPTIONS, JAVA_OPTION_KEYS
+from harrier.worker.tasks.script import ScriptTask
+from harrier.worker.tasks.spark_follow import submit_and_follow
 
 # --master spark://h:p or --master=spark://h:p in the rendered commands, maybe quoted.
 MASTER_OPTION = re.compile(r"--master(?:\s+|=)['\"]?(spark://[^\s'\",]+)")

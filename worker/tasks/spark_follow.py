@@ -13,15 +13,15 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from common.errors import SparkSubmissionError, TaskFailed, TaskKilled, TaskTimeout
-from worker.context import TaskContext
-from worker.spark.driver_logs import ErrorLineTracker
-from worker.spark.follow import follow_driver
-from worker.spark.rest import DriverStatus, SparkRestClient
-from worker.spark.submit_output import SubmitOutputScanner, legacy_mismatch_message
+from harrier.common.errors import SparkSubmissionError, TaskFailed, TaskKilled, TaskTimeout
+from harrier.worker.context import TaskContext
+from harrier.worker.spark.driver_logs import ErrorLineTracker
+from harrier.worker.spark.follow import follow_driver
+from harrier.worker.spark.rest import DriverStatus, SparkRestClient
+from harrier.worker.spark.submit_output import SubmitOutputScanner, legacy_mismatch_message
 
 if TYPE_CHECKING:
-    from worker.tasks.script import ScriptTask
+    from harrier.worker.tasks.script import ScriptTask
 
 # RestSubmissionClient: "Submitting a request to launch an application in spark://h:p."
 REST_MASTER_LINE = re.compile(r"launch an application in (spark://[^\s,]+?)\.?$")

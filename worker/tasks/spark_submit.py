@@ -13,18 +13,18 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
 
-from common.errors import SparkSubmissionError
-from common.task import register_task
-from worker.context import TaskContext
-from worker.spark.rest import SparkRestClient
-from worker.spark.submit_args import (
+from harrier.common.errors import SparkSubmissionError
+from harrier.common.task import register_task
+from harrier.worker.context import TaskContext
+from harrier.worker.spark.rest import SparkRestClient
+from harrier.worker.spark.submit_args import (
     SparkSubmitSpec,
     build_rest_request,
     build_submit_argv,
     deploy_mode,
 )
-from worker.tasks.script import ScriptTask
-from worker.tasks.spark_follow import (
+from harrier.worker.tasks.script import ScriptTask
+from harrier.worker.tasks.spark_follow import (
     Submission,
     follow_submission,
     reattach,

@@ -7,15 +7,14 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from common.task import FlowableTask, Task, register_task
-from worker.context import TaskContext
+from harrier.common.task import FlowableTask, Task, register_task
+from harrier.worker.context import TaskContext
 
 
 @register_task("io.kestra.plugin.core.flow.Switch", "io.kestra.core.tasks.flows.Switch")
 class Switch(FlowableTask):
     child_properties: ClassVar[tuple[str, ...]] = ("cases", "defaults")
     child_maps: ClassVar[tuple[str, ...]] = ("cases",)
-    dynamic: ClassVar[bool] = True
 
     value: str
     cases: dict[str, list[Task]] = Field(default_factory=dict)

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from scheduler.api import create_api
-from worker.runtime import Runtime
+from harrier.scheduler.api import create_api
+from harrier.worker.runtime import Runtime
 
 
 @dataclass

@@ -13,13 +13,13 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from common.cli.executions import executions_group
-from common.cli.flows import flows_group
-from common.execution import Attempt, LogEntry, TaskRun, new_id
-from common.flow import parse_flow
-from common.redis_store import RedisStore
-from common.state import State, StateRecord, transition
-from scheduler.executions import create_execution
+from harrier.cli.executions import executions_group
+from harrier.cli.flows import flows_group
+from harrier.common.execution import Attempt, LogEntry, TaskRun, new_id
+from harrier.common.flow import parse_flow
+from harrier.common.redis_store import RedisStore
+from harrier.common.state import State, StateRecord, transition
+from harrier.scheduler.executions import create_execution
 from tests.fixtures.redis_server import RedisServer
 
 FLOW = """id: nightly
@@ -132,7 +132,7 @@ def test_executions_restart_reopens_a_failed_execution(redis_server: RedisServer
     # broker, which must not leak into the embedded tests sharing this process.
     env = {"HARRIER_BROKER_URL": redis_server.url, "HARRIER_WORK_DIR": str(tmp_path),
            "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
-    code = "from common.cli.executions import executions_group; executions_group()"
+    code = "from harrier.cli.executions import executions_group; executions_group()"
     done = subprocess.run([sys.executable, "-c", code, "restart", failed], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

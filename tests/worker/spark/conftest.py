@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from harrier.worker.spark.rest import SparkRestClient
 from tests.fixtures.spark import SparkCluster
-from worker.spark.rest import SparkRestClient
 
 
 @pytest.fixture(scope="session")

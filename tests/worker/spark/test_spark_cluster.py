@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import SparkSubmissionError
+from harrier.common.errors import SparkSubmissionError
+from harrier.worker.spark.follow import follow_driver
+from harrier.worker.spark.rest import DriverStatus, SparkRestClient, SubmissionRequest
+from harrier.worker.spark.submit_args import SparkSubmitSpec, build_rest_request, build_submit_argv
+from harrier.worker.spark.submit_output import SubmitOutputScanner
 from tests.fixtures.spark import (
     SMALL_JOB_CONF,
     SparkCluster,
@@ -19,10 +23,6 @@ from tests.fixtures.spark import (
     spark_env,
     stop_process_group,
 )
-from worker.spark.follow import follow_driver
-from worker.spark.rest import DriverStatus, SparkRestClient, SubmissionRequest
-from worker.spark.submit_args import SparkSubmitSpec, build_rest_request, build_submit_argv
-from worker.spark.submit_output import SubmitOutputScanner
 
 pytestmark = pytest.mark.slow
 

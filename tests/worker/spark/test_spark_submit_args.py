@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.errors import SparkSubmissionError
-from worker.spark.driver_logs import ErrorLineTracker, cluster_exception_line
-from worker.spark.java_options import JAVA17_OPTIONS, with_java17_options
-from worker.spark.rest import rest_base_url
-from worker.spark.submit_args import SparkSubmitSpec, build_rest_request, build_submit_argv
-from worker.spark.submit_output import SubmitOutputScanner, parse_submission_id
+from harrier.common.errors import SparkSubmissionError
+from harrier.worker.spark.driver_logs import ErrorLineTracker, cluster_exception_line
+from harrier.worker.spark.java_options import JAVA17_OPTIONS, with_java17_options
+from harrier.worker.spark.rest import rest_base_url
+from harrier.worker.spark.submit_args import SparkSubmitSpec, build_rest_request, build_submit_argv
+from harrier.worker.spark.submit_output import SubmitOutputScanner, parse_submission_id
 
 
 def conf_items(argv: list[str]) -> dict[str, str]:

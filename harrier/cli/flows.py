@@ -8,12 +8,13 @@ from pathlib import Path
 
 import click
 
-from common.cli.executions import _Group, connect
-from common.cli.output import print_json, table
-from common.cli.run import _expand
-from common.errors import FlowValidationError
-from common.flow import Flow, load_flow_file
-from common.state import iso
+from harrier.cli.executions import _Group, connect
+from harrier.cli.output import print_json, table
+from harrier.cli.run import _expand
+from harrier.common.errors import FlowValidationError
+from harrier.common.flow import Flow, load_flow_file
+from harrier.common.state import iso
+from harrier.scheduler.api.flow_json import flow_json
 
 
 @click.group("flows", cls=_Group)
@@ -27,7 +28,6 @@ def flows_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the flows as JSON.")
 def list_command(namespace: str | None, as_json: bool) -> None:
     """Every flow's latest revision."""
-    from scheduler.api.flow_json import flow_json
 
     _, store = connect()
     records = sorted((r for r in store.list_flows() if not namespace or r.namespace == namespace),
@@ -72,7 +72,6 @@ def push_command(files: tuple[Path, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print Kestra's flow JSON.")
 def show_command(namespace: str, flow_id: str, revision: int | None, as_json: bool) -> None:
     """A flow's YAML source as pushed."""
-    from scheduler.api.flow_json import flow_json
 
     _, store = connect()
     record = store.get_flow(namespace, flow_id, revision)

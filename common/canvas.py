@@ -1,16 +1,33 @@
 """Compile a flow's task tree into a Celery canvas: a list of tasks is a
 chain, Parallel a group (a chord, since its closing step follows), a leaf an
-immutable signature routed to its worker group's queue."""
+immutable signature routed to its worker group's queue.
+
+Both layers need it (the scheduler to start an execution, the worker to
+expand If/Switch branches), so it names the worker's Celery tasks by their
+registered names instead of importing them."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from celery import chain, group
 from celery.canvas import Signature
 
-from common.flow import Flow
-from common.task import Task
+from harrier.common.celery_app import app
+from harrier.common.flow import Flow
+from harrier.common.task import FlowableTask, Task
 
 DEFAULT_QUEUE = "default"
+
+# The Celery tasks harrier.worker.celery_tasks registers under these names.
+RUN_TASK = "harrier.run_task"
+DECIDE = "harrier.decide"
+END_FLOWABLE = "harrier.end_flowable"
+FINISH_EXECUTION = "harrier.finish_execution"
+
+
+def _step(name: str, *args: Any, **kwargs: Any) -> Signature:
+    return app.signature(name, args=args, kwargs=kwargs, immutable=True)
 
 
 def queue_for(task: Task) -> str:
@@ -26,26 +43,23 @@ def compile_tasks(tasks: list[Task], execution_id: str, phase: str) -> Signature
 
 
 def compile_task(task: Task, execution_id: str, phase: str) -> Signature:
-    from worker.celery_tasks import decide, end_flowable, run_task
-    from worker.tasks.parallel import Parallel
-    from worker.tasks.sequential import Sequential
-
-    close = end_flowable.si(execution_id, task.id)
-    if isinstance(task, Parallel):
+    close = _step(END_FLOWABLE, execution_id, task.id)
+    layout = task.layout if isinstance(task, FlowableTask) else "leaf"
+    if layout == "parallel":
         branches = [compile_task(child, execution_id, phase)
-                    for child in task.tasks if not child.disabled]
+                    for _, child in task.children() if not child.disabled]
         if not branches:
             return close
-        size = task.concurrent or len(branches)
+        size = getattr(task, "concurrent", 0) or len(branches)
         # `concurrent: N` runs the branches N at a time: groups of N, one after another.
         waves = [group(branches[i:i + size]) for i in range(0, len(branches), size)]
         return chain(*waves, close)
-    if isinstance(task, Sequential):
-        body = compile_tasks(task.tasks, execution_id, phase)
+    if layout == "sequence":
+        body = compile_tasks([child for _, child in task.children()], execution_id, phase)
         return chain(body, close) if body is not None else close
-    if task.is_flowable:
-        return decide.si(execution_id, task.id, phase)
-    return run_task.si(execution_id, task.id, phase).set(queue=queue_for(task))
+    if layout == "decide":
+        return _step(DECIDE, execution_id, task.id, phase)
+    return _step(RUN_TASK, execution_id, task.id, phase).set(queue=queue_for(task))
 
 
 def compile_flow(flow: Flow, execution_id: str) -> Signature:
@@ -55,15 +69,13 @@ def compile_flow(flow: Flow, execution_id: str) -> Signature:
     itself: one Celery round trip less per execution, which is most of the
     cost of a one-task flow.
     """
-    from worker.celery_tasks import finish_execution, run_task
-
     tasks = [t for t in flow.tasks if not t.disabled]
     last = tasks[-1] if tasks else None
     if last is not None and not last.is_flowable:
-        tail = run_task.si(execution_id, last.id, "main", finish=True).set(
+        tail = _step(RUN_TASK, execution_id, last.id, "main", finish=True).set(
             queue=queue_for(last))
         body = compile_tasks(tasks[:-1], execution_id, "main")
         return chain(body, tail) if body is not None else tail
     body = compile_tasks(tasks, execution_id, "main")
-    finish = finish_execution.si(execution_id, "main")
+    finish = _step(FINISH_EXECUTION, execution_id, "main")
     return chain(body, finish) if body is not None else finish

@@ -9,52 +9,27 @@ import logging
 import threading
 import weakref
 from collections import deque
-from typing import TYPE_CHECKING, Literal, Protocol
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
 
-import redis
 from celery import Celery
 
-from common.errors import ExecutionNotFound, HarrierError
-from common.flow import Flow, parse_flow
-from common.state import State
-from common.store import ExecutionStore
-from scheduler.compile import compile_flow
+from harrier.common.canvas import compile_flow
+from harrier.common.errors import ExecutionNotFound
+from harrier.common.execution import Execution
+from harrier.common.flow import Flow, parse_flow
+from harrier.common.lua import lua_script
+from harrier.common.state import State
+from harrier.common.store import ExecutionStore
 
-if TYPE_CHECKING:
-    from common.execution import Execution
-    from worker.runtime import Runtime
+log = logging.getLogger("harrier.concurrency")
 
-log = logging.getLogger("harrier.scheduler.concurrency")
+# (namespace, flow id, revision) -> the parsed flow; workers pass their cache.
+FlowLoader = Callable[[str, str, int], Flow]
 
 Verdict = Literal["RUN", "QUEUED", "REJECTED"]
 
-# A slot is held from admission until the finisher (or a kill) ends the execution.
-_ADMIT = """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 'RUN' end
-local queueing = ARGV[3] == '1'
-if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2])
-   and (not queueing or redis.call('LLEN', KEYS[2]) == 0) then
-  redis.call('SADD', KEYS[1], ARGV[1])
-  return 'RUN'
-end
-if queueing then
-  redis.call('RPUSH', KEYS[2], ARGV[1])
-  return 'QUEUED'
-end
-return 'REJECTED'
-"""
 
-_RELEASE = """
-redis.call('SREM', KEYS[1], ARGV[1])
-local started = {}
-while redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) do
-  local next_id = redis.call('LPOP', KEYS[2])
-  if not next_id then break end
-  redis.call('SADD', KEYS[1], next_id)
-  table.insert(started, next_id)
-end
-return started
-"""
 
 
 class ConcurrencySlots(Protocol):
@@ -65,11 +40,11 @@ class ConcurrencySlots(Protocol):
 
 
 class RedisSlots:
-    def __init__(self, client: redis.Redis, prefix: str = "harrier:concurrency") -> None:
+    def __init__(self, client: Any, prefix: str = "harrier:concurrency") -> None:
         self.redis = client
         self.prefix = prefix
-        self._admit = client.register_script(_ADMIT)
-        self._release = client.register_script(_RELEASE)
+        self._admit = client.register_script(lua_script("harrier.common", "admit_execution"))
+        self._release = client.register_script(lua_script("harrier.common", "release_slot"))
 
     def _keys(self, flow_key: str) -> list[str]:
         return [f"{self.prefix}:{flow_key}:running", f"{self.prefix}:{flow_key}:queue"]
@@ -132,7 +107,7 @@ _memory_lock = threading.Lock()
 def slots_for(store: ExecutionStore) -> ConcurrencySlots:
     """Redis slots beside a RedisStore; one in-memory set per MemoryStore."""
     client = getattr(store, "redis", None)
-    if isinstance(client, redis.Redis):
+    if client is not None:  # a RedisStore: the slots live beside it
         return RedisSlots(client)
     with _memory_lock:
         slots = _memory_slots.get(store)
@@ -145,21 +120,18 @@ def flow_key(namespace: str, flow_id: str) -> str:
     return f"{namespace}/{flow_id}"
 
 
-def _installed_store() -> ExecutionStore | None:
-    from worker.runtime import _current
-
-    return _current.store if _current is not None else None
+def stored_flow_loader(store: ExecutionStore) -> FlowLoader:
+    def load(namespace: str, flow_id: str, revision: int) -> Flow:
+        record = store.get_flow(namespace, flow_id, revision)
+        return parse_flow(record.source, f"{namespace}.{flow_id}")
+    return load
 
 
 def admit_execution(app: Celery, flow: Flow, execution: Execution,
-                    store: ExecutionStore | None) -> bool:
+                    store: ExecutionStore) -> bool:
     """True if the execution may start now. Otherwise it is left QUEUED (started
     later by release_slot), CANCELLED or FAILED, per the flow's behavior."""
     assert flow.concurrency is not None
-    store = store or _installed_store()
-    if store is None:
-        raise HarrierError(f"flow {flow.namespace}.{flow.id} has a concurrency limit: "
-                           "start_execution needs the store (pass store=...)")
     slots = slots_for(store)
     key = flow_key(flow.namespace, flow.id)
     limit, behavior = flow.concurrency.limit, flow.concurrency.behavior
@@ -198,29 +170,32 @@ def _free_stale_slots(store: ExecutionStore, app: Celery, key: str, limit: int) 
             ended = True
         if ended:
             freed = True
-            _start_queued(store, app, slots.release(key, execution_id, limit), None)
+            _start_queued(store, app, slots.release(key, execution_id, limit),
+                          stored_flow_loader(store))
     return freed
 
 
-def release_slot(runtime: Runtime, execution_id: str, flow: Flow | None = None) -> None:
+def release_slot(store: ExecutionStore, app: Celery, execution_id: str,
+                 flow: Flow | None = None, load_flow: FlowLoader | None = None) -> None:
     """The finisher's hook: the execution ended; start the next queued ones.
     Idempotent (the finisher may run more than once); a no-op without a limit."""
+    load_flow = load_flow or stored_flow_loader(store)
     if flow is None:
         try:
-            execution = runtime.store.get_execution(execution_id)
+            execution = store.get_execution(execution_id)
         except ExecutionNotFound:
             return
-        flow = runtime.flow(execution.namespace, execution.flow_id, execution.flow_revision)
+        flow = load_flow(execution.namespace, execution.flow_id, execution.flow_revision)
     if flow.concurrency is None:
         return
-    slots = slots_for(runtime.store)
+    slots = slots_for(store)
     started = slots.release(flow_key(flow.namespace, flow.id), execution_id,
                             flow.concurrency.limit)
-    _start_queued(runtime.store, runtime.app, started, runtime)
+    _start_queued(store, app, started, load_flow)
 
 
 def _start_queued(store: ExecutionStore, app: Celery, execution_ids: list[str],
-                  runtime: Runtime | None) -> None:
+                  load_flow: FlowLoader) -> None:
     pending = list(execution_ids)
     while pending:
         execution_id = pending.pop(0)
@@ -228,12 +203,7 @@ def _start_queued(store: ExecutionStore, app: Celery, execution_ids: list[str],
             execution = store.get_execution(execution_id)
         except ExecutionNotFound:
             continue
-        if runtime is not None:
-            flow = runtime.flow(execution.namespace, execution.flow_id, execution.flow_revision)
-        else:
-            record = store.get_flow(execution.namespace, execution.flow_id,
-                                    execution.flow_revision)
-            flow = parse_flow(record.source, f"{execution.namespace}.{execution.flow_id}")
+        flow = load_flow(execution.namespace, execution.flow_id, execution.flow_revision)
         if execution.state.current not in (State.CREATED, State.QUEUED):
             # Killed while it waited: pass its slot on.
             if flow.concurrency is not None:

@@ -12,7 +12,7 @@ from croniter import croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.cron import (
+from harrier.common.cron import (
     CronSchedule,
     missed_ticks,
     next_after,

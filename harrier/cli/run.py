@@ -3,6 +3,7 @@ with live logs (embedded when no broker is configured)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -11,12 +12,15 @@ from typing import Any
 
 import click
 
-from common.cli.output import log_line, print_json, summary
-from common.errors import FlowValidationError, HarrierError, InputError
-from common.execution import Execution
-from common.flow import Flow, load_flow_file
-from common.settings import Settings
-from common.store import ExecutionStore
+from harrier.cli.output import log_line, print_json, summary
+from harrier.common.celery_app import configure_app
+from harrier.common.errors import FlowValidationError, HarrierError, InputError
+from harrier.common.execution import Execution
+from harrier.common.flow import Flow, load_flow_file
+from harrier.common.inputs import coerce_inputs
+from harrier.common.settings import Settings
+from harrier.common.store import ExecutionStore
+from harrier.scheduler.executions import create_execution, start_execution
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -102,7 +106,6 @@ def run_command(flow_file: Path, inputs: tuple[str, ...], inputs_file: Path | No
         flow = load_flow_file(flow_file)
         given = parse_input_options(inputs, inputs_file)
         label_map = dict(parse_input_options(labels, None))
-        from common.inputs import coerce_inputs
 
         coerce_inputs(flow.inputs, given)  # fail before starting anything
     except (FlowValidationError, InputError) as exc:
@@ -122,10 +125,9 @@ def run_command(flow_file: Path, inputs: tuple[str, ...], inputs_file: Path | No
 
 def run_flow(settings: Settings, flow: Flow, given: dict[str, Any], labels: dict[str, str],
              *, live: bool, timeout: float | None) -> Execution:
-    from scheduler.executions import create_execution, start_execution
-
     if settings.embedded:
-        from worker.embedded import EmbeddedRuntime
+        # lazy: each mode imports only what it runs (the worker, or the Redis client)
+        from harrier.worker.embedded import EmbeddedRuntime
 
         queues = sorted({t.worker_group.key for t in flow.all_tasks() if t.worker_group}
                         | {"default"})
@@ -134,14 +136,19 @@ def run_flow(settings: Settings, flow: Flow, given: dict[str, Any], labels: dict
                                          trigger={"type": "cli"})
             start_execution(runtime.app, flow, execution, store=runtime.store)
             return follow(runtime.store, execution.id, live=live, timeout=timeout)
-    from common.celery_app import configure_app
-    from common.redis_store import RedisStore
+    from harrier.common.redis_store import RedisStore  # lazy: see above
 
     store = RedisStore.from_settings(settings)
     app = configure_app(settings)
     execution = create_execution(store, flow, given, labels=labels, trigger={"type": "cli"})
     start_execution(app, flow, execution, store=store)
-    return follow(store, execution.id, live=live, timeout=timeout)
+    try:
+        return follow(store, execution.id, live=live, timeout=timeout)
+    finally:
+        # Publishing a Celery group subscribes to its results (a chord barrier
+        # held in a reference cycle). Collect it while the interpreter is whole:
+        # at exit its clean-up would print "Exception ignored in AsyncResult.__del__".
+        gc.collect()
 
 
 def follow(store: ExecutionStore, execution_id: str, *, live: bool,

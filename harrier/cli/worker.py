@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 
 import click
+from celery.signals import worker_ready
 
-from common.celery_app import configure_app
-from common.cli.output import print_json
-from common.errors import HarrierError
-from common.settings import Settings
+from harrier.cli.output import print_json
+from harrier.common.celery_app import broker_problem, configure_app
+from harrier.common.errors import DockerError, HarrierError
+from harrier.common.redis_store import RedisStore
+from harrier.common.settings import Settings
+from harrier.worker.runtime import Runtime, install
 
 STORE_PATIENCE_SECONDS = 120
 
@@ -37,8 +40,6 @@ def _distributed_settings() -> Settings:
 def worker_command(concurrency: int | None, pool: str, queues: str | None,
                    hostname: str | None) -> None:
     """Run a worker: picks tasks from Redis (or RabbitMQ) and runs them."""
-    from common.redis_store import RedisStore
-    from worker.runtime import Runtime, install
 
     settings = _distributed_settings()
     # Patient: a task that ends while Redis restarts waits to record its result.
@@ -52,7 +53,6 @@ def worker_command(concurrency: int | None, pool: str, queues: str | None,
                    "(Parallel joins, If/Switch, finishing) need at least one worker that does",
                    err=True)
     _remove_docker_orphans(settings)
-    from celery.signals import worker_ready
 
     @worker_ready.connect(weak=False)
     def announce(sender: object = None, **_: object) -> None:
@@ -73,8 +73,8 @@ def _remove_docker_orphans(settings: Settings) -> None:
     socket_path = settings.docker_host.removeprefix("unix://")
     if settings.docker_host.startswith("unix://") and not Path(socket_path).exists():
         return  # no engine here: nothing can have been left behind
-    from common.errors import DockerError
-    from worker.runners.docker import DockerRunner, remove_orphans
+    # lazy: only hosts with a Docker engine pay for the Docker client
+    from harrier.worker.runners.docker import DockerRunner, remove_orphans
 
     runner = DockerRunner(host=settings.docker_host)
     try:
@@ -97,16 +97,9 @@ def health_command(as_json: bool) -> None:
     report: dict[str, object] = {"mode": "embedded" if settings.embedded else "distributed"}
     healthy = True
     if not settings.embedded:
-        from common.redis_store import RedisStore
-
-        app = configure_app(settings)
-        try:
-            with app.connection_for_write() as connection:
-                connection.ensure_connection(max_retries=1, timeout=3)
-            report["broker"] = "UP"
-        except Exception as exc:  # kombu raises many transport-specific types
-            report["broker"] = f"DOWN: {exc}"
-            healthy = False
+        problem = broker_problem(configure_app(settings))
+        report["broker"] = "UP" if problem is None else f"DOWN: {problem}"
+        healthy = problem is None
         try:
             RedisStore.from_settings(settings).ping()
             report["store"] = "UP"

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import click
 
-from common.cli.output import duration_text, log_line, print_json, state_text, summary, table
-from common.errors import HarrierError
-from common.settings import Settings
-from common.state import State, iso
-from common.store import ExecutionQuery, ExecutionStore
+from harrier.cli.output import duration_text, log_line, print_json, state_text, summary, table
+from harrier.cli.run import follow as follow_logs
+from harrier.common.celery_app import configure_app
+from harrier.common.errors import HarrierError
+from harrier.common.redis_store import RedisStore
+from harrier.common.settings import Settings
+from harrier.common.state import State, iso
+from harrier.common.store import ExecutionQuery, ExecutionStore
+from harrier.scheduler.control import kill_execution, restart_execution
 
 
 def connect() -> tuple[Settings, ExecutionStore]:
     """The distributed store these commands read and change."""
-    from common.redis_store import RedisStore
 
     settings = Settings.from_env()
     if not settings.effective_store_url:
@@ -86,7 +89,6 @@ def show_command(execution_id: str, as_json: bool) -> None:
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the execution ends.")
 def logs_command(execution_id: str, follow: bool) -> None:
     """An execution's log lines, prefixed by task id."""
-    from common.cli.run import follow as follow_logs
 
     _, store = connect()
     store.execution_state(execution_id)  # unknown id: a clear error, not silence
@@ -103,7 +105,6 @@ def logs_command(execution_id: str, follow: bool) -> None:
 @click.argument("execution_id")
 def kill_command(execution_id: str) -> None:
     """Kill an execution: KILLING, then KILLED once its running tasks stop."""
-    from scheduler.control import kill_execution
 
     _, store = connect()
     execution = kill_execution(store, execution_id)
@@ -114,8 +115,6 @@ def kill_command(execution_id: str) -> None:
 @click.argument("execution_id")
 def restart_command(execution_id: str) -> None:
     """Re-run a FAILED or KILLED execution from its failed tasks (needs a broker)."""
-    from common.celery_app import configure_app
-    from scheduler.control import restart_execution
 
     settings, store = connect()
     if settings.embedded:

@@ -4,10 +4,12 @@ when HARRIER_BROKER_URL is set, else embedded (in-process worker and store)."""
 from __future__ import annotations
 
 import click
+import uvicorn
 
-from common.celery_app import configure_app
-from common.errors import HarrierError
-from common.settings import Settings
+from harrier.common.celery_app import configure_app
+from harrier.common.errors import HarrierError
+from harrier.common.settings import Settings
+from harrier.scheduler.api import create_api
 
 
 @click.command("api")
@@ -20,16 +22,15 @@ def api_command(host: str | None, port: int | None) -> None:
     the Redis store; workers run elsewhere (`harrier worker`). Without it, an
     embedded worker and an in-memory store run in this process (nothing kept).
     """
-    import uvicorn
 
-    from scheduler.api import create_api
 
     try:
         settings = Settings.from_env()
         host = host or settings.api_host
         port = port or settings.api_port
         if settings.embedded:
-            from worker.embedded import EmbeddedRuntime
+            # lazy: each mode imports only what it runs (the worker, or the Redis client)
+            from harrier.worker.embedded import EmbeddedRuntime
 
             click.echo("no HARRIER_BROKER_URL: running embedded (in-memory store, "
                        "in-process worker)", err=True)
@@ -37,7 +38,7 @@ def api_command(host: str | None, port: int | None) -> None:
                 api = create_api(runtime.settings, runtime.store, runtime.app)
                 uvicorn.run(api, host=host, port=port, log_level=settings.log_level.lower())
             return
-        from common.redis_store import RedisStore
+        from harrier.common.redis_store import RedisStore  # lazy: see above
 
         store = RedisStore.from_settings(settings)
         app = configure_app(settings)

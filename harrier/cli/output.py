@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from common.execution import Execution, LogEntry
-from common.state import State
+from harrier.common.execution import Execution, LogEntry
+from harrier.common.state import State
 
 _COLOURS = {
     State.SUCCESS: "green", State.WARNING: "yellow", State.FAILED: "red",

@@ -16,14 +16,21 @@ from typing import Any
 
 import click
 import redis
+import uvicorn
 
-from common.celery_app import configure_app
-from common.cli.output import print_json
-from common.cli.worker import _distributed_settings
-from common.errors import FlowNotFound, FlowValidationError, HarrierError
-from common.flow import Flow, parse_flow
-from common.settings import Settings
-from common.triggers import ScheduleTrigger
+from harrier.cli.output import print_json
+from harrier.cli.worker import _distributed_settings
+from harrier.common.celery_app import configure_app
+from harrier.common.errors import FlowNotFound, FlowValidationError, HarrierError
+from harrier.common.flow import Flow, parse_flow
+from harrier.common.redis_store import RedisStore
+from harrier.common.settings import Settings
+from harrier.common.triggers import ScheduleTrigger
+from harrier.scheduler.api import create_api
+from harrier.scheduler.backfill import BackfillError, backfill_ticks, pick_trigger
+from harrier.scheduler.firing import FireContext, fire_tick, schedule_of
+from harrier.scheduler.flow_catalog import FlowCatalog, ScheduledTrigger
+from harrier.scheduler.triggers import TriggerLoop
 
 log = logging.getLogger("harrier.scheduler")
 
@@ -33,22 +40,13 @@ def _configure_logging(settings: Settings) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _fire_context(settings: Settings) -> Any:
-    from common.redis_store import RedisStore
-    from scheduler.firing import FireContext
-
+def _fire_context(settings: Settings) -> FireContext:
     store = RedisStore.from_settings(settings)
     app = configure_app(settings)
     return FireContext(store, app, store.redis, replica=f"{socket.gethostname()}:{os.getpid()}")
 
 
-def _load_api(settings: Settings, context: Any) -> Any:
-    try:
-        from scheduler.api import create_api
-    except ImportError as exc:
-        raise click.UsageError(f"the HTTP API is not available in this installation ({exc}); "
-                               "run `harrier scheduler --no-api` for the trigger loop alone"
-                               ) from None
+def _load_api(settings: Settings, context: FireContext) -> Any:
     return create_api(settings, context.store, context.app)
 
 
@@ -61,8 +59,6 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
     """Run a scheduler replica: the API and webhooks, and the trigger loop that
     fires Schedule triggers of the flows in HARRIER_FLOWS_DIR and in the store.
     Replicas share the work: each tick fires exactly once."""
-    from scheduler.flow_catalog import FlowCatalog
-    from scheduler.triggers import TriggerLoop
 
     settings = _distributed_settings()
     _configure_logging(settings)
@@ -104,8 +100,6 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
         while not stop.wait(0.5):
             pass
     else:
-        import uvicorn
-
         config = uvicorn.Config(api, host=host or settings.api_host,
                                 port=port or settings.api_port,
                                 log_level=settings.log_level.lower(), lifespan="on")
@@ -131,8 +125,6 @@ def _find_flow(settings: Settings, context: Any, namespace: str, flow_id: str) -
         record = context.store.get_flow(namespace, flow_id)
         return parse_flow(record.source, f"{namespace}.{flow_id}@{record.revision}")
     except FlowNotFound:
-        from scheduler.flow_catalog import FlowCatalog
-
         catalog = FlowCatalog(settings.flows_dir, context.store)
         catalog.refresh()
         flow = catalog.flow(namespace, flow_id)
@@ -155,9 +147,6 @@ def backfill_command(namespace: str, flow_id: str, trigger_id: str | None, start
                      end: str | None, as_json: bool) -> None:
     """Fire every tick of a flow's Schedule trigger between --start and --end.
     Ticks that already fired (by a scheduler or an earlier backfill) are skipped."""
-    from scheduler.backfill import BackfillError, backfill_ticks, pick_trigger
-    from scheduler.firing import fire_tick, schedule_of
-    from scheduler.flow_catalog import ScheduledTrigger
 
     settings = _distributed_settings()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
@@ -191,12 +180,3 @@ def backfill_command(namespace: str, flow_id: str, trigger_id: str | None, start
     else:
         click.echo(f"{len(fired)} execution(s) created, {len(skipped)} tick(s) already fired")
 
-
-if __name__ == "__main__":  # `python -m common.cli.scheduler scheduler ...` before registration
-    @click.group()
-    def _group() -> None:
-        """Scheduler commands."""
-
-    _group.add_command(scheduler_command)
-    _group.add_command(backfill_command)
-    _group()
