@@ -15,6 +15,7 @@ from kombu.transport import memory
 # so they share one condition: every put bumps the generation and wakes waiters.
 _arrived = threading.Condition()
 _generation = 0
+_MAX_WAIT = 0.02
 
 
 def _announce() -> None:
@@ -58,7 +59,10 @@ class Transport(memory.Transport):
             pass
         with _arrived:
             if _generation == seen:
-                _arrived.wait(timeout)
+                # Capped: the worker loop also has work between messages (QoS
+                # updates for countdown tasks the timer released), done only
+                # when drain_events returns.
+                _arrived.wait(min(timeout, _MAX_WAIT) if timeout is not None else _MAX_WAIT)
         try:
             self.cycle.get(self._deliver, timeout=timeout)
         except Empty:
