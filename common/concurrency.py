@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 
 from celery import Celery
 
-from harrier.common.canvas import compile_flow
+from harrier.common.dispatch import FlowRef, publish, start_messages
 from harrier.common.errors import ExecutionNotFound
 from harrier.common.execution import Execution
 from harrier.common.flow import Flow, parse_flow
@@ -212,4 +212,5 @@ def _start_queued(store: ExecutionStore, app: Celery, execution_ids: list[str],
             continue
         log.info("execution %s of %s.%s leaves the queue", execution_id, flow.namespace,
                  flow.id)
-        compile_flow(flow, execution_id).apply_async()
+        ref = FlowRef(execution.namespace, execution.flow_id, execution.flow_revision)
+        publish(start_messages(store, flow, ref, execution_id))

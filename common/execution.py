@@ -101,6 +101,11 @@ class Execution:
     # Set by the store when a task failed: tasks not started yet are skipped.
     # Internal bookkeeping, not part of Kestra's JSON.
     halted: str | None = None
+    # Kestra's metadata: which attempt of a flow this execution is (a retry with
+    # behavior CREATE_NEW_EXECUTION makes the next attempt a new execution) and
+    # the execution the first attempt was.
+    attempt_number: int = 1
+    original_id: str | None = None
 
     @property
     def start_date(self) -> datetime:
@@ -123,6 +128,8 @@ class Execution:
             "trigger": self.trigger,
             "created": iso(self.created),
             "error": self.error,
+            "originalId": self.original_id or self.id,
+            "metadata": {"attemptNumber": self.attempt_number},
         }
 
     @classmethod
@@ -135,6 +142,8 @@ class Execution:
             task_runs=[TaskRun.from_json(t) for t in data.get("taskRunList") or []],
             outputs=data.get("outputs") or {}, trigger=data.get("trigger"),
             created=parse_iso(data["created"]), error=data.get("error"),
+            attempt_number=int((data.get("metadata") or {}).get("attemptNumber", 1)),
+            original_id=data.get("originalId"),
         )
 
 

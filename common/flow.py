@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from harrier.common.errors import FlowValidationError, Problem
+from harrier.common.flow_index import FlowIndex
 from harrier.common.inputs import InputSpec
+from harrier.common.retry import RetryPolicy
 from harrier.common.task import Task, known_task_types, task_class
 from harrier.common.template_check import template_problems
 from harrier.common.triggers import TRIGGER_TYPES, Trigger
@@ -51,10 +53,15 @@ class Flow(BaseModel):
     triggers: list[Trigger] = Field(default_factory=list)
     disabled: bool = False
     concurrency: Concurrency | None = None
+    # Kestra's flow-level retry: after a failure, the failed tasks run again in
+    # the same execution (RETRY_FAILED_TASK) or a new execution starts over
+    # (CREATE_NEW_EXECUTION); `errors` run once the retries are exhausted.
+    retry: RetryPolicy | None = None
     outputs: list[FlowOutput] = Field(default_factory=list)
     deleted: bool = False
 
     source: str = Field("", exclude=True)  # the YAML as written, kept for revisions
+    _index: FlowIndex | None = PrivateAttr(None)
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -70,6 +77,13 @@ class Flow(BaseModel):
     @property
     def key(self) -> tuple[str, str]:
         return self.namespace, self.id
+
+    @property
+    def index(self) -> FlowIndex:
+        """Where each task sits (built on first use, then kept with the flow)."""
+        if self._index is None:
+            self._index = FlowIndex(self)
+        return self._index
 
     def all_tasks(self) -> Iterator[Task]:
         """Every task of the flow, depth first, including errors and finally."""

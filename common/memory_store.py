@@ -3,15 +3,17 @@ behind one lock, with condition variables for live logs and completion."""
 
 from __future__ import annotations
 
+import bisect
 import copy
 import threading
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from harrier.common.errors import ExecutionNotFound, FlowNotFound
 from harrier.common.execution import Execution, LogEntry, TaskRun
 from harrier.common.state import State, now, transition
-from harrier.common.store import ExecutionQuery, FlowRecord
+from harrier.common.store import BlockProgress, BlockRef, ExecutionQuery, FlowRecord
 
 _STARTABLE = (State.CREATED, State.QUEUED, State.RESTARTED)
 
@@ -26,6 +28,10 @@ class MemoryStore:
         self._deleted: set[tuple[str, str]] = set()
         self._beats: dict[tuple[str, str], datetime] = {}
         self._task_runs: dict[str, dict[str, TaskRun]] = defaultdict(dict)
+        # (task id, value) -> run id, per execution: find a task's run in O(1).
+        self._run_keys: dict[str, dict[tuple[str, str], str]] = defaultdict(dict)
+        self._ended: dict[str, set[str]] = defaultdict(set)
+        self._blocks: dict[str, dict[str, _Block]] = defaultdict(dict)
         self._logs: dict[str, list[LogEntry]] = defaultdict(list)
         self._log_seq = 0
 
@@ -80,6 +86,15 @@ class MemoryStore:
             return self._executions[execution_id]
         except KeyError:
             raise ExecutionNotFound(f"execution {execution_id} not found") from None
+
+    def execution_head(self, execution_id: str) -> Execution:
+        with self._lock:
+            execution = self._get(execution_id)
+            head = copy.copy(execution)
+            head.state = copy.deepcopy(execution.state)
+            head.task_runs = []
+            head.halted = self._halted.get(execution_id)
+            return head
 
     def get_execution(self, execution_id: str) -> Execution:
         with self._lock:
@@ -138,6 +153,9 @@ class MemoryStore:
             self._get(execution_id)
             del self._executions[execution_id]
             self._task_runs.pop(execution_id, None)
+            self._run_keys.pop(execution_id, None)
+            self._ended.pop(execution_id, None)
+            self._blocks.pop(execution_id, None)
             self._logs.pop(execution_id, None)
             self._halted.pop(execution_id, None)
 
@@ -155,18 +173,43 @@ class MemoryStore:
             if start_execution and execution.state.current in _STARTABLE:
                 transition(execution.state, State.RUNNING)
                 self._changed.notify_all()
-            runs = self._task_runs[execution_id]
-            for run in runs.values():
-                if run.task_id == task_run.task_id and run.value == task_run.value:
-                    return copy.deepcopy(run)
-            runs[task_run.id] = copy.deepcopy(task_run)
+            keys = self._run_keys[execution_id]
+            existing = keys.get((task_run.task_id, task_run.value or ""))
+            if existing is not None:
+                return copy.deepcopy(self._task_runs[execution_id][existing])
+            keys[(task_run.task_id, task_run.value or "")] = task_run.id
+            self._task_runs[execution_id][task_run.id] = copy.deepcopy(task_run)
             if task_run.state.current == State.RUNNING:
                 self._beats[(execution_id, task_run.id)] = now()
             return copy.deepcopy(task_run)
 
+    def begin_task_run(self, execution_id: str, task_run: TaskRun
+                       ) -> tuple[TaskRun, bool, Execution]:
+        with self._lock:
+            run = self.get_or_create_task_run(execution_id, task_run, start_execution=True)
+            return run, run.id == task_run.id, self.execution_head(execution_id)
+
+    def task_run(self, execution_id: str, task_run_id: str) -> TaskRun:
+        with self._lock:
+            try:
+                return copy.deepcopy(self._task_runs[execution_id][task_run_id])
+            except KeyError:
+                raise ExecutionNotFound(f"task run {task_run_id} of execution "
+                                        f"{execution_id} not found") from None
+
+    def find_task_run(self, execution_id: str, task_id: str,
+                      value: str | None = None) -> TaskRun | None:
+        with self._lock:
+            run_id = self._run_keys.get(execution_id, {}).get((task_id, value or ""))
+            if run_id is None:
+                return None
+            return copy.deepcopy(self._task_runs[execution_id][run_id])
+
     def save_task_run(self, task_run: TaskRun) -> None:
         with self._lock:
             self._task_runs[task_run.execution_id][task_run.id] = copy.deepcopy(task_run)
+            if not task_run.state.current.terminated:
+                self._ended[task_run.execution_id].discard(task_run.id)  # reopened
             if task_run.state.current == State.RUNNING:
                 self._beats[(task_run.execution_id, task_run.id)] = now()
             self._changed.notify_all()
@@ -179,8 +222,59 @@ class MemoryStore:
     def reset_task_runs(self, execution_id: str, task_run_ids: list[str]) -> None:
         with self._lock:
             runs = self._task_runs.get(execution_id, {})
+            keys = self._run_keys.get(execution_id, {})
             for run_id in task_run_ids:
-                runs.pop(run_id, None)
+                run = runs.pop(run_id, None)
+                if run is not None:
+                    keys.pop((run.task_id, run.value or ""), None)
+                self._ended[execution_id].discard(run_id)
+
+    # -- blocks
+    def start_block(self, block: BlockRef, total: int, window: int) -> BlockProgress:
+        with self._lock:
+            blocks = self._blocks[block.execution_id]
+            existing = blocks.get(block.key)
+            if existing is not None:
+                return existing.progress()
+            width = total if window <= 0 or window > total else window
+            started = blocks[block.key] = _Block(total=total, next=width)
+            return started.progress(tuple(range(width)))
+
+    def end_task_run(self, task_run: TaskRun, block: BlockRef, *,
+                     may_continue: bool) -> BlockProgress | None:
+        with self._lock:
+            ended = self._ended[task_run.execution_id]
+            if task_run.id in ended:
+                return None
+            ended.add(task_run.id)
+            self._task_runs[task_run.execution_id][task_run.id] = copy.deepcopy(task_run)
+            self._beats.pop((task_run.execution_id, task_run.id), None)
+            self._changed.notify_all()
+            state = task_run.state.current
+            counters = self._blocks[block.execution_id].setdefault(block.key, _Block(0, 0))
+            counters.ended += 1
+            counters.counts[state.value] = counters.counts.get(state.value, 0) + 1
+            if state in (State.FAILED, State.KILLED):
+                counters.stopped = True
+            claimed: tuple[int, ...] = ()
+            if may_continue and not counters.stopped and counters.next < counters.total:
+                claimed = (counters.next,)
+                counters.next += 1
+            return counters.progress(claimed)
+
+    def block_progress(self, block: BlockRef) -> BlockProgress | None:
+        with self._lock:
+            counters = self._blocks.get(block.execution_id, {}).get(block.key)
+            return None if counters is None else counters.progress()
+
+    def set_block_progress(self, block: BlockRef, progress: BlockProgress | None) -> None:
+        with self._lock:
+            if progress is None:
+                self._blocks[block.execution_id].pop(block.key, None)
+                return
+            self._blocks[block.execution_id][block.key] = _Block(
+                total=progress.total, next=progress.next, ended=progress.ended,
+                stopped=progress.stopped, counts=dict(progress.counts))
 
     def beat(self, execution_id: str, task_run_id: str) -> None:
         with self._lock:
@@ -204,7 +298,10 @@ class MemoryStore:
                   block: float | None = None) -> list[LogEntry]:
         def pending() -> list[LogEntry]:
             entries = self._logs.get(execution_id, [])
-            return [e for e in entries if after is None or e.id > after][:limit]
+            # Ids grow with each entry: find the first one after `after` by bisection.
+            start = 0 if after is None else bisect.bisect_right(entries, after,
+                                                                key=lambda e: e.id)
+            return entries[start:start + limit]
 
         def ended() -> bool:
             execution = self._executions.get(execution_id)
@@ -223,6 +320,19 @@ class MemoryStore:
 
     def close(self) -> None:
         return None
+
+
+@dataclass
+class _Block:
+    total: int
+    next: int
+    ended: int = 0
+    stopped: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def progress(self, claimed: tuple[int, ...] = ()) -> BlockProgress:
+        return BlockProgress(total=self.total, next=self.next, ended=self.ended,
+                             stopped=self.stopped, counts=dict(self.counts), claimed=claimed)
 
 
 def _started(run: TaskRun) -> tuple:

@@ -25,14 +25,17 @@ from harrier.common.execution import Execution, LogEntry, TaskRun
 from harrier.common.lua import lua_script
 from harrier.common.settings import Settings
 from harrier.common.state import State, StateHistory, StateRecord, can_transition, now
-from harrier.common.store import ExecutionQuery, FlowRecord
+from harrier.common.store import BlockProgress, BlockRef, ExecutionQuery, FlowRecord
 
 T = TypeVar("T")
 _LOG_MAXLEN = 200_000
 
-# The keys of one execution, all expired together by the retention TTL.
+# The keys of one execution, all expired together by the retention TTL. The
+# Lua scripts rely on the order: the hash first, the state history last.
 _EXECUTION_KEYS: tuple[tuple[str, ...], ...] = (
-    (), ("runs",), ("runkeys",), ("logs",), ("beats",), ("history",))
+    (), ("runs",), ("runkeys",), ("logs",), ("beats",), ("blocks",), ("ended",),
+    ("history",))
+_COUNTED = (State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.SKIPPED)
 
 
 class RedisStore:
@@ -48,6 +51,10 @@ class RedisStore:
             lua_script("harrier.common", "get_or_create_task_run"))
         self._change_state = client.register_script(
             lua_script("harrier.common", "change_execution_state"))
+        self._begin_run = client.register_script(lua_script("harrier.common", "begin_task_run"))
+        self._end_run = client.register_script(lua_script("harrier.common", "end_task_run"))
+        self._start_block = client.register_script(lua_script("harrier.common", "start_block"))
+        self._find_run = client.register_script(lua_script("harrier.common", "find_task_run"))
         # Revisions never change once written: remember the ones we have read.
         self._known_flows: dict[tuple[str, str, int], FlowRecord] = {}
 
@@ -77,6 +84,9 @@ class RedisStore:
     # -- keys
     def _k(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
+
+    def _execution_keys(self, execution_id: str) -> list[str]:
+        return [self._k("exec", execution_id, *suffix) for suffix in _EXECUTION_KEYS]
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -194,6 +204,14 @@ class RedisStore:
         execution.task_runs = _sorted_runs(TaskRun.from_json(json.loads(r)) for r in runs)
         return execution
 
+    def execution_head(self, execution_id: str) -> Execution:
+        with self._errors():
+            doc, state, halted, error = self.redis.hmget(
+                self._k("exec", execution_id), "doc", "state", "halted", "error")
+        if doc is None:
+            raise ExecutionNotFound(f"execution {execution_id} not found")
+        return _head(doc, state, error, halted)
+
     def execution_state(self, execution_id: str) -> State:
         with self._errors():
             raw = self.redis.hget(self._k("exec", execution_id), "state")
@@ -302,16 +320,51 @@ class RedisStore:
         history = _history_entry(State.RUNNING, now()) if start_execution else ""
         with self._errors():
             raw = self._task_run(
-                keys=[self._k("exec", execution_id, *suffix) for suffix in _EXECUTION_KEYS],
+                keys=self._execution_keys(execution_id),
                 args=[f"{task_run.task_id}\x00{task_run.value or ''}", task_run.id,
                       json.dumps(task_run.to_json()), beat, history])
         return TaskRun.from_json(json.loads(raw))
+
+    def begin_task_run(self, execution_id: str, task_run: TaskRun
+                       ) -> tuple[TaskRun, bool, Execution]:
+        beat = str(time.time()) if task_run.state.current == State.RUNNING else ""
+        with self._errors():
+            found = self._begin_run(
+                keys=self._execution_keys(execution_id),
+                args=[_run_key(task_run), task_run.id, json.dumps(task_run.to_json()), beat,
+                      _history_entry(State.RUNNING, now())])
+        if not found:
+            raise ExecutionNotFound(f"execution {execution_id} not found")
+        raw, created, state, doc, error = found
+        head = _head(doc, state, error or None, None)
+        # An ended execution creates nothing: hand back the run as asked, not stored.
+        run = TaskRun.from_json(json.loads(raw)) if raw else task_run
+        return run, bool(created), head
+
+    def task_run(self, execution_id: str, task_run_id: str) -> TaskRun:
+        with self._errors():
+            raw = self.redis.hget(self._k("exec", execution_id, "runs"), task_run_id)
+        if raw is None:
+            raise ExecutionNotFound(f"task run {task_run_id} of execution {execution_id} "
+                                    "not found")
+        return TaskRun.from_json(json.loads(raw))
+
+    def find_task_run(self, execution_id: str, task_id: str,
+                      value: str | None = None) -> TaskRun | None:
+        with self._errors():
+            raw = self._find_run(keys=[self._k("exec", execution_id, "runkeys"),
+                                       self._k("exec", execution_id, "runs")],
+                                 args=[f"{task_id}\x00{value or ''}"])
+        return TaskRun.from_json(json.loads(raw)) if raw else None
 
     def save_task_run(self, task_run: TaskRun) -> None:
         with self._errors():
             pipe = self.redis.pipeline(transaction=False)
             pipe.hset(self._k("exec", task_run.execution_id, "runs"), task_run.id,
                       json.dumps(task_run.to_json()))
+            if not task_run.state.current.terminated:
+                # Only end_task_run ends a run; a save of a live run reopens it.
+                pipe.hdel(self._k("exec", task_run.execution_id, "ended"), task_run.id)
             if task_run.state.current == State.RUNNING:
                 pipe.hset(self._k("exec", task_run.execution_id, "beats"), task_run.id,
                           str(time.time()))
@@ -333,8 +386,63 @@ class RedisStore:
                 if run is None:
                     continue
                 pipe.hdel(self._k("exec", execution_id, "runs"), run_id)
+                pipe.hdel(self._k("exec", execution_id, "ended"), run_id)
                 pipe.hdel(self._k("exec", execution_id, "runkeys"),
                           f"{run.task_id}\x00{run.value or ''}")
+            pipe.execute()
+
+    # -- blocks
+    def start_block(self, block: BlockRef, total: int, window: int) -> BlockProgress:
+        with self._errors():
+            raw = self._start_block(keys=[self._k("exec", block.execution_id, "blocks")],
+                                    args=[block.key, total, window])
+        return _progress(raw, tuple(range(int(raw[4]))))
+
+    def end_task_run(self, task_run: TaskRun, block: BlockRef, *,
+                     may_continue: bool) -> BlockProgress | None:
+        execution_id = task_run.execution_id
+        with self._errors():
+            raw = self._end_run(
+                keys=[self._k("exec", execution_id, suffix) for suffix in
+                      ("runs", "ended", "blocks", "beats")],
+                args=[task_run.id, json.dumps(task_run.to_json()), task_run.state.current.value,
+                      block.key, "1" if may_continue else "0"])
+        if not raw:
+            return None
+        claimed = int(raw[4])
+        return _progress(raw, () if claimed < 0 else (claimed,))
+
+    def block_progress(self, block: BlockRef) -> BlockProgress | None:
+        prefix = f"{block.key}\x1f"
+        fields = ["total", "next", "ended", "stopped", *(s.value for s in _COUNTED)]
+        with self._errors():
+            values = self.redis.hmget(self._k("exec", block.execution_id, "blocks"),
+                                      [prefix + name for name in fields])
+        if values[0] is None:
+            return None
+        return _progress([values[0], values[1], values[2], 1 if values[3] == b"1" else 0, 0,
+                          *values[4:]], ())
+
+    def set_block_progress(self, block: BlockRef, progress: BlockProgress | None) -> None:
+        prefix = f"{block.key}\x1f"
+        key = self._k("exec", block.execution_id, "blocks")
+        if progress is None:
+            with self._errors():
+                fields = [f for f in self.redis.hkeys(key) if f.startswith(prefix.encode())]
+                if fields:
+                    self.redis.hdel(key, *fields)
+            return
+        mapping: dict[str, Any] = {prefix + "total": progress.total,
+                                   prefix + "next": progress.next,
+                                   prefix + "ended": progress.ended}
+        mapping.update({prefix + s.value: progress.counts.get(s.value, 0) for s in _COUNTED})
+        with self._errors():
+            pipe = self.redis.pipeline()
+            pipe.hset(key, mapping=mapping)
+            if progress.stopped:
+                pipe.hset(key, prefix + "stopped", "1")
+            else:
+                pipe.hdel(key, prefix + "stopped")
             pipe.execute()
 
     def beat(self, execution_id: str, task_run_id: str) -> None:
@@ -375,6 +483,26 @@ class RedisStore:
 
     def close(self) -> None:
         self.redis.close()
+
+
+def _run_key(run: TaskRun) -> str:
+    return f"{run.task_id}\x00{run.value or ''}"
+
+
+def _head(doc: bytes, state: bytes, error: bytes | None, halted: bytes | None) -> Execution:
+    data = json.loads(doc)
+    data["taskRunList"] = []
+    execution = Execution.from_json(data)
+    execution.state.current = State(state.decode())
+    execution.error = error.decode() if isinstance(error, bytes) else error
+    execution.halted = halted.decode() if halted is not None else None
+    return execution
+
+
+def _progress(raw: list[Any], claimed: tuple[int, ...]) -> BlockProgress:
+    counts = {state.value: int(raw[5 + i] or 0) for i, state in enumerate(_COUNTED)}
+    return BlockProgress(total=int(raw[0] or 0), next=int(raw[1] or 0), ended=int(raw[2] or 0),
+                         stopped=bool(int(raw[3] or 0)), counts=counts, claimed=claimed)
 
 
 def _sorted_runs(runs: Iterable[TaskRun]) -> list[TaskRun]:

@@ -18,6 +18,7 @@ class State(StrEnum):
     PAUSED = "PAUSED"
     RETRYING = "RETRYING"
     RESTARTED = "RESTARTED"
+    RETRIED = "RETRIED"  # ended; a new execution makes the next attempt (CREATE_NEW_EXECUTION)
     SUCCESS = "SUCCESS"
     WARNING = "WARNING"
     FAILED = "FAILED"
@@ -36,7 +37,8 @@ class State(StrEnum):
 
 
 TERMINAL = frozenset(
-    {State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED, State.SKIPPED}
+    {State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED, State.SKIPPED,
+     State.RETRIED}
 )
 
 # Which states may follow which. RESTARTED re-opens a finished execution
@@ -47,8 +49,9 @@ _ALLOWED: dict[State, frozenset[State]] = {
     State.QUEUED: frozenset({State.RUNNING, State.KILLING, State.KILLED, State.CANCELLED,
                              State.FAILED}),
     State.RUNNING: frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.RETRYING,
-                              State.PAUSED, State.KILLING, State.KILLED}),
-    State.RETRYING: frozenset({State.RUNNING, State.FAILED, State.KILLING, State.KILLED}),
+                              State.PAUSED, State.KILLING, State.KILLED, State.RETRIED}),
+    State.RETRYING: frozenset({State.RUNNING, State.FAILED, State.KILLING, State.KILLED,
+                               State.RETRIED}),
     State.PAUSED: frozenset({State.RUNNING, State.KILLING, State.KILLED, State.FAILED}),
     State.RESTARTED: frozenset({State.RUNNING, State.KILLING, State.KILLED, State.FAILED}),
     State.KILLING: frozenset({State.KILLED}),
@@ -58,6 +61,7 @@ _ALLOWED: dict[State, frozenset[State]] = {
     State.KILLED: frozenset({State.RESTARTED}),
     State.CANCELLED: frozenset(),
     State.SKIPPED: frozenset(),
+    State.RETRIED: frozenset(),
 }
 
 

@@ -22,6 +22,51 @@ class FlowRecord:
 
 
 @dataclass(frozen=True)
+class BlockRef:
+    """One run of a block of tasks: the `tasks` of the flow, the `then` of an If...
+    `owner_run_id` is the flowable's task run ("" for the flow itself); `instance`
+    tells the iterations of a loop apart ("" otherwise)."""
+
+    execution_id: str
+    owner_run_id: str
+    block: str
+    instance: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.owner_run_id or 'flow'}/{self.block}/{self.instance}"
+
+
+_WORST_FIRST = (State.KILLED, State.FAILED, State.WARNING)
+
+
+@dataclass(frozen=True)
+class BlockProgress:
+    """Where a block run stands. Its tasks start in order, `window` at a time:
+    `next` tasks were started so far, `ended` of them ended (`counts` by state).
+    After a failure or a kill (`stopped`) no further task starts."""
+
+    total: int
+    next: int
+    ended: int
+    stopped: bool
+    counts: dict[str, int]
+    claimed: tuple[int, ...] = ()  # the tasks this very call started (indexes)
+
+    @property
+    def done(self) -> bool:
+        return self.ended >= self.next and (self.next >= self.total or self.stopped)
+
+    @property
+    def state(self) -> State:
+        """The block's state from its tasks': the worst of them."""
+        for state in _WORST_FIRST:
+            if self.counts.get(state.value):
+                return state
+        return State.SUCCESS
+
+
+@dataclass(frozen=True)
 class ExecutionQuery:
     namespace: str | None = None
     flow_id: str | None = None
@@ -56,14 +101,40 @@ class ExecutionStore(Protocol):
     def delete_execution(self, execution_id: str) -> None: ...
     def wait_terminal(self, execution_id: str, timeout: float) -> Execution: ...
 
+    # The execution without its task runs (what a task's templates need), in O(1).
+    def execution_head(self, execution_id: str) -> Execution: ...
+
     # -- task runs: one record each, so parallel branches never write the same key
     # `start_execution`: in the same step, move the execution from CREATED,
     # QUEUED or RESTARTED to RUNNING. A run created RUNNING records its first heartbeat.
     def get_or_create_task_run(self, execution_id: str, task_run: TaskRun, *,
                                start_execution: bool = False) -> TaskRun: ...
+    # The same in one round trip with what a starting task needs: (the run, True
+    # if this call created it, the execution's head after the call).
+    def begin_task_run(self, execution_id: str, task_run: TaskRun
+                       ) -> tuple[TaskRun, bool, Execution]: ...
     def save_task_run(self, task_run: TaskRun) -> None: ...  # RUNNING: also a heartbeat
+    def task_run(self, execution_id: str, task_run_id: str) -> TaskRun: ...
+    # The run of a task (and loop value), or None if it never started.
+    def find_task_run(self, execution_id: str, task_id: str,
+                      value: str | None = None) -> TaskRun | None: ...
     def task_runs(self, execution_id: str) -> list[TaskRun]: ...
     def reset_task_runs(self, execution_id: str, task_run_ids: list[str]) -> None: ...
+
+    # -- blocks of tasks: which of a block's tasks started and ended, updated in the
+    # same atomic step as the task run that ends, so the engine knows in O(1)
+    # what comes next however large the execution.
+    # Start a block run: the first `window` tasks (0: all) are claimed. Starting
+    # one that exists claims nothing and returns where it stands.
+    def start_block(self, block: BlockRef, total: int, window: int) -> BlockProgress: ...
+    # End a task run (a terminal state) and count it in its block; with
+    # `may_continue`, claim the block's next task. None: the run had already ended.
+    def end_task_run(self, task_run: TaskRun, block: BlockRef, *,
+                     may_continue: bool) -> BlockProgress | None: ...
+    def block_progress(self, block: BlockRef) -> BlockProgress | None: ...
+    # Restart: put a block run back where it stands after some of its runs reset
+    # (None: forget it, so that it starts again from its first task).
+    def set_block_progress(self, block: BlockRef, progress: BlockProgress | None) -> None: ...
     # Heartbeats of running attempts: a redelivered task whose attempt still
     # beats is a duplicate (the broker's visibility timeout passed), not a loss.
     def beat(self, execution_id: str, task_run_id: str) -> None: ...

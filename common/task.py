@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harrier.common.durations import parse_duration
 from harrier.common.retry import RetryPolicy
+from harrier.common.state import State
 
 TASK_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 
@@ -71,30 +72,61 @@ class Task(BaseModel):
         return iter(())
 
 
+class FlowControl(Protocol):
+    """What a flowable may do while the engine runs it (worker.engine implements it)."""
+
+    def render(self, value: Any, field: str) -> Any:
+        """Render a property of the flowable with the execution's variables."""
+
+    def run_block(self, block: str, *, window: int = 1) -> None:
+        """Run the tasks of one of the flowable's blocks: `window` at a time
+        (1: one after the other; 0: all at once). block_ended follows."""
+
+    def set_outputs(self, outputs: dict[str, Any]) -> None:
+        """Record outputs on the flowable's task run."""
+
+    def end(self, state: State, error: str | None = None) -> None:
+        """End the flowable's task run; its owner goes on."""
+
+
 class FlowableTask(Task):
-    """A task that only arranges other tasks (Parallel, Sequential, If, Switch)."""
+    """A task that only arranges other tasks (Parallel, Sequential, If, Switch).
+
+    It runs in the engine, not in a task runner: start() says which block of
+    child tasks to run, block_ended() what comes after a block."""
 
     # YAML names of the properties holding lists of child tasks (or maps of lists).
     child_properties: ClassVar[tuple[str, ...]] = ("tasks",)
-    # How the canvas runs the children: all at once (a group), in order (a
-    # chain), or as chosen at run time by the worker (If, Switch), which then
-    # replaces its Celery task with the chosen branch.
-    layout: ClassVar[Literal["parallel", "sequence", "decide"]] = "decide"
 
     @property
     def is_flowable(self) -> bool:
         return True
 
-    def children(self) -> Iterator[tuple[str, Task]]:
+    def blocks(self) -> dict[str, list[Task]]:
+        """Every block of child tasks by name ("tasks", "then", "cases.<key>")."""
+        found: dict[str, list[Task]] = {}
         for name in self.child_properties:
             value = getattr(self, _attribute(type(self), name))
             if isinstance(value, list):
-                for index, child in enumerate(value):
-                    yield f"{name}[{index}]", child
+                found[name] = value
             elif isinstance(value, dict):
                 for key, branch in value.items():
-                    for index, child in enumerate(branch):
-                        yield f"{name}.{key}[{index}]", child
+                    found[f"{name}.{key}"] = branch
+        return found
+
+    def children(self) -> Iterator[tuple[str, Task]]:
+        for name, tasks in self.blocks().items():
+            for index, child in enumerate(tasks):
+                yield f"{name}[{index}]", child
+
+    def start(self, ctl: FlowControl) -> None:
+        """Begin: by default, run the `tasks` block one task after the other."""
+        ctl.run_block("tasks")
+
+    def block_ended(self, ctl: FlowControl, block: str, state: State) -> None:
+        """A block this flowable ran has ended in `state`: by default the
+        flowable ends in the same state."""
+        ctl.end(state)
 
 
 def _attribute(cls: type[Task], yaml_name: str) -> str:

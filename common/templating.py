@@ -33,7 +33,8 @@ from harrier.common.template_values import KestraDateTime, RawText, kestra_iso, 
 
 # Re-exported: callers import the whole templating API from this module.
 __all__ = [
-    "MASK", "KestraDateTime", "RawText", "ShellContext", "ShellContextError", "date_add",
+    "MASK", "KestraDateTime", "LazyMapping", "RawText", "ShellContext", "ShellContextError",
+    "date_add",
     "kestra_iso", "mask_secrets", "quote_for", "render", "render_string", "shell_modes",
     "to_datetime", "to_json", "to_text", "translate_pebble",
 ]
@@ -58,6 +59,14 @@ class _Named(dict):
         self._path = path
 
 
+class LazyMapping(Mapping[str, Any]):
+    """A context mapping whose values are fetched when a template reads them
+    (the outputs of earlier tasks), never copied as a whole. `_path` names it
+    in error messages, as for _Named."""
+
+    _path = ""
+
+
 def _names(keys: Iterable[Any], limit: int = 30) -> str:
     shown = sorted(str(k) for k in keys if not str(k).startswith("_"))
     more = f", ... ({len(shown) - limit} more)" if len(shown) > limit else ""
@@ -67,13 +76,14 @@ def _names(keys: Iterable[Any], limit: int = 30) -> str:
 def _wrap(value: Any, path: str | None) -> Any:
     if isinstance(value, datetime) and not isinstance(value, KestraDateTime):
         return KestraDateTime.of(value)
-    if path is not None and isinstance(value, Mapping) and not isinstance(value, _Named):
+    if path is not None and isinstance(value, Mapping) and not isinstance(
+            value, _Named | LazyMapping):
         return _Named(value, path)
     return value
 
 
 def _child_path(obj: Any, key: Any, *, attribute: bool) -> str | None:
-    parent = getattr(obj, "_path", None) if isinstance(obj, _Named) else None
+    parent = getattr(obj, "_path", None) if isinstance(obj, _Named | LazyMapping) else None
     if parent is None:
         return None
     if attribute and isinstance(key, str) and key.isidentifier():
@@ -120,7 +130,7 @@ class _Environment(ImmutableSandboxedEnvironment):
         if getattr(rv, "_undefined_exception", None) is SecurityError:
             return rv
         if isinstance(obj, Mapping) and not isinstance(obj, Undefined):
-            name = getattr(obj, "_path", None) if isinstance(obj, _Named) else None
+            name = getattr(obj, "_path", None) if isinstance(obj, _Named | LazyMapping) else None
             what = f"'{name}'" if name else "the mapping"
             verb = "attribute" if attribute else "key"
             label = name or "it"

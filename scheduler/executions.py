@@ -1,5 +1,5 @@
 """Create executions (validate inputs, pin the flow revision, store) and start
-them by sending their compiled canvas to Celery."""
+them by sending their first message to Celery."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 from celery import Celery
 
-from harrier.common.canvas import compile_flow
 from harrier.common.concurrency import admit_execution
+from harrier.common.dispatch import FlowRef, publish, start_messages
 from harrier.common.execution import Execution, new_id
 from harrier.common.flow import Flow
 from harrier.common.inputs import coerce_inputs, inputs_to_json
@@ -38,4 +38,5 @@ def start_execution(app: Celery, flow: Flow, execution: Execution, *,
     # is queued, cancelled or failed instead.
     if flow.concurrency is not None and not admit_execution(app, flow, execution, store):
         return
-    compile_flow(flow, execution.id).apply_async()
+    ref = FlowRef(execution.namespace, execution.flow_id, execution.flow_revision)
+    publish(start_messages(store, flow, ref, execution.id))

@@ -1,86 +1,81 @@
-"""The Celery task bodies: thin wrappers that call worker.execute and turn
-its outcome into Celery actions (retry with countdown, replace with a branch)."""
+"""The Celery task bodies: thin wrappers that call worker.execute (one task
+attempt) or the engine, and turn the outcome into Celery actions (retry with
+a countdown, stand by as a watching copy)."""
 
 from __future__ import annotations
 
-import logging
+from typing import Any
 
 from celery import Task as CeleryTask
-from celery import chain
 from celery.exceptions import Ignore
 
-from harrier.common.canvas import (
-    DECIDE,
-    END_FLOWABLE,
-    FINISH_EXECUTION,
-    RUN_TASK,
-    compile_tasks,
-)
 from harrier.common.celery_app import app
-from harrier.worker import execute, finish
-from harrier.worker.finish import finalize_known
+from harrier.common.dispatch import ADVANCE, RUN_TASK, FlowRef
+from harrier.common.state import State, transition
+from harrier.worker.engine import Engine
+from harrier.worker.execute import execute_task
 from harrier.worker.kill_watch import LEASE_SECONDS
+from harrier.worker.rerun import rerun_failed
 from harrier.worker.runtime import current
 
-log = logging.getLogger(__name__)
+# Data between tasks goes through the store, never through Celery results.
+_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True,
+                            "ignore_result": True}
 
 
-@app.task(bind=True, name=RUN_TASK, acks_late=True, reject_on_worker_lost=True,
-          max_retries=None)
-def run_task(self: CeleryTask, execution_id: str, task_id: str, phase: str = "main",
-             finish: bool = False, watching: bool = False) -> object:
-    runtime = current()
-    outcome = execute.execute_leaf(runtime, execution_id, task_id, phase,
-                                   worker_id=self.request.hostname, watching=watching)
+@app.task(bind=True, name=RUN_TASK, max_retries=None, **_OPTIONS)
+def run_task(self: CeleryTask, execution_id: str, task_id: str, flow: list[Any],
+             parent: str | None = None, value: str | None = None,
+             watching: bool = False) -> str:
+    delivery = self.request.delivery_info or {}
+    outcome = execute_task(current(), execution_id, task_id, FlowRef(*flow), parent=parent,
+                           value=value, worker_id=self.request.hostname, watching=watching,
+                           redelivered=bool(delivery.get("redelivered")))
     if outcome.superseded:
-        raise Ignore()  # the delivery that ran the task already moved the canvas on
+        raise Ignore()  # the delivery that ran the task went on from there
     if outcome.duplicate:
         # Keep a copy of the message that checks back: if the original's worker
         # dies, this copy takes over; if it finishes, this copy disappears.
         raise self.retry(countdown=LEASE_SECONDS, max_retries=None,
                          kwargs={**self.request.kwargs, "watching": True})
     if outcome.retry_in is not None:
-        # Celery's own retry: the same message comes back after the policy's
-        # countdown, keeping its place in the chain or chord.
+        # Celery's own retry: the same message comes back after the policy's countdown.
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
-    if finish:
-        if outcome.execution is not None:
-            done = finalize_known(runtime, outcome.execution, phase)
-            if done is not None:
-                return done.value
-        return _finish(self, execution_id, phase)
     return outcome.state.value if outcome.state else "SKIPPED"
 
 
-def _finish(task: CeleryTask, execution_id: str, phase: str) -> object:
-    runtime = current()
-    execution = runtime.store.get_execution(execution_id)
-    next_phase, tasks = finish.next_phase(runtime, execution, phase)
-    if next_phase is not None:
-        body = compile_tasks(tasks, execution_id, next_phase)
-        then = finish_execution.si(execution_id, next_phase)
-        return task.replace(chain(body, then) if body is not None else then)
-    return finish.finalize(runtime, execution).value
+@app.task(name=ADVANCE, **_OPTIONS)
+def advance(execution_id: str, action: str, flow: list[Any] | None = None,
+            task_id: str | None = None, parent: str | None = None) -> str:
+    """Move an execution on outside of a task: `start` runs the flow's first
+    block (when it begins with a flowable, or has nothing to run); after a
+    restart, `start_task` starts a flowable again and `finish` goes on from the
+    end of the flow's tasks (its errors and finally tasks)."""
+    engine = Engine.load(current(), execution_id)
+    if action == "start":
+        engine.start()
+    elif action == "start_task" and task_id is not None:
+        engine.start_task(task_id, parent or "")
+    elif action == "finish":
+        engine.finish()
+    elif action == "retry_task" and task_id is not None:
+        _retry_flowable(engine, task_id)
+    elif action == "retry_flow":
+        if engine.store.change_execution_state(execution_id, State.RUNNING,
+                                               only_from=(State.RETRYING,)):
+            engine.execution.state.current = State.RUNNING
+            rerun_failed(engine, None)
+    else:
+        raise ValueError(f"unknown action {action!r}")
+    engine.flush()
+    return engine.execution.state.current.value
 
 
-@app.task(bind=True, name=DECIDE, acks_late=True, reject_on_worker_lost=True)
-def decide(self: CeleryTask, execution_id: str, task_id: str, phase: str = "main") -> object:
-    runtime = current()
-    outcome = execute.execute_decision(runtime, execution_id, task_id, phase)
-    if outcome.branch is None:
-        return outcome.state.value if outcome.state else "SKIPPED"
-    close = end_flowable.si(execution_id, task_id)
-    body = compile_tasks(outcome.branch, execution_id, phase)
-    return self.replace(chain(body, close) if body is not None else close)
-
-
-@app.task(name=END_FLOWABLE, acks_late=True, reject_on_worker_lost=True)
-def end_flowable(execution_id: str, task_id: str) -> str:
-    execute.end_flowable(current(), execution_id, task_id)
-    return "OK"
-
-
-@app.task(bind=True, name=FINISH_EXECUTION, acks_late=True,
-          reject_on_worker_lost=True)
-def finish_execution(self: CeleryTask, execution_id: str, phase: str = "main") -> object:
-    return _finish(self, execution_id, phase)
+def _retry_flowable(engine: Engine, run_id: str) -> None:
+    """The delay of a flowable's retry has passed: run what failed under it."""
+    run = engine.store.task_run(engine.execution.id, run_id)
+    if run.state.current != State.RETRYING or engine.stopping:
+        return  # killed meanwhile: the kill ended it
+    transition(run.state, State.RUNNING, what=f"task {run.task_id}")
+    engine.store.save_task_run(run)
+    rerun_failed(engine, run)

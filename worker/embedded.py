@@ -15,6 +15,7 @@ from harrier.common.celery_app import configure_app
 from harrier.common.embedded_transport import wake_consumers
 from harrier.common.memory_store import MemoryStore
 from harrier.common.settings import Settings
+from harrier.common.store import ExecutionStore
 from harrier.worker.runtime import Runtime, install
 
 
@@ -30,11 +31,12 @@ class _Worker(WorkController):
 class EmbeddedRuntime:
     """`with EmbeddedRuntime(settings) as runtime:` — a whole Harrier in-process."""
 
-    def __init__(self, settings: Settings, queues: list[str] | None = None) -> None:
+    def __init__(self, settings: Settings, queues: list[str] | None = None,
+                 store: ExecutionStore | None = None) -> None:
         self.queues = queues or ["default"]
         self.settings = settings.with_overrides(broker_url="", store_url="", result_backend="")
         self.app = configure_app(self.settings)
-        self.store = MemoryStore()
+        self.store = store if store is not None else MemoryStore()
         self.runtime = Runtime(self.settings, self.store, self.app)
         self._worker: _Worker | None = None
         self._thread: threading.Thread | None = None

@@ -1,8 +1,12 @@
 """The variables a task's templates see: flow, execution, inputs, outputs of
-earlier tasks, vars, trigger, taskrun, task, labels, as Kestra names them."""
+earlier tasks, vars, trigger, taskrun, task, labels, as Kestra names them.
+
+Outputs are read from the store when a template names them, so rendering a
+task costs the same in a flow of ten tasks as in a flow of ten thousand."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -10,30 +14,82 @@ from harrier.common.execution import Execution, TaskRun
 from harrier.common.flow import Flow
 from harrier.common.inputs import coerce_inputs
 from harrier.common.state import State
+from harrier.common.store import ExecutionStore
 from harrier.common.task import Task
-from harrier.common.templating import KestraDateTime
+from harrier.common.templating import KestraDateTime, LazyMapping
 
 _DONE = (State.SUCCESS, State.WARNING, State.FAILED)
 
 
-def build_context(flow: Flow, execution: Execution, task: Task | None = None,
-                  task_run: TaskRun | None = None) -> dict[str, Any]:
+def outputs_of(task_runs: list[TaskRun]) -> dict[str, Any]:
+    """Kestra's `outputs` from task runs: by task id, and by value inside a loop."""
     outputs: dict[str, Any] = {}
-    for run in execution.task_runs:
+    for run in task_runs:
         if run.state.current in _DONE or run.outputs:
             if run.value is None:
                 outputs[run.task_id] = run.outputs
             else:
-                # Kestra: outputs of a task in a ForEach are keyed by the value.
                 outputs.setdefault(run.task_id, {})[run.value] = run.outputs
+    return outputs
+
+
+class StoredOutputs(LazyMapping):
+    """`outputs` read from the store one task at a time (and remembered)."""
+
+    _path = "outputs"
+
+    def __init__(self, store: ExecutionStore, execution_id: str) -> None:
+        self._store = store
+        self._execution_id = execution_id
+        self._found: dict[str, Any] = {}
+        self._everything: dict[str, Any] | None = None
+
+    def __getitem__(self, task_id: str) -> Any:
+        if task_id in self._found:
+            return self._found[task_id]
+        if self._everything is not None:
+            return self._everything[task_id]
+        run = self._store.find_task_run(self._execution_id, task_id)
+        if run is None or not (run.state.current in _DONE or run.outputs):
+            raise KeyError(task_id)
+        self._found[task_id] = run.outputs
+        return run.outputs
+
+    def __contains__(self, task_id: object) -> bool:
+        try:
+            self[str(task_id)]
+        except KeyError:
+            return False
+        return True
+
+    def _all(self) -> dict[str, Any]:
+        # Iterating `outputs` as a whole (rare: a template listing every output)
+        # reads every task run once.
+        if self._everything is None:
+            self._everything = outputs_of(self._store.task_runs(self._execution_id))
+        return self._everything
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+def build_context(flow: Flow, execution: Execution, task: Task | None = None,
+                  task_run: TaskRun | None = None, *,
+                  outputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`outputs`: the outputs of earlier tasks (StoredOutputs); by default taken
+    from the task runs the execution carries."""
     start = KestraDateTime.of(execution.start_date)
     context: dict[str, Any] = {
         "flow": {"id": flow.id, "namespace": flow.namespace,
                  "revision": execution.flow_revision, "description": flow.description},
         "execution": {"id": execution.id, "startDate": start,
-                      "state": execution.state.current.value, "originalId": execution.id},
+                      "state": execution.state.current.value,
+                      "originalId": execution.original_id or execution.id},
         "inputs": _typed_inputs(flow, execution),
-        "outputs": outputs,
+        "outputs": outputs if outputs is not None else outputs_of(execution.task_runs),
         "vars": dict(flow.variables),
         "trigger": dict(execution.trigger or {}),
         "labels": dict(execution.labels),

@@ -6,7 +6,7 @@ if ARGV[5] ~= '' then
   local current = redis.call('HGET', KEYS[1], 'state')
   if current == 'CREATED' or current == 'QUEUED' or current == 'RESTARTED' then
     redis.call('HSET', KEYS[1], 'state', 'RUNNING')
-    redis.call('RPUSH', KEYS[6], ARGV[5])
+    redis.call('RPUSH', KEYS[#KEYS], ARGV[5])
     for i = 1, #KEYS do redis.call('PERSIST', KEYS[i]) end
   end
 end

@@ -105,9 +105,9 @@ def logs_command(execution_id: str, follow: bool) -> None:
 @click.argument("execution_id")
 def kill_command(execution_id: str) -> None:
     """Kill an execution: KILLING, then KILLED once its running tasks stop."""
-
-    _, store = connect()
-    execution = kill_execution(store, execution_id)
+    settings, store = connect()
+    execution = kill_execution(store, execution_id, app=configure_app(settings),
+                               settings=settings)
     click.echo(f"{execution_id}: {state_text(execution.state.current)}")
 
 
@@ -115,9 +115,9 @@ def kill_command(execution_id: str) -> None:
 @click.argument("execution_id")
 def restart_command(execution_id: str) -> None:
     """Re-run a FAILED or KILLED execution from its failed tasks (needs a broker)."""
-
     settings, store = connect()
     if settings.embedded:
         raise click.UsageError("restart sends tasks to workers: set HARRIER_BROKER_URL")
-    execution = restart_execution(store, configure_app(settings), execution_id)
+    execution = restart_execution(store, configure_app(settings), execution_id,
+                                  settings=settings)
     click.echo(f"{execution_id}: {state_text(execution.state.current)}")

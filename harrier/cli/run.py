@@ -3,7 +3,6 @@ with live logs (embedded when no broker is configured)."""
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 import time
@@ -142,13 +141,7 @@ def run_flow(settings: Settings, flow: Flow, given: dict[str, Any], labels: dict
     app = configure_app(settings)
     execution = create_execution(store, flow, given, labels=labels, trigger={"type": "cli"})
     start_execution(app, flow, execution, store=store)
-    try:
-        return follow(store, execution.id, live=live, timeout=timeout)
-    finally:
-        # Publishing a Celery group subscribes to its results (a chord barrier
-        # held in a reference cycle). Collect it while the interpreter is whole:
-        # at exit its clean-up would print "Exception ignored in AsyncResult.__del__".
-        gc.collect()
+    return follow(store, execution.id, live=live, timeout=timeout)
 
 
 def follow(store: ExecutionStore, execution_id: str, *, live: bool,

@@ -23,7 +23,7 @@ from harrier.common.errors import (
     StoreUnavailable,
     TemplateError,
 )
-from harrier.scheduler.control import ExecutionConflict
+from harrier.scheduler.control import ExecutionConflict, NothingToRestart
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ def install_error_handlers(app: FastAPI) -> None:
         FlowValidationError: _flow_invalid,
         InputError: _inputs_invalid,
         TemplateError: _unprocessable,
+        NothingToRestart: _unprocessable,
         ExecutionConflict: _conflict,
         IllegalTransition: _conflict,
         StoreUnavailable: _unavailable,

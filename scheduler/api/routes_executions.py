@@ -95,13 +95,15 @@ def follow(execution_id: str, ctx: Ctx) -> StreamingResponse:
 
 @router.delete("/{execution_id}/kill", status_code=202, summary="Kill an execution")
 def kill(execution_id: str, ctx: Ctx) -> JSONResponse:
-    execution = kill_execution(ctx.store, execution_id)
+    execution = kill_execution(ctx.store, execution_id, app=ctx.celery_app,
+                               settings=ctx.settings)
     return JSONResponse(execution.to_json(), status_code=202)
 
 
 @router.post("/{execution_id}/restart", summary="Restart a failed or killed execution")
 def restart(execution_id: str, ctx: Ctx) -> dict[str, Any]:
-    return restart_execution(ctx.store, ctx.celery_app, execution_id).to_json()
+    return restart_execution(ctx.store, ctx.celery_app, execution_id,
+                             settings=ctx.settings).to_json()
 
 
 @router.delete("/{execution_id}", status_code=204, summary="Delete an ended execution")

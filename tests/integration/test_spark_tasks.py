@@ -281,10 +281,13 @@ def _plant_lost_attempt(runtime: Runtime, execution: Execution, flow: Any,
                         checkpoint: dict[str, Any]) -> None:
     """What a worker that died mid-attempt leaves in the store: a RUNNING attempt and its
     checkpoint (a fake of the crash; the real crash is in test_spark_crash.py)."""
-    from harrier.common.execution import Attempt
-    from harrier.worker.execute import start_task_run
+    from harrier.common.execution import Attempt, TaskRun, new_id
+    from harrier.common.state import State, StateRecord
 
-    run = start_task_run(runtime, execution, flow, flow.task("submit"))
+    run, _, _ = runtime.store.begin_task_run(execution.id, TaskRun(
+        id=new_id(), execution_id=execution.id, namespace=execution.namespace,
+        flow_id=execution.flow_id, task_id="submit", task_path="submit",
+        state=StateRecord.start(State.CREATED)))
     run.attempts.append(Attempt(worker_id="lost-worker"))
     run.outputs["_checkpoint"] = checkpoint
     runtime.store.save_task_run(run)

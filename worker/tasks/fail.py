@@ -20,6 +20,6 @@ class Fail(Task):
 
     def run(self, ctx: TaskContext) -> dict[str, Any]:
         if self.condition is None or is_true(ctx.render(self.condition, "condition")):
-            raise TaskFailed(str(ctx.render(self.error_message, "errorMessage")),
-                             retryable=False)
+            # Retried like any task when it has a `retry`, as in Kestra.
+            raise TaskFailed(str(ctx.render(self.error_message, "errorMessage")))
         return {}

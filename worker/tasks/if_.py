@@ -1,14 +1,14 @@
-"""io.kestra.plugin.core.flow.If: render a condition in the worker and run the
-`then` or `else` branch, replacing itself with that branch's canvas."""
+"""io.kestra.plugin.core.flow.If: render a condition when the If starts and
+run its `then` or `else` block."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
-from harrier.common.task import FlowableTask, Task, register_task
-from harrier.worker.context import TaskContext
+from harrier.common.state import State
+from harrier.common.task import FlowableTask, FlowControl, Task, register_task
 from harrier.worker.tasks.conditions import is_true
 
 
@@ -20,7 +20,11 @@ class If(FlowableTask):
     then: list[Task] = Field(min_length=1)
     else_: list[Task] = Field(default_factory=list, alias="else")
 
-    def choose(self, ctx: TaskContext) -> tuple[list[Task], dict[str, Any]]:
-        """The branch to run and the outputs recorded on the If's task run."""
-        result = is_true(ctx.render(self.condition, "condition"))
-        return (self.then if result else self.else_), {"evaluationResult": result}
+    def start(self, ctl: FlowControl) -> None:
+        result = is_true(ctl.render(self.condition, "condition"))
+        ctl.set_outputs({"evaluationResult": result})
+        block = "then" if result else "else"
+        if block == "else" and not self.else_:
+            ctl.end(State.SUCCESS)  # false and nothing to do otherwise
+        else:
+            ctl.run_block(block)

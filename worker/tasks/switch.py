@@ -1,14 +1,14 @@
-"""io.kestra.plugin.core.flow.Switch: render `value` in the worker and run the
-matching case (or `defaults`), replacing itself with that branch's canvas."""
+"""io.kestra.plugin.core.flow.Switch: render `value` when the Switch starts and
+run the matching case (or `defaults`)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
-from harrier.common.task import FlowableTask, Task, register_task
-from harrier.worker.context import TaskContext
+from harrier.common.state import State
+from harrier.common.task import FlowableTask, FlowControl, Task, register_task
 
 
 @register_task("io.kestra.plugin.core.flow.Switch", "io.kestra.core.tasks.flows.Switch")
@@ -20,8 +20,13 @@ class Switch(FlowableTask):
     cases: dict[str, list[Task]] = Field(default_factory=dict)
     defaults: list[Task] = Field(default_factory=list)
 
-    def choose(self, ctx: TaskContext) -> tuple[list[Task], dict[str, Any]]:
-        value = str(ctx.render(self.value, "value"))
-        branch = self.cases.get(value)
-        return (self.defaults if branch is None else branch), {
-            "value": value, "defaults": branch is None}
+    def start(self, ctl: FlowControl) -> None:
+        value = str(ctl.render(self.value, "value"))
+        matched = value in self.cases
+        ctl.set_outputs({"value": value, "defaults": not matched})
+        if matched:
+            ctl.run_block(f"cases.{value}")
+        elif self.defaults:
+            ctl.run_block("defaults")
+        else:
+            ctl.end(State.SUCCESS)

@@ -171,8 +171,12 @@ tasks:
     assert restarted.status_code == 200
     final = api.runtime.store.wait_terminal(failed["id"], 30)
     assert final.state.current.value == "SUCCESS"
+    # As in Kestra: the failed task run gets a second attempt, not a new run.
+    [flaky] = final.task_runs
+    assert [a.state.current.value for a in flaky.attempts] == ["FAILED", "SUCCESS"]
     refused = api.client.post(f"/api/v1/executions/{failed['id']}/restart")
-    assert refused.status_code == 409
+    assert refused.status_code == 422
+    assert "No task found to restart" in refused.json()["message"]
 
 
 def test_delete_removes_an_ended_execution(api: Api) -> None:

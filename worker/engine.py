@@ -1,0 +1,434 @@
+"""What happens after a task ends: the engine counts it in its block, starts
+what the block may start next, ends the blocks and flowables that are done
+and, at the end of the flow's blocks, the execution.
+
+It runs in the worker that ran the ended task (and in the `advance` message
+for a start), reads only what it needs (the ended run's block, the owner of
+a finished block), and sends one small message per task to run. Flowables
+(Parallel, If, Sequential...) run here, inline: they never take a worker slot.
+
+Every change is a compare-and-set in the store (a task run ends once, the
+execution ends once), so two workers reaching the same decision, or a
+redelivered message replaying one, cannot run anything twice; at worst a
+message is sent twice, and its second delivery finds the work done."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from celery.canvas import Signature
+
+from harrier.common.concurrency import admit_execution, release_slot
+from harrier.common.dispatch import (
+    FlowRef,
+    advance_message,
+    publish,
+    run_task_message,
+    start_messages,
+)
+from harrier.common.durations import format_duration
+from harrier.common.errors import HarrierError, TemplateError
+from harrier.common.execution import Attempt, Execution, LogEntry, TaskRun, new_id
+from harrier.common.flow import Flow
+from harrier.common.retry import RetryPolicy
+from harrier.common.state import State, StateRecord, now, transition
+from harrier.common.store import BlockProgress, BlockRef
+from harrier.common.task import FlowableTask, FlowControl, Task
+from harrier.common.templating import render
+from harrier.worker.runtime import Runtime
+from harrier.worker.tasks.conditions import is_true
+from harrier.worker.template_context import StoredOutputs, build_context
+
+log = logging.getLogger(__name__)
+
+_STOPPING = (State.KILLING, State.KILLED, State.CANCELLED)
+_NOT_STARTED = (State.CREATED, State.QUEUED, State.RESTARTED)
+
+
+class Engine:
+    """Moves one execution on. Create one per message; call flush() at the end
+    to send the messages the decisions produced."""
+
+    def __init__(self, runtime: Runtime, execution: Execution, flow: Flow) -> None:
+        self.runtime = runtime
+        self.store = runtime.store
+        self.execution = execution  # its head: no task runs
+        self.flow = flow
+        self.index = flow.index
+        self.flow_ref = FlowRef(execution.namespace, execution.flow_id,
+                                execution.flow_revision)
+        self._messages: list[Signature] = []
+        # Decisions run one after the other from this queue rather than by
+        # recursion: a flow of many flowables that end at once stays shallow.
+        self._todo: deque[Callable[[], None]] = deque()
+        self._busy = False
+
+    @classmethod
+    def load(cls, runtime: Runtime, execution_id: str) -> Engine:
+        head = runtime.store.execution_head(execution_id)
+        flow = runtime.flow(head.namespace, head.flow_id, head.flow_revision)
+        return cls(runtime, head, flow)
+
+    # -- entry points
+    def start(self) -> None:
+        """Run the flow's `tasks` (the first message of an execution whose first
+        task is a flowable, or that has no task to run)."""
+        self._do(lambda: self._run_block(None, "", "tasks", 1))
+
+    def start_task(self, task_id: str, parent_run_id: str) -> None:
+        """Start one task of the flow (a flowable whose run a restart removed)."""
+        self._do(lambda: self._start_task(self.index.task(task_id), parent_run_id))
+
+    def finish(self) -> None:
+        """Go on from the end of the flow's `tasks` (restart of a failed finally)."""
+        progress = self.store.block_progress(self._block_ref("", "tasks"))
+        state = progress.state if progress is not None else State.SUCCESS
+        self._do(lambda: self._flow_block_ended("tasks", state))
+
+    def send_task(self, task: Task, parent_run_id: str, value: str | None = None) -> None:
+        """Send a plain task's message (a rerun of a failed one)."""
+        self._messages.append(run_task_message(self.flow_ref, self.execution.id, task,
+                                               parent_run_id or None, value))
+
+    def task_ended(self, task: Task, run: TaskRun) -> None:
+        """`run` (of a plain task) has reached its terminal state: record it and go on."""
+        self._do(lambda: self._node_ended(task, run))
+
+    def replay(self, task: Task, run: TaskRun) -> None:
+        """A redelivered message found its run ended: its worker died between
+        ending it and sending what follows. Send again what may be missing."""
+        self._do(lambda: self._replay(task, run))
+
+    def flush(self) -> None:
+        messages, self._messages = self._messages, []
+        publish(messages)
+
+    # -- the work queue
+    def _do(self, action: Callable[[], None]) -> None:
+        self._todo.append(action)
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            while self._todo:
+                self._todo.popleft()()
+        finally:
+            self._busy = False
+
+    @property
+    def stopping(self) -> bool:
+        """Killed, or ended another way (RETRIED): nothing more starts."""
+        state = self.execution.state.current
+        return state in _STOPPING or state.terminated
+
+    def _refresh_state(self) -> None:
+        self.execution.state.current = self.store.execution_state(self.execution.id)
+
+    def _block_ref(self, owner_run_id: str, block: str) -> BlockRef:
+        return BlockRef(self.execution.id, owner_run_id, block)
+
+    # -- blocks
+    def _run_block(self, owner: FlowableTask | None, owner_run_id: str, block: str,
+                   window: int) -> None:
+        tasks = self.index.block(owner.id if owner else None, block)
+        if not tasks:
+            self._todo.append(lambda: self._block_ended(owner, owner_run_id, block,
+                                                        State.SUCCESS))
+            return
+        progress = self.store.start_block(self._block_ref(owner_run_id, block), len(tasks),
+                                          window)
+        for index in progress.claimed:
+            self._start_task(tasks[index], owner_run_id)
+
+    def _start_task(self, task: Task, parent_run_id: str) -> None:
+        if isinstance(task, FlowableTask):
+            self._todo.append(lambda: self._start_flowable(task, parent_run_id))
+        else:
+            self._messages.append(run_task_message(self.flow_ref, self.execution.id, task,
+                                                   parent_run_id or None))
+
+    def _node_ended(self, task: Task, run: TaskRun) -> None:
+        node = self.index.node(task.id)
+        ref = self._block_ref(run.parent_task_run_id or "", node.block)
+        progress = self.store.end_task_run(run, ref, may_continue=not self.stopping)
+        if progress is None:
+            return  # ended by someone else, who went on from there
+        self._after(task, run.parent_task_run_id or "", progress)
+
+    def _after(self, task: Task, parent_run_id: str, progress: BlockProgress) -> None:
+        node = self.index.node(task.id)
+        siblings = self.index.block(node.owner, node.block)
+        for index in progress.claimed:
+            self._start_task(siblings[index], parent_run_id)
+        if progress.done:
+            owner = self.index.task(node.owner) if node.owner else None
+            assert owner is None or isinstance(owner, FlowableTask)
+            self._todo.append(lambda: self._block_ended(owner, parent_run_id, node.block,
+                                                        progress.state))
+
+    def _block_ended(self, owner: FlowableTask | None, owner_run_id: str, block: str,
+                     state: State) -> None:
+        if owner is None:
+            self._flow_block_ended(block, state)
+            return
+        run = self.store.task_run(self.execution.id, owner_run_id)
+        if run.state.current.terminated:
+            return
+        control = _Control(self, owner, run)
+        if self.stopping:
+            control.end(State.KILLED if state == State.SUCCESS else state)
+            return
+        try:
+            owner.block_ended(control, block, state)
+        except (TemplateError, HarrierError) as exc:
+            control.fail(str(exc))
+
+    # -- flowables
+    def _start_flowable(self, task: FlowableTask, parent_run_id: str) -> None:
+        state = StateRecord.start(State.CREATED)
+        transition(state, State.RUNNING, what=f"task {task.id}")
+        run, created, head = self.store.begin_task_run(self.execution.id, TaskRun(
+            id=new_id(), execution_id=self.execution.id, namespace=self.execution.namespace,
+            flow_id=self.execution.flow_id, task_id=task.id, task_path=task.id,
+            parent_task_run_id=parent_run_id or None, state=state))
+        self.execution.state.current = head.state.current
+        if not created:
+            return  # started before (a replay): its blocks are under way
+        control = _Control(self, task, run)
+        if self.stopping:
+            control.end(State.KILLED)
+            return
+        try:
+            if task.run_if is not None and not is_true(control.render(task.run_if, "runIf")):
+                control.end(State.SKIPPED)
+                return
+            task.start(control)
+        except (TemplateError, HarrierError) as exc:
+            control.fail(str(exc))
+
+    def _end_flowable(self, task: FlowableTask, run: TaskRun, state: State,
+                      error: str | None) -> None:
+        if run.state.current.terminated:
+            return
+        if state == State.FAILED and task.retry is not None and not self.stopping and \
+                self._retry_flowable(task, run, error):
+            return
+        if state == State.FAILED and task.allow_failure:
+            state = State.WARNING  # its owner goes on, as after a task with allowFailure
+        transition(run.state, state, what=f"task {task.id}")
+        run.error = error
+        self._node_ended(task, run)
+
+    def _retry_flowable(self, task: FlowableTask, run: TaskRun, error: str | None) -> bool:
+        """Kestra retries what failed under a flowable with a `retry`: each try
+        is an attempt of the flowable's run. False when the retries are spent."""
+        assert task.retry is not None
+        if task.retry.behavior == "CREATE_NEW_EXECUTION":
+            return self.retry_as_new_execution(task.retry, error)
+        attempts_made = len(run.attempts) + 1
+        started = run.state.start_date or now()
+        countdown = task.retry.next_countdown(attempts_made, now() - started)
+        if countdown is None:
+            return False
+        attempt = Attempt(state=StateRecord.start(State.RUNNING, at=started))
+        transition(attempt.state, State.FAILED, what=f"attempt of {task.id}")
+        attempt.error = error
+        run.attempts.append(attempt)
+        transition(run.state, State.RETRYING, what=f"task {task.id}")
+        run.error = error
+        self.store.save_task_run(run)
+        self.store.append_log(LogEntry(
+            self.execution.id, run.id, task.id, "WARN",
+            f"attempt {attempts_made} failed; retrying what failed in "
+            f"{format_duration(timedelta(seconds=countdown))}"))
+        publish([advance_message(self.flow_ref, self.execution.id, "retry_task",
+                                 task_id=run.id)], countdown=countdown)
+        return True
+
+    def _retry_flow(self) -> bool:
+        """A flow-level `retry` after the flow's tasks failed: run the failed ones
+        again in this execution, or start a new one. False when spent."""
+        retry = self.flow.retry
+        assert retry is not None
+        if retry.behavior == "CREATE_NEW_EXECUTION":
+            return self.retry_as_new_execution(retry, self._first_error())
+        execution = self.store.get_execution(self.execution.id)
+        attempts_made = 1 + sum(1 for h in execution.state.histories
+                                if h.state == State.RETRYING)
+        countdown = retry.next_countdown(attempts_made, now() - execution.start_date)
+        if countdown is None:
+            return False
+        if not self.store.change_execution_state(self.execution.id, State.RETRYING,
+                                                 only_from=(State.RUNNING,)):
+            return False
+        self.execution.state.current = State.RETRYING
+        self.store.append_log(LogEntry(
+            self.execution.id, None, None, "WARN",
+            f"attempt {attempts_made} of the flow failed; running the failed tasks again in "
+            f"{format_duration(timedelta(seconds=countdown))}"))
+        publish([advance_message(self.flow_ref, self.execution.id, "retry_flow")],
+                countdown=countdown)
+        return True
+
+    def retry_as_new_execution(self, retry: RetryPolicy, error: str | None) -> bool:
+        """CREATE_NEW_EXECUTION: this execution ends RETRIED and a new one, the
+        next attempt, starts over after the policy's delay."""
+        attempts_made = self.execution.attempt_number
+        countdown = retry.next_countdown(attempts_made, now() - self.execution.start_date)
+        if countdown is None:
+            return False
+        nxt = Execution(
+            id=new_id(), namespace=self.execution.namespace, flow_id=self.execution.flow_id,
+            flow_revision=self.execution.flow_revision, inputs=dict(self.execution.inputs),
+            labels=dict(self.execution.labels), trigger=self.execution.trigger,
+            attempt_number=attempts_made + 1,
+            original_id=self.execution.original_id or self.execution.id,
+            state=StateRecord.start(State.CREATED))
+        # The next attempt exists before this one ends, so whoever sees this
+        # execution RETRIED finds it.
+        self.store.create_execution(nxt)
+        if not self.store.change_execution_state(
+                self.execution.id, State.RETRIED, error=error,
+                only_from=(State.RUNNING, State.RETRYING)):
+            self.store.delete_execution(nxt.id)  # a kill came first
+            return False
+        self.execution.state.current = State.RETRIED
+        release_slot(self.store, self.runtime.app, self.execution.id, self.flow,
+                     self.runtime.flow)
+        self.store.append_log(LogEntry(
+            self.execution.id, None, None, "WARN",
+            f"attempt {attempts_made} failed: execution {nxt.id} makes the next attempt in "
+            f"{format_duration(timedelta(seconds=countdown))}"))
+        if self.flow.concurrency is None or admit_execution(self.runtime.app, self.flow, nxt,
+                                                            self.store):
+            publish(start_messages(self.store, self.flow, self.flow_ref, nxt.id),
+                    countdown=countdown)
+        return True
+
+    # -- the flow's own blocks: tasks, then errors after a failure, then finally
+    def _flow_block_ended(self, block: str, state: State) -> None:
+        if not self.stopping:
+            self._refresh_state()  # a kill may have come meanwhile
+        failed = state in (State.FAILED, State.KILLED)
+        if block == "tasks" and state == State.FAILED and not self.stopping and \
+                self.flow.retry is not None and self._retry_flow():
+            return
+        if block == "tasks" and failed and not self.stopping and self.flow.errors:
+            self._run_block(None, "", "errors", 1)
+            return
+        if block in ("tasks", "errors") and not self.stopping and self.flow.finally_:
+            self._run_block(None, "", "finally", 1)
+            return
+        self._finalize()
+
+    def _finalize(self) -> None:
+        result = self._final_state()
+        error = None
+        if result in (State.SUCCESS, State.WARNING) and self.flow.outputs:
+            outputs, error = self._flow_outputs()
+            if error is not None:
+                result = State.FAILED
+            self.store.set_execution_outputs(self.execution.id, outputs)
+        elif result == State.FAILED:
+            error = self._first_error()
+        if self.execution.state.current in _NOT_STARTED and result != State.KILLED:
+            # Nothing ran (every task disabled): pass through RUNNING as Kestra does.
+            self.store.change_execution_state(self.execution.id, State.RUNNING,
+                                              only_from=_NOT_STARTED)
+        if not self.store.change_execution_state(
+                self.execution.id, result, error=error,
+                only_from=(State.RUNNING, State.KILLING, State.RETRYING, *_NOT_STARTED)):
+            return  # ended already (a kill with nothing running, or a replay)
+        self.execution.state.current = result
+        release_slot(self.store, self.runtime.app, self.execution.id, self.flow,
+                     self.runtime.flow)
+
+    def _final_state(self) -> State:
+        if self.stopping:
+            return State.KILLED
+        states = []
+        for block in ("tasks", "errors", "finally"):
+            progress = self.store.block_progress(self._block_ref("", block))
+            if progress is not None:
+                states.append(progress.state)
+        for state in (State.FAILED, State.KILLED, State.WARNING):
+            if state in states:
+                return state if state != State.KILLED else State.FAILED
+        return State.SUCCESS
+
+    def _first_error(self) -> str | None:
+        for run in self.store.task_runs(self.execution.id):
+            if run.state.current == State.FAILED and run.error:
+                return run.error
+        return None
+
+    def _flow_outputs(self) -> tuple[dict[str, Any], str | None]:
+        context = self.context()
+        outputs: dict[str, Any] = {}
+        for output in self.flow.outputs:
+            try:
+                outputs[output.id] = render(output.value, context, field=f"outputs.{output.id}",
+                                            secrets=self.runtime.settings.secrets)
+            except TemplateError as exc:
+                self.store.append_log(LogEntry(self.execution.id, None, None, "ERROR",
+                                               str(exc)))
+                return outputs, str(exc)
+        return outputs, None
+
+    # -- replay after a crash
+    def _replay(self, task: Task, run: TaskRun) -> None:
+        node = self.index.node(task.id)
+        parent = run.parent_task_run_id or ""
+        progress = self.store.block_progress(self._block_ref(parent, node.block))
+        if progress is None:
+            return
+        # The block's tasks that were started but have no run yet may never have
+        # been sent: send them (again). A copy that finds its run started stands by.
+        siblings = self.index.block(node.owner, node.block)
+        for index in range(progress.next):
+            sibling = siblings[index]
+            if self.store.find_task_run(self.execution.id, sibling.id) is None:
+                self._start_task(sibling, parent)
+        if progress.done:
+            owner = self.index.task(node.owner) if node.owner else None
+            assert owner is None or isinstance(owner, FlowableTask)
+            self._todo.append(lambda: self._block_ended(owner, parent, node.block,
+                                                        progress.state))
+
+    # -- templates
+    def context(self, task: Task | None = None, run: TaskRun | None = None) -> dict[str, Any]:
+        return build_context(self.flow, self.execution, task, run,
+                             outputs=StoredOutputs(self.store, self.execution.id))
+
+
+class _Control(FlowControl):
+    """What a flowable sees of the engine while it decides."""
+
+    def __init__(self, engine: Engine, task: FlowableTask, run: TaskRun) -> None:
+        self._engine = engine
+        self._task = task
+        self._run = run
+
+    def render(self, value: Any, field: str) -> Any:
+        return render(value, self._engine.context(self._task, self._run),
+                      field=f"{self._task.id}.{field}",
+                      secrets=self._engine.runtime.settings.secrets)
+
+    def run_block(self, block: str, *, window: int = 1) -> None:
+        self._engine._run_block(self._task, self._run.id, block, window)
+
+    def set_outputs(self, outputs: dict[str, Any]) -> None:
+        self._run.outputs.update(outputs)
+        self._engine.store.save_task_run(self._run)
+
+    def end(self, state: State, error: str | None = None) -> None:
+        self._engine._end_flowable(self._task, self._run, state, error)
+
+    def fail(self, message: str) -> None:
+        self._engine.store.append_log(LogEntry(
+            self._engine.execution.id, self._run.id, self._task.id, "ERROR", message))
+        self.end(State.FAILED, message)
