@@ -3,6 +3,7 @@ JSON shape, with no I/O (the store persists them)."""
 
 from __future__ import annotations
 
+import copy
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,8 +15,13 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def new_id() -> str:
-    """A 22-character random id, like Kestra's base62 UUIDs."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(22))
+    """A 22-character random id, like Kestra's base62 UUIDs (128 random bits)."""
+    number = int.from_bytes(secrets.token_bytes(16), "big")
+    digits = []
+    for _ in range(22):
+        number, digit = divmod(number, 62)
+        digits.append(_ALPHABET[digit])
+    return "".join(digits)
 
 
 @dataclass
@@ -24,6 +30,9 @@ class Attempt:
     exit_code: int | None = None
     error: str | None = None
     worker_id: str | None = None  # the Celery worker that ran it
+
+    def clone(self) -> Attempt:
+        return Attempt(self.state.clone(), self.exit_code, self.error, self.worker_id)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"state": self.state.to_json()}
@@ -55,6 +64,16 @@ class TaskRun:
     attempts: list[Attempt] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+
+    def clone(self) -> TaskRun:
+        """An independent copy (the in-memory store hands out copies), much
+        cheaper than copy.deepcopy on the hot path."""
+        return TaskRun(
+            id=self.id, execution_id=self.execution_id, namespace=self.namespace,
+            flow_id=self.flow_id, task_id=self.task_id, task_path=self.task_path,
+            parent_task_run_id=self.parent_task_run_id, value=self.value,
+            state=self.state.clone(), attempts=[a.clone() for a in self.attempts],
+            outputs=copy.deepcopy(self.outputs) if self.outputs else {}, error=self.error)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -7,7 +7,7 @@ import bisect
 import copy
 import threading
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from harrier.common.errors import ExecutionNotFound, FlowNotFound
@@ -78,7 +78,7 @@ class MemoryStore:
         with self._lock:
             self._executions[execution.id] = copy.deepcopy(execution)
             for run in execution.task_runs:
-                self._task_runs[execution.id][run.id] = copy.deepcopy(run)
+                self._task_runs[execution.id][run.id] = run.clone()
             self._changed.notify_all()
 
     def _get(self, execution_id: str) -> Execution:
@@ -91,7 +91,7 @@ class MemoryStore:
         with self._lock:
             execution = self._get(execution_id)
             head = copy.copy(execution)
-            head.state = copy.deepcopy(execution.state)
+            head.state = execution.state.clone()
             head.task_runs = []
             head.halted = self._halted.get(execution_id)
             return head
@@ -176,12 +176,12 @@ class MemoryStore:
             keys = self._run_keys[execution_id]
             existing = keys.get((task_run.task_id, task_run.value or ""))
             if existing is not None:
-                return copy.deepcopy(self._task_runs[execution_id][existing])
+                return self._task_runs[execution_id][existing].clone()
             keys[(task_run.task_id, task_run.value or "")] = task_run.id
-            self._task_runs[execution_id][task_run.id] = copy.deepcopy(task_run)
+            self._task_runs[execution_id][task_run.id] = task_run.clone()
             if task_run.state.current == State.RUNNING:
                 self._beats[(execution_id, task_run.id)] = now()
-            return copy.deepcopy(task_run)
+            return task_run.clone()
 
     def begin_task_run(self, execution_id: str, task_run: TaskRun
                        ) -> tuple[TaskRun, bool, Execution]:
@@ -192,7 +192,7 @@ class MemoryStore:
     def task_run(self, execution_id: str, task_run_id: str) -> TaskRun:
         with self._lock:
             try:
-                return copy.deepcopy(self._task_runs[execution_id][task_run_id])
+                return self._task_runs[execution_id][task_run_id].clone()
             except KeyError:
                 raise ExecutionNotFound(f"task run {task_run_id} of execution "
                                         f"{execution_id} not found") from None
@@ -203,11 +203,11 @@ class MemoryStore:
             run_id = self._run_keys.get(execution_id, {}).get((task_id, value or ""))
             if run_id is None:
                 return None
-            return copy.deepcopy(self._task_runs[execution_id][run_id])
+            return self._task_runs[execution_id][run_id].clone()
 
     def save_task_run(self, task_run: TaskRun) -> None:
         with self._lock:
-            self._task_runs[task_run.execution_id][task_run.id] = copy.deepcopy(task_run)
+            self._task_runs[task_run.execution_id][task_run.id] = task_run.clone()
             if not task_run.state.current.terminated:
                 self._ended[task_run.execution_id].discard(task_run.id)  # reopened
             if task_run.state.current == State.RUNNING:
@@ -217,7 +217,7 @@ class MemoryStore:
     def task_runs(self, execution_id: str) -> list[TaskRun]:
         with self._lock:
             runs = self._task_runs.get(execution_id, {}).values()
-            return sorted((copy.deepcopy(r) for r in runs), key=_started)
+            return sorted((r.clone() for r in runs), key=_started)
 
     def reset_task_runs(self, execution_id: str, task_run_ids: list[str]) -> None:
         with self._lock:
@@ -240,14 +240,14 @@ class MemoryStore:
             started = blocks[block.key] = _Block(total=total, next=width)
             return started.progress(tuple(range(width)))
 
-    def end_task_run(self, task_run: TaskRun, block: BlockRef, *,
-                     may_continue: bool) -> BlockProgress | None:
+    def end_task_run(self, task_run: TaskRun, block: BlockRef, *, may_continue: bool,
+                     finish: bool = False) -> BlockProgress | None:
         with self._lock:
             ended = self._ended[task_run.execution_id]
             if task_run.id in ended:
                 return None
             ended.add(task_run.id)
-            self._task_runs[task_run.execution_id][task_run.id] = copy.deepcopy(task_run)
+            self._task_runs[task_run.execution_id][task_run.id] = task_run.clone()
             self._beats.pop((task_run.execution_id, task_run.id), None)
             self._changed.notify_all()
             state = task_run.state.current
@@ -260,7 +260,13 @@ class MemoryStore:
             if may_continue and not counters.stopped and counters.next < counters.total:
                 claimed = (counters.next,)
                 counters.next += 1
-            return counters.progress(claimed)
+            progress = counters.progress(claimed)
+            execution = self._executions.get(task_run.execution_id)
+            if finish and progress.done and progress.state in (State.SUCCESS, State.WARNING) \
+                    and execution is not None and execution.state.current == State.RUNNING:
+                transition(execution.state, progress.state)
+                progress = replace(progress, finished=progress.state)
+            return progress
 
     def block_progress(self, block: BlockRef) -> BlockProgress | None:
         with self._lock:

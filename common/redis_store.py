@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -398,19 +399,22 @@ class RedisStore:
                                     args=[block.key, total, window])
         return _progress(raw, tuple(range(int(raw[4]))))
 
-    def end_task_run(self, task_run: TaskRun, block: BlockRef, *,
-                     may_continue: bool) -> BlockProgress | None:
+    def end_task_run(self, task_run: TaskRun, block: BlockRef, *, may_continue: bool,
+                     finish: bool = False) -> BlockProgress | None:
         execution_id = task_run.execution_id
         with self._errors():
             raw = self._end_run(
-                keys=[self._k("exec", execution_id, suffix) for suffix in
-                      ("runs", "ended", "blocks", "beats")],
+                keys=[*self._execution_keys(execution_id), self._k("exec", execution_id, "done")],
                 args=[task_run.id, json.dumps(task_run.to_json()), task_run.state.current.value,
-                      block.key, "1" if may_continue else "0"])
+                      block.key, "1" if may_continue else "0", "1" if finish else "0",
+                      repr(now().timestamp()), self.retention])
         if not raw:
             return None
         claimed = int(raw[4])
-        return _progress(raw, () if claimed < 0 else (claimed,))
+        progress = _progress(raw, () if claimed < 0 else (claimed,))
+        if raw[10]:
+            progress = replace(progress, finished=State(raw[10].decode()))
+        return progress
 
     def block_progress(self, block: BlockRef) -> BlockProgress | None:
         prefix = f"{block.key}\x1f"

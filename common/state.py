@@ -98,6 +98,10 @@ class StateRecord:
     current: State = State.CREATED
     histories: list[StateHistory] = field(default_factory=list)
 
+    def clone(self) -> StateRecord:
+        # History entries are never changed once appended: sharing them is safe.
+        return StateRecord(self.current, list(self.histories))
+
     @classmethod
     def start(cls, state: State = State.CREATED, at: datetime | None = None) -> StateRecord:
         return cls(state, [StateHistory(state, at or now())])

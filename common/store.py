@@ -52,6 +52,8 @@ class BlockProgress:
     stopped: bool
     counts: dict[str, int]
     claimed: tuple[int, ...] = ()  # the tasks this very call started (indexes)
+    # end_task_run(finish=True) ended the execution too, in this state.
+    finished: State | None = None
 
     @property
     def done(self) -> bool:
@@ -129,8 +131,10 @@ class ExecutionStore(Protocol):
     def start_block(self, block: BlockRef, total: int, window: int) -> BlockProgress: ...
     # End a task run (a terminal state) and count it in its block; with
     # `may_continue`, claim the block's next task. None: the run had already ended.
-    def end_task_run(self, task_run: TaskRun, block: BlockRef, *,
-                     may_continue: bool) -> BlockProgress | None: ...
+    # `finish` (the flow's `tasks` of a flow with nothing to do after them): when
+    # this ends the block with no failure, end the RUNNING execution in the same step.
+    def end_task_run(self, task_run: TaskRun, block: BlockRef, *, may_continue: bool,
+                     finish: bool = False) -> BlockProgress | None: ...
     def block_progress(self, block: BlockRef) -> BlockProgress | None: ...
     # Restart: put a block run back where it stands after some of its runs reset
     # (None: forget it, so that it starts again from its first task).

@@ -66,6 +66,10 @@ class Engine:
         # recursion: a flow of many flowables that end at once stays shallow.
         self._todo: deque[Callable[[], None]] = deque()
         self._busy = False
+        # Nothing to do after the flow's tasks end well (no errors, finally,
+        # outputs, retry or concurrency slot): their last end ends the execution.
+        self._plain = not (flow.errors or flow.finally_ or flow.outputs or flow.retry
+                           or flow.concurrency)
 
     @classmethod
     def load(cls, runtime: Runtime, execution_id: str) -> Engine:
@@ -88,6 +92,7 @@ class Engine:
         progress = self.store.block_progress(self._block_ref("", "tasks"))
         state = progress.state if progress is not None else State.SUCCESS
         self._do(lambda: self._flow_block_ended("tasks", state))
+
 
     def send_task(self, task: Task, parent_run_id: str, value: str | None = None) -> None:
         """Send a plain task's message (a rerun of a failed one)."""
@@ -154,9 +159,14 @@ class Engine:
     def _node_ended(self, task: Task, run: TaskRun) -> None:
         node = self.index.node(task.id)
         ref = self._block_ref(run.parent_task_run_id or "", node.block)
-        progress = self.store.end_task_run(run, ref, may_continue=not self.stopping)
+        progress = self.store.end_task_run(
+            run, ref, may_continue=not self.stopping,
+            finish=node.owner is None and node.block == "tasks" and self._plain)
         if progress is None:
             return  # ended by someone else, who went on from there
+        if progress.finished is not None:
+            self.execution.state.current = progress.finished  # ended in the same step
+            return
         self._after(task, run.parent_task_run_id or "", progress)
 
     def _after(self, task: Task, parent_run_id: str, progress: BlockProgress) -> None:
@@ -311,8 +321,9 @@ class Engine:
 
     # -- the flow's own blocks: tasks, then errors after a failure, then finally
     def _flow_block_ended(self, block: str, state: State) -> None:
-        if not self.stopping:
-            self._refresh_state()  # a kill may have come meanwhile
+        more = self.flow.finally_ or (block == "tasks" and (self.flow.errors or self.flow.retry))
+        if more and not self.stopping:
+            self._refresh_state()  # a kill meanwhile: no errors, finally or retry
         failed = state in (State.FAILED, State.KILLED)
         if block == "tasks" and state == State.FAILED and not self.stopping and \
                 self.flow.retry is not None and self._retry_flow():
@@ -323,10 +334,10 @@ class Engine:
         if block in ("tasks", "errors") and not self.stopping and self.flow.finally_:
             self._run_block(None, "", "finally", 1)
             return
-        self._finalize()
+        self._finalize(block, state)
 
-    def _finalize(self) -> None:
-        result = self._final_state()
+    def _finalize(self, last_block: str, last_state: State) -> None:
+        result = self._final_state(last_block, last_state)
         error = None
         if result in (State.SUCCESS, State.WARNING) and self.flow.outputs:
             outputs, error = self._flow_outputs()
@@ -339,22 +350,30 @@ class Engine:
             # Nothing ran (every task disabled): pass through RUNNING as Kestra does.
             self.store.change_execution_state(self.execution.id, State.RUNNING,
                                               only_from=_NOT_STARTED)
-        if not self.store.change_execution_state(
-                self.execution.id, result, error=error,
-                only_from=(State.RUNNING, State.KILLING, State.RETRYING, *_NOT_STARTED)):
-            return  # ended already (a kill with nothing running, or a replay)
+        alive = (State.KILLING,) if result == State.KILLED else (
+            State.RUNNING, State.RETRYING, *_NOT_STARTED)
+        if not self.store.change_execution_state(self.execution.id, result, error=error,
+                                                 only_from=alive):
+            # A kill came while the last tasks ended (it wins), or it ended already
+            # (a kill with nothing running, a replay).
+            if result == State.KILLED or not self.store.change_execution_state(
+                    self.execution.id, State.KILLED, only_from=(State.KILLING,)):
+                return
+            result = State.KILLED
         self.execution.state.current = result
         release_slot(self.store, self.runtime.app, self.execution.id, self.flow,
                      self.runtime.flow)
 
-    def _final_state(self) -> State:
+    def _final_state(self, last_block: str, last_state: State) -> State:
         if self.stopping:
             return State.KILLED
-        states = []
+        states = [last_state]
+        # The flow's other blocks that ran before this one (errors, finally).
         for block in ("tasks", "errors", "finally"):
-            progress = self.store.block_progress(self._block_ref("", block))
-            if progress is not None:
-                states.append(progress.state)
+            if block != last_block and self.index.block(None, block):
+                progress = self.store.block_progress(self._block_ref("", block))
+                if progress is not None:
+                    states.append(progress.state)
         for state in (State.FAILED, State.KILLED, State.WARNING):
             if state in states:
                 return state if state != State.KILLED else State.FAILED

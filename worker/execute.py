@@ -5,7 +5,6 @@ record the outcome and hand over to the engine for what follows."""
 from __future__ import annotations
 
 import logging
-import shutil
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from harrier.worker.kill_watch import LEASE_SECONDS
 from harrier.worker.runners.registry import runner_for
 from harrier.worker.runtime import Runtime
 from harrier.worker.tasks.conditions import is_true
+from harrier.worker.workdirs import remove_later
 
 log = logging.getLogger(__name__)
 
@@ -165,13 +165,14 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
 
 @contextmanager
 def _scratch(workdir: Path, *, keep: bool) -> Iterator[None]:
-    """The attempt's working directory goes away with the attempt, unless the
-    task declared outputFiles (their paths are outputs later tasks may read)."""
+    """The attempt's working directory goes away with the attempt (just after
+    it, in the background), unless the task declared outputFiles (their paths
+    are outputs later tasks may read)."""
     try:
         yield
     finally:
         if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_later(workdir)
 
 
 def _failed(engine: Engine, task: Task, run: TaskRun, message: str, write_log: Any, *,
