@@ -59,7 +59,8 @@ def run_task_message(flow: FlowRef, execution_id: str, task: Task,
 
 
 def advance_message(flow: FlowRef, execution_id: str, action: str,
-                    task_id: str | None = None, parent: str | None = None) -> Signature:
+                    task_id: str | None = None, parent: str | None = None,
+                    **details: object) -> Signature:
     """Ask a worker to move an execution on: `start` it, `start_task` (a
     flowable, after a restart), `finish` (its errors and finally tasks),
     `retry_task` (what failed under a flowable with a retry: `task_id` is its
@@ -69,6 +70,7 @@ def advance_message(flow: FlowRef, execution_id: str, action: str,
         kwargs["task_id"] = task_id
     if parent is not None:
         kwargs["parent"] = parent
+    kwargs.update(details)  # complete_task: state, outputs, error
     return app.signature(ADVANCE, args=(execution_id, action), kwargs=kwargs, immutable=True,
                          **_reprs((execution_id, action), kwargs),
                          queue=DEFAULT_QUEUE,

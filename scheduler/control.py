@@ -13,6 +13,7 @@ from harrier.common.settings import Settings
 from harrier.common.state import State, transition
 from harrier.common.store import ExecutionStore
 from harrier.common.task import FlowableTask, Task
+from harrier.worker.context import WAITING
 from harrier.worker.engine import Engine
 from harrier.worker.rerun import has_failed_tasks, rerun_failed
 from harrier.worker.runtime import Runtime
@@ -26,7 +27,7 @@ class NothingToRestart(ExecutionConflict):
     """A restart found no failed task to run again (Kestra answers 422)."""
 
 
-_WAITING = (State.CREATED, State.RETRYING, State.RESTARTED)
+_WAITING = (State.CREATED, State.RETRYING, State.RESTARTED, State.PAUSED)
 
 
 def kill_execution(store: ExecutionStore, execution_id: str, *, app: Celery | None = None,
@@ -46,7 +47,10 @@ def kill_execution(store: ExecutionStore, execution_id: str, *, app: Celery | No
         task = _task_of(engine, run)
         if task is None or isinstance(task, FlowableTask):
             continue  # a flowable ends when its children have
-        if run.state.current in _WAITING:
+        if run.state.current in _WAITING or WAITING in run.outputs:
+            if run.attempts and not run.attempts[-1].state.current.terminated:
+                transition(run.attempts[-1].state, State.KILLED,
+                           what=f"attempt of {run.task_id}")
             transition(run.state, State.KILLED, what=f"task {run.task_id}")
             engine.task_ended(task, run)
         elif run.state.current == State.RUNNING:

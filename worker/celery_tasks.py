@@ -46,11 +46,14 @@ def run_task(self: CeleryTask, execution_id: str, task_id: str, flow: list[Any],
 
 @app.task(name=ADVANCE, **_OPTIONS)
 def advance(execution_id: str, action: str, flow: list[Any] | None = None,
-            task_id: str | None = None, parent: str | None = None) -> str:
+            task_id: str | None = None, parent: str | None = None,
+            state: str | None = None, outputs: dict[str, Any] | None = None,
+            error: str | None = None) -> str:
     """Move an execution on outside of a task: `start` runs the flow's first
     block (when it begins with a flowable, or has nothing to run); after a
     restart, `start_task` starts a flowable again and `finish` goes on from the
-    end of the flow's tasks (its errors and finally tasks)."""
+    end of the flow's tasks (its errors and finally tasks); `complete_task`
+    ends a waiting task run (`task_id` is the run) in `state`."""
     engine = Engine.load(current(), execution_id)
     if action == "start":
         engine.start()
@@ -60,6 +63,8 @@ def advance(execution_id: str, action: str, flow: list[Any] | None = None,
         engine.finish()
     elif action == "retry_task" and task_id is not None:
         _retry_flowable(engine, task_id)
+    elif action == "complete_task" and task_id is not None and state is not None:
+        engine.complete_task(task_id, State(state), outputs, error)
     elif action == "retry_flow":
         if engine.store.change_execution_state(execution_id, State.RUNNING,
                                                only_from=(State.RETRYING,)):

@@ -12,8 +12,23 @@ from typing import Any
 from harrier.common.execution import Execution, TaskRun
 from harrier.common.flow import Flow
 from harrier.common.settings import Settings
+from harrier.common.state import State
 from harrier.common.store import ExecutionStore
 from harrier.worker.runners.base import TaskRunner
+
+WAITING = "_waiting"  # the key a waiting run keeps in its outputs, with the reason
+
+
+@dataclass
+class Waiting:
+    """What a task's run() returns when it is not done and nothing should run
+    meanwhile (a Pause, a Subflow waiting for its child): the run stays in
+    `state` (RUNNING or PAUSED) with `outputs`, holds no worker slot, and ends
+    when Engine.complete_task is called (an `advance` message: complete_task)."""
+
+    reason: str
+    state: State = State.RUNNING
+    outputs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

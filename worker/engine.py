@@ -39,6 +39,7 @@ from harrier.common.state import State, StateRecord, now, transition
 from harrier.common.store import BlockProgress, BlockRef
 from harrier.common.task import FlowableTask, FlowControl, Task
 from harrier.common.templating import render
+from harrier.worker.context import WAITING
 from harrier.worker.runtime import Runtime
 from harrier.worker.tasks.conditions import is_true
 from harrier.worker.template_context import StoredOutputs, build_context
@@ -98,6 +99,25 @@ class Engine:
         """Send a plain task's message (a rerun of a failed one)."""
         self._messages.append(run_task_message(self.flow_ref, self.execution.id, task,
                                                parent_run_id or None, value))
+
+    def complete_task(self, run_id: str, state: State, outputs: dict[str, Any] | None = None,
+                      error: str | None = None) -> bool:
+        """End a task run that was waiting (see worker.context.Waiting): a resumed
+        Pause, a Subflow whose child ended. False if it had ended already."""
+        run = self.store.task_run(self.execution.id, run_id)
+        if run.state.current.terminated:
+            return False
+        run.outputs = {k: v for k, v in {**run.outputs, **(outputs or {})}.items()
+                       if k != WAITING}
+        if run.attempts and not run.attempts[-1].state.current.terminated:
+            transition(run.attempts[-1].state, state, what=f"attempt of {run.task_id}")
+            run.attempts[-1].error = error
+        if run.state.current == State.PAUSED and state != State.KILLED:
+            transition(run.state, State.RUNNING, what=f"task {run.task_id}")
+        transition(run.state, state, what=f"task {run.task_id}")
+        run.error = error
+        self.task_ended(self.index.task(run.task_id), run)
+        return True
 
     def task_ended(self, task: Task, run: TaskRun) -> None:
         """`run` (of a plain task) has reached its terminal state: record it and go on."""

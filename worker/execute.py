@@ -20,7 +20,7 @@ from harrier.common.execution import Attempt, LogEntry, TaskRun, new_id
 from harrier.common.state import State, StateRecord, now, transition
 from harrier.common.task import Task
 from harrier.common.templating import mask_secrets, render
-from harrier.worker.context import TaskContext
+from harrier.worker.context import WAITING, TaskContext, Waiting
 from harrier.worker.engine import Engine
 from harrier.worker.kill_watch import LEASE_SECONDS
 from harrier.worker.runners.registry import runner_for
@@ -81,6 +81,8 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
             transition(run.attempts[-1].state, State.KILLED, what=f"attempt of {task_id}")
         return _end(engine, task, run, State.KILLED, "killed")
 
+    if WAITING in run.outputs:
+        return Outcome(state=run.state.current)  # it waits to be completed, not run again
     fresh = created and attempt is not None  # created RUNNING by this delivery
     previous: dict[str, Any] = {}
     if not fresh and run.attempts and run.attempts[-1].state.current == State.RUNNING:
@@ -157,6 +159,8 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         message = f"internal error: {type(exc).__name__}: {exc}"
         write_log("ERROR", "".join(traceback.format_exception(exc)).rstrip())
         return _failed(engine, task, run, message, write_log, retryable=True, exit_code=None)
+    if isinstance(outputs, Waiting):
+        return _wait(engine, run, outputs)
     run.outputs = {**{k: v for k, v in run.outputs.items() if k == "_checkpoint"},
                    **(outputs or {})}
     warn = task.retry is not None and task.retry.warning_on_retry and len(run.attempts) > 1
@@ -202,6 +206,16 @@ def _failed(engine: Engine, task: Task, run: TaskRun, message: str, write_log: A
     if task.allow_failure:
         return _end(engine, task, run, State.WARNING, message, attempt_state=State.FAILED)
     return _end(engine, task, run, State.FAILED, message)
+
+
+def _wait(engine: Engine, run: TaskRun, waiting: Waiting) -> Outcome:
+    """The task is not done: its run stays live, marked waiting (no heartbeat is
+    expected from it), until Engine.complete_task ends it."""
+    run.outputs = {**run.outputs, **waiting.outputs, WAITING: waiting.reason}
+    if waiting.state != run.state.current:
+        transition(run.state, waiting.state, what=f"task {run.task_id}")
+    engine.store.save_task_run(run)
+    return Outcome(state=waiting.state)
 
 
 def _end(engine: Engine, task: Task, run: TaskRun, state: State, error: str | None,
