@@ -143,6 +143,7 @@ class MemoryStore:
                 and (not query.states or e.state.current in query.states)
                 and (query.start_after is None or e.start_date >= query.start_after)
                 and (query.start_before is None or e.start_date < query.start_before)
+                and all(e.labels.get(key) == value for key, value in query.labels)
             ]
             found.sort(key=lambda e: e.start_date, reverse=True)
             page = found[query.offset:query.offset + query.limit]
@@ -320,6 +321,19 @@ class MemoryStore:
                 self._changed.wait_for(lambda: pending() or ended(), timeout=block)
                 found = pending()
             return found
+
+    def read_logs_before(self, execution_id: str, before: str | None = None, *,
+                         limit: int = 1000) -> list[LogEntry]:
+        with self._lock:
+            entries = self._logs.get(execution_id, [])
+            # Ids are zero-padded counters: the list is sorted by id.
+            end = len(entries) if before is None else bisect.bisect_left(
+                entries, before, key=lambda e: e.id)
+            return list(entries[max(0, end - limit):end])
+
+    def count_logs(self, execution_id: str) -> int:
+        with self._lock:
+            return len(self._logs.get(execution_id, []))
 
     def ping(self) -> None:
         return None

@@ -48,12 +48,16 @@ class RedisStore:
         self.prefix = prefix
         self.retention = retention_seconds
         self._put_flow = client.register_script(lua_script("harrier.common", "put_flow"))
+        # The scripts that change an execution's state keep its state indexes in step.
+        state_index = lua_script("harrier.common", "state_index")
         self._task_run = client.register_script(
-            lua_script("harrier.common", "get_or_create_task_run"))
+            state_index + lua_script("harrier.common", "get_or_create_task_run"))
         self._change_state = client.register_script(
-            lua_script("harrier.common", "change_execution_state"))
-        self._begin_run = client.register_script(lua_script("harrier.common", "begin_task_run"))
-        self._end_run = client.register_script(lua_script("harrier.common", "end_task_run"))
+            state_index + lua_script("harrier.common", "change_execution_state"))
+        self._begin_run = client.register_script(
+            state_index + lua_script("harrier.common", "begin_task_run"))
+        self._end_run = client.register_script(
+            state_index + lua_script("harrier.common", "end_task_run"))
         self._start_block = client.register_script(lua_script("harrier.common", "start_block"))
         self._find_run = client.register_script(lua_script("harrier.common", "find_task_run"))
         # Revisions never change once written: remember the ones we have read.
@@ -169,29 +173,58 @@ class RedisStore:
         score = execution.start_date.timestamp()
         data = execution.to_json()
         data.pop("taskRunList")
+        state = execution.state.current.value
+        prefixes = self._state_prefixes(execution.namespace, execution.flow_id)
         with self._errors():
             pipe = self.redis.pipeline()
             pipe.hset(self._k("exec", execution.id), mapping={
-                "doc": json.dumps(data), "state": execution.state.current.value})
+                "doc": json.dumps(data), "state": state, "score": repr(score),
+                "sidx": "\n".join(prefixes)})
             pipe.rpush(self._k("exec", execution.id, "history"),
                        *(_history_entry(h.state, h.date) for h in execution.state.histories))
-            pipe.zadd(self._k("execs"), {execution.id: score})
-            pipe.zadd(self._k("execs", execution.namespace), {execution.id: score})
-            pipe.zadd(self._k("execs", execution.namespace, execution.flow_id),
-                      {execution.id: score})
+            for index in self._scope_indexes(execution.namespace, execution.flow_id):
+                pipe.zadd(index, {execution.id: score})
+            for prefix in prefixes:
+                pipe.zadd(f"{prefix}|{state}", {execution.id: score})
+            for key, value in execution.labels.items():
+                pipe.zadd(self._label_index(key, value), {execution.id: score})
             pipe.execute()
+
+    # -- search indexes: sorted sets of execution ids scored by start time, by
+    # scope (all, namespace, flow), by scope and state (moved by the Lua scripts
+    # that change states, see state_index.lua) and by label. A search reads one
+    # window of one index (or merges a few), so it never scans all history.
+    def _scope_indexes(self, namespace: str, flow_id: str) -> tuple[str, str, str]:
+        return (self._k("execs"), self._k("execs", namespace),
+                self._k("execs", namespace, flow_id))
+
+    def _state_prefixes(self, namespace: str, flow_id: str) -> tuple[str, str, str]:
+        return (self._k("sx"), self._k("sx", namespace), self._k("sx", namespace, flow_id))
+
+    def _label_index(self, key: str, value: str) -> str:
+        return self._k("lx", f"{key}\x00{value}")
 
     def get_execution(self, execution_id: str) -> Execution:
         # One round trip: the document, the live fields, the history, the task runs.
         with self._errors():
             pipe = self.redis.pipeline(transaction=False)
-            pipe.hmget(self._k("exec", execution_id), "doc", "state", "halted", "error",
-                       "outputs")
-            pipe.lrange(self._k("exec", execution_id, "history"), 0, -1)
-            pipe.hvals(self._k("exec", execution_id, "runs"))
-            (doc, state, halted, error, outputs), history, runs = pipe.execute()
-        if doc is None:
+            self._queue_execution_read(pipe, execution_id)
+            execution = self._execution_from(*pipe.execute())
+        if execution is None:
             raise ExecutionNotFound(f"execution {execution_id} not found")
+        return execution
+
+    def _queue_execution_read(self, pipe: Any, execution_id: str) -> None:
+        pipe.hmget(self._k("exec", execution_id), "doc", "state", "halted", "error", "outputs")
+        pipe.lrange(self._k("exec", execution_id, "history"), 0, -1)
+        pipe.hvals(self._k("exec", execution_id, "runs"))
+
+    @staticmethod
+    def _execution_from(fields: list[Any], history: list[bytes],
+                        runs: list[bytes]) -> Execution | None:
+        doc, state, halted, error, outputs = fields
+        if doc is None:
+            return None
         data = json.loads(doc)
         data["taskRunList"] = []
         execution = Execution.from_json(data)
@@ -259,46 +292,111 @@ class RedisStore:
             self.redis.hset(self._k("exec", execution_id), "outputs", json.dumps(outputs))
 
     def search_executions(self, query: ExecutionQuery) -> tuple[list[Execution], int]:
-        if query.namespace and query.flow_id:
-            index = self._k("execs", query.namespace, query.flow_id)
-        elif query.namespace:
-            index = self._k("execs", query.namespace)
-        else:
-            index = self._k("execs")
         low = query.start_after.timestamp() if query.start_after else "-inf"
         high = f"({query.start_before.timestamp()}" if query.start_before else "+inf"
+        if query.labels:
+            return self._search_by_label(query, low, high)
+        scope = 2 if query.namespace and query.flow_id else 1 if query.namespace else 0
+        if query.states:
+            prefix = self._state_prefixes(query.namespace or "", query.flow_id or "")[scope]
+            indexes = [f"{prefix}|{state.value}" for state in dict.fromkeys(query.states)]
+        else:
+            indexes = [self._scope_indexes(query.namespace or "", query.flow_id or "")[scope]]
+        end = query.offset + query.limit
         with self._errors():
-            ids = [i.decode() for i in self.redis.zrevrangebyscore(index, high, low)]
-            if query.states:
-                pipe = self.redis.pipeline()
-                for execution_id in ids:
-                    pipe.hget(self._k("exec", execution_id), "state")
-                states = pipe.execute()
-                wanted = {s.value for s in query.states}
-                ids = [i for i, s in zip(ids, states, strict=True)
-                       if s is not None and s.decode() in wanted]
-        found: list[Execution] = []
-        for execution_id in ids[query.offset:query.offset + query.limit]:
-            try:
-                found.append(self.get_execution(execution_id))
-            except ExecutionNotFound:
-                self._forget(execution_id)  # expired by retention: drop from the indexes
-        return found, len(ids)
+            pipe = self.redis.pipeline(transaction=False)
+            for index in indexes:
+                pipe.zcount(index, low, high)
+            for index in indexes:
+                # One index: the page itself; several: each one's first `end`, merged.
+                start = query.offset if len(indexes) == 1 else 0
+                count = query.limit if len(indexes) == 1 else end
+                pipe.zrevrangebyscore(index, high, low, start=start, num=count,
+                                      withscores=True)
+            replies = pipe.execute()
+        total = sum(replies[:len(indexes)])
+        hits = [(score, member.decode(), index)
+                for index, found in zip(indexes, replies[len(indexes):], strict=True)
+                for member, score in found]
+        if len(indexes) > 1:
+            hits.sort(key=lambda hit: (hit[0], hit[1]), reverse=True)
+            hits = hits[query.offset:end]
+        found = self._get_many([(execution_id, index) for _, execution_id, index in hits])
+        return found, total
 
-    def _forget(self, execution_id: str) -> None:
+    def _search_by_label(self, query: ExecutionQuery, low: float | str,
+                         high: float | str) -> tuple[list[Execution], int]:
+        """Labels are selective: walk the first label's window and check the
+        rest of the query on each candidate's small fields."""
+        (key, value), *others = query.labels
+        index = self._label_index(key, value)
+        wanted_states = {s.value for s in query.states}
+        matches: list[str] = []
+        chunk, start = 2000, 0
+        while True:
+            with self._errors():
+                ids = [m.decode() for m in self.redis.zrevrangebyscore(
+                    index, high, low, start=start, num=chunk)]
+                pipe = self.redis.pipeline(transaction=False)
+                for execution_id in ids:
+                    pipe.hmget(self._k("exec", execution_id), "doc", "state")
+                fields = pipe.execute()
+            for execution_id, (doc, state) in zip(ids, fields, strict=True):
+                if doc is None:
+                    self._forget(execution_id, [index])
+                    continue
+                data = json.loads(doc)
+                labels = {lab["key"]: lab["value"] for lab in data.get("labels") or []}
+                if ((query.namespace and data["namespace"] != query.namespace)
+                        or (query.flow_id and data["flowId"] != query.flow_id)
+                        or (wanted_states and state.decode() not in wanted_states)
+                        or any(labels.get(k) != v for k, v in others)):
+                    continue
+                matches.append(execution_id)
+            if len(ids) < chunk:
+                break
+            start += chunk
+        page = matches[query.offset:query.offset + query.limit]
+        return self._get_many([(execution_id, index) for execution_id in page]), len(matches)
+
+    def _get_many(self, wanted: list[tuple[str, str]]) -> list[Execution]:
+        """Executions in one round trip; (id, index it was found in) pairs, so an
+        execution expired by retention is dropped from that index."""
+        if not wanted:
+            return []
         with self._errors():
-            for key in self.redis.scan_iter(self._k("execs*")):
-                self.redis.zrem(key, execution_id)
+            pipe = self.redis.pipeline(transaction=False)
+            for execution_id, _ in wanted:
+                self._queue_execution_read(pipe, execution_id)
+            replies = pipe.execute()
+        found: list[Execution] = []
+        for position, (execution_id, index) in enumerate(wanted):
+            parts = replies[position * 3:position * 3 + 3]
+            execution = self._execution_from(*parts)
+            if execution is None:
+                self._forget(execution_id, [index])
+            else:
+                found.append(execution)
+        return found
+
+    def _forget(self, execution_id: str, indexes: list[str]) -> None:
+        with self._errors():
+            for index in indexes:
+                self.redis.zrem(index, execution_id)
 
     def delete_execution(self, execution_id: str) -> None:
         execution = self.get_execution(execution_id)
+        state = execution.state.current.value
         with self._errors():
             pipe = self.redis.pipeline()
             for suffix in (*_EXECUTION_KEYS, ("done",)):
                 pipe.delete(self._k("exec", execution_id, *suffix))
-            pipe.zrem(self._k("execs"), execution_id)
-            pipe.zrem(self._k("execs", execution.namespace), execution_id)
-            pipe.zrem(self._k("execs", execution.namespace, execution.flow_id), execution_id)
+            for index in self._scope_indexes(execution.namespace, execution.flow_id):
+                pipe.zrem(index, execution_id)
+            for prefix in self._state_prefixes(execution.namespace, execution.flow_id):
+                pipe.zrem(f"{prefix}|{state}", execution_id)
+            for key, value in execution.labels.items():
+                pipe.zrem(self._label_index(key, value), execution_id)
             pipe.execute()
 
     def wait_terminal(self, execution_id: str, timeout: float) -> Execution:
@@ -480,6 +578,18 @@ class RedisStore:
                 items = self.redis.xrange(key, low, "+", count=limit)
         return [LogEntry.from_json(json.loads(fields[b"e"]), id=entry_id.decode())
                 for entry_id, fields in items]
+
+    def read_logs_before(self, execution_id: str, before: str | None = None, *,
+                         limit: int = 1000) -> list[LogEntry]:
+        key = self._k("exec", execution_id, "logs")
+        with self._errors():
+            items = self.redis.xrevrange(key, f"({before}" if before else "+", "-", count=limit)
+        return [LogEntry.from_json(json.loads(fields[b"e"]), id=entry_id.decode())
+                for entry_id, fields in reversed(items)]
+
+    def count_logs(self, execution_id: str) -> int:
+        with self._errors():
+            return int(self.redis.xlen(self._k("exec", execution_id, "logs")))
 
     def ping(self) -> None:
         with self._errors():

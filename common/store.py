@@ -75,6 +75,8 @@ class ExecutionQuery:
     states: tuple[State, ...] = ()
     start_after: datetime | None = None
     start_before: datetime | None = None
+    # Every (key, value) must be among the execution's labels.
+    labels: tuple[tuple[str, str], ...] = ()
     limit: int = 25
     offset: int = 0
 
@@ -148,6 +150,11 @@ class ExecutionStore(Protocol):
     def append_log(self, entry: LogEntry) -> str: ...
     def read_logs(self, execution_id: str, after: str | None = None, *,
                   limit: int = 1000, block: float | None = None) -> list[LogEntry]: ...
+    # The `limit` entries just before `before` (the newest when None), oldest
+    # first: a log view shows its last screen without reading the whole log.
+    def read_logs_before(self, execution_id: str, before: str | None = None, *,
+                         limit: int = 1000) -> list[LogEntry]: ...
+    def count_logs(self, execution_id: str) -> int: ...
 
     def ping(self) -> None: ...
     def close(self) -> None: ...

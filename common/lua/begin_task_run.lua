@@ -10,6 +10,7 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return false end
 if state == 'CREATED' or state == 'QUEUED' or state == 'RESTARTED' then
   redis.call('HSET', KEYS[1], 'state', 'RUNNING')
+  reindex_state(KEYS[1], state, 'RUNNING')  -- search index by state (state_index.lua)
   redis.call('RPUSH', KEYS[#KEYS], ARGV[5])
   for i = 1, #KEYS do redis.call('PERSIST', KEYS[i]) end
   state = 'RUNNING'

@@ -8,6 +8,7 @@ if not string.find(',' .. ARGV[2] .. ',', ',' .. current .. ',', 1, true) then
   return {-2, current}
 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1])
+reindex_state(KEYS[1], current, ARGV[1])  -- search index by state (state_index.lua)
 redis.call('RPUSH', KEYS[#KEYS - 1], ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[4]) end
 if ARGV[7] == '1' then redis.call('HDEL', KEYS[1], 'halted') end

@@ -37,6 +37,7 @@ if ARGV[6] == '1' and ended >= nxt and (nxt >= total or stopped)
   if tonumber(counts[2] or '0') > 0 then final = 'WARNING' end
   if redis.call('HGET', KEYS[1], 'state') == 'RUNNING' then
     redis.call('HSET', KEYS[1], 'state', final)
+    reindex_state(KEYS[1], 'RUNNING', final)  -- search index by state (state_index.lua)
     redis.call('RPUSH', KEYS[8], final .. '|' .. ARGV[7])
     for i = 1, 8 do redis.call('EXPIRE', KEYS[i], ARGV[8]) end
     redis.call('RPUSH', KEYS[9], '1')

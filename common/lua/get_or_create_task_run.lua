@@ -6,6 +6,7 @@ if ARGV[5] ~= '' then
   local current = redis.call('HGET', KEYS[1], 'state')
   if current == 'CREATED' or current == 'QUEUED' or current == 'RESTARTED' then
     redis.call('HSET', KEYS[1], 'state', 'RUNNING')
+    reindex_state(KEYS[1], current, 'RUNNING')  -- search index by state (state_index.lua)
     redis.call('RPUSH', KEYS[#KEYS], ARGV[5])
     for i = 1, #KEYS do redis.call('PERSIST', KEYS[i]) end
   end

@@ -175,3 +175,94 @@ def test_a_task_run_created_running_records_its_first_heartbeat(store):
         id=new_id(), execution_id=execution.id, namespace="ns", flow_id="f",
         task_id="t", task_path="t", state=StateRecord.start(State.RUNNING)))
     assert store.last_beat(execution.id, run.id) is not None
+
+
+def _at(store, flow_id: str, minutes_ago: float, labels: dict[str, str] | None = None,
+        namespace: str = "ns") -> Execution:
+    from datetime import timedelta
+
+    from harrier.common.state import now
+    moment = now() - timedelta(minutes=minutes_ago)
+    execution = Execution(id=new_id(), namespace=namespace, flow_id=flow_id, flow_revision=1,
+                          labels=labels or {}, state=StateRecord.start(State.CREATED, moment))
+    store.create_execution(execution)
+    return execution
+
+
+def test_search_pages_newest_first_within_a_time_window(store):
+    from datetime import timedelta
+
+    from harrier.common.state import now
+    made = [_at(store, "f", minutes) for minutes in (50, 40, 30, 20, 10)]
+    found, total = store.search_executions(ExecutionQuery(limit=2, offset=1))
+    assert total == 5 and [e.id for e in found] == [made[3].id, made[2].id]
+    found, total = store.search_executions(ExecutionQuery(
+        start_after=now() - timedelta(minutes=35), start_before=now() - timedelta(minutes=15)))
+    assert total == 2 and [e.id for e in found] == [made[3].id, made[2].id]
+
+
+def test_search_by_state_follows_every_state_change(store):
+    first, second, third = (_at(store, "f", minutes) for minutes in (30, 20, 10))
+    store.change_execution_state(first.id, State.RUNNING)
+    store.change_execution_state(first.id, State.FAILED)
+    # The engine's own path to RUNNING: the first task run starts the execution.
+    store.get_or_create_task_run(second.id, TaskRun(
+        id=new_id(), execution_id=second.id, namespace="ns", flow_id="f", task_id="t",
+        task_path="t"), start_execution=True)
+
+    def ids(*states: State, **kwargs) -> tuple[list[str], int]:
+        found, total = store.search_executions(ExecutionQuery(states=states, **kwargs))
+        return [e.id for e in found], total
+
+    assert ids(State.FAILED) == ([first.id], 1)
+    assert ids(State.RUNNING) == ([second.id], 1)
+    assert ids(State.CREATED, namespace="ns", flow_id="f") == ([third.id], 1)
+    assert ids(State.RUNNING, State.FAILED, State.CREATED, limit=2, offset=1) == (
+        [second.id, first.id], 3)
+    assert ids(State.SUCCESS) == ([], 0)
+    store.change_execution_state(first.id, State.RESTARTED)
+    assert ids(State.FAILED) == ([], 0)
+    assert ids(State.RESTARTED, namespace="ns") == ([first.id], 1)
+
+
+def test_search_by_labels_combines_with_the_other_filters(store):
+    a = _at(store, "f", 30, {"team": "data", "env": "prod"})
+    b = _at(store, "g", 20, {"team": "data", "env": "dev"})
+    _at(store, "f", 10, {"team": "web"})
+    store.change_execution_state(b.id, State.RUNNING)
+
+    def ids(labels, **kwargs) -> list[str]:
+        found, total = store.search_executions(ExecutionQuery(labels=labels, **kwargs))
+        assert total == len(found)
+        return [e.id for e in found]
+
+    assert ids((("team", "data"),)) == [b.id, a.id]
+    assert ids((("team", "data"), ("env", "prod"))) == [a.id]
+    assert ids((("team", "data"),), flow_id="g", namespace="ns") == [b.id]
+    assert ids((("team", "data"),), states=(State.RUNNING,)) == [b.id]
+    assert ids((("team", "nobody"),)) == []
+
+
+def test_a_deleted_execution_leaves_every_index(store):
+    execution = _at(store, "f", 5, {"team": "data"})
+    store.change_execution_state(execution.id, State.RUNNING)
+    store.change_execution_state(execution.id, State.SUCCESS)
+    store.delete_execution(execution.id)
+    for query in (ExecutionQuery(), ExecutionQuery(states=(State.SUCCESS,)),
+                  ExecutionQuery(labels=(("team", "data"),)),
+                  ExecutionQuery(namespace="ns", flow_id="f")):
+        assert store.search_executions(query) == ([], 0)
+
+
+def test_the_last_log_lines_are_read_without_reading_the_whole_log(store):
+    execution = new_execution(store)
+    ids = [store.append_log(LogEntry(execution.id, None, "t", "INFO", f"line {i}"))
+           for i in range(10)]
+    assert store.count_logs(execution.id) == 10
+    assert [e.message for e in store.read_logs_before(execution.id, limit=3)] == [
+        "line 7", "line 8", "line 9"]
+    assert [e.message for e in store.read_logs_before(execution.id, ids[7], limit=3)] == [
+        "line 4", "line 5", "line 6"]
+    assert [e.id for e in store.read_logs_before(execution.id, ids[1])] == [ids[0]]
+    assert store.read_logs_before(execution.id, ids[0]) == []
+    assert store.read_logs_before("unknown") == [] and store.count_logs("unknown") == 0
