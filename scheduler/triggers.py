@@ -23,7 +23,8 @@ from harrier.scheduler.flow_catalog import (
     trigger_key_text,
 )
 from harrier.scheduler.schedule_heap import ScheduleHeap
-from harrier.scheduler.tick_claim import last_fired_many
+from harrier.scheduler.tick_claim import last_fired_many, record_fired
+from harrier.scheduler.trigger_state import RedisTriggerStates, TriggerStates
 
 log = logging.getLogger("harrier.scheduler.triggers")
 
@@ -56,9 +57,12 @@ class TriggerLoop:
     def __init__(self, catalog: FlowCatalog, context: FireContext, *,
                  clock: Clock = utc_now, recover_limit: int = DEFAULT_RECOVER_LIMIT,
                  max_sleep: float = 1.0, backfill_batch: int = 100,
-                 fire_threads: int = 4) -> None:
+                 fire_threads: int = 4, states: TriggerStates | None = None) -> None:
         self.catalog = catalog
         self.context = context
+        # Triggers disabled at run time (UI, API): their ticks pass without firing.
+        self.states = states if states is not None else RedisTriggerStates(context.redis)
+        self._disabled: frozenset[str] = frozenset()
         self.clock = clock
         self.recover_limit = recover_limit
         self.max_sleep = max_sleep
@@ -80,6 +84,10 @@ class TriggerLoop:
     def step(self, now: datetime | None = None) -> list[Fired]:
         now = now or self.clock()
         self._sync(now)
+        try:
+            self._disabled = self.states.disabled_keys()
+        except StoreUnavailable as exc:
+            log.warning("cannot read disabled triggers (keeping the last known): %s", exc)
         if self._to_recover:
             self._recover(now)
         work: list[tuple[TriggerKey, datetime, str]] = []
@@ -209,6 +217,14 @@ class TriggerLoop:
         if armed is None:
             return None  # removed meanwhile
         backfill = armed.entry.trigger.backfill if why == "backfill" else None
+        if backfill is None and trigger_key_text(key) in self._disabled:
+            # Passed, not missed: enabling the trigger again does not replay it.
+            try:
+                record_fired(self.context.redis, trigger_key_text(key), tick)
+            except StoreUnavailable as exc:
+                log.warning("could not record skipped tick of %s: %s", trigger_key_text(key),
+                            exc)
+            return None
         try:
             execution_id = fire_tick(
                 self.context, armed.entry, tick, why=why, record=backfill is None,

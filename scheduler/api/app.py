@@ -14,10 +14,17 @@ from harrier.common.celery_app import broker_problem
 from harrier.common.errors import StoreUnavailable
 from harrier.common.settings import Settings
 from harrier.common.store import ExecutionStore
-from harrier.scheduler.api import routes_executions, routes_flows, routes_logs, routes_webhook
+from harrier.scheduler.api import (
+    routes_executions,
+    routes_flows,
+    routes_logs,
+    routes_triggers,
+    routes_webhook,
+)
 from harrier.scheduler.api.auth import auth_required, check_auth_settings, require_auth
 from harrier.scheduler.api.context import ApiContext, Ctx
 from harrier.scheduler.api.errors import install_error_handlers
+from harrier.scheduler.trigger_state import trigger_states_for
 
 # Kestra OSS has one tenant, "main"; its clients may put it in the path.
 _TENANT_PREFIX = "/api/v1/main"
@@ -37,12 +44,12 @@ def create_api(settings: Settings, store: ExecutionStore, celery_app: Celery) ->
         title="Harrier", version=_version(),
         description="Kestra-compatible API: flows, executions, logs and webhooks.",
         openapi_url="/api/v1/openapi.json", docs_url="/docs", redoc_url=None)
-    api.state.harrier = ApiContext(settings, store, celery_app)
+    api.state.harrier = ApiContext(settings, store, celery_app, trigger_states_for(store))
     install_error_handlers(api)
     # The webhook router comes first: its 4-segment paths must win over
     # /executions/{namespace}/{flowId}-style routes.
     routers = (routes_webhook.router, routes_executions.router, routes_logs.router,
-               routes_flows.router, _configs)
+               routes_flows.router, routes_triggers.router, _configs)
     for router in routers:
         api.include_router(router, prefix="/api/v1")
     for router in routers:

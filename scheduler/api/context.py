@@ -1,5 +1,6 @@
-"""What every route needs: settings, the execution store and the Celery app,
-kept on the FastAPI app and handed to routes as a dependency."""
+"""What every route needs: settings, the execution store, the Celery app and
+the triggers disabled at run time, kept on the FastAPI app and handed to
+routes as a dependency."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import Depends, Request
 from harrier.common.flow import Flow, parse_flow
 from harrier.common.settings import Settings
 from harrier.common.store import ExecutionStore
+from harrier.scheduler.trigger_state import TriggerStates
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class ApiContext:
     settings: Settings
     store: ExecutionStore
     celery_app: Celery
+    triggers: TriggerStates  # triggers disabled at run time
 
     def flow(self, namespace: str, flow_id: str) -> Flow:
         """The latest revision of a flow; the store is the one source of flows

@@ -66,14 +66,17 @@ def search_executions(
     state: Annotated[list[str] | None, Query()] = None,
     start_date: Annotated[str | None, Query(alias="startDate")] = None,
     end_date: Annotated[str | None, Query(alias="endDate")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    labels: Annotated[list[str] | None, Query()] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     size: Annotated[int, Query(ge=1, le=1000)] = 25,
 ) -> dict[str, Any]:
+    """Newest first; `labels=key:value` (repeatable) keeps executions having all of them."""
     query = ExecutionQuery(
         namespace=namespace or None, flow_id=flow_id or None,
         states=_parse_states(state or []),
         start_after=_parse_time(start_date, "startDate"),
         start_before=_parse_time(end_date, "endDate"),
+        labels=tuple(parse_labels(labels or []).items()),
         limit=size, offset=(page - 1) * size)
     found, total = ctx.store.search_executions(query)
     return {"results": [e.to_json() for e in found], "total": total}

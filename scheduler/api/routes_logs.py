@@ -3,6 +3,7 @@ live as Server-Sent Events."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
@@ -20,6 +21,7 @@ router = APIRouter(prefix="/logs", tags=["logs"], dependencies=[Depends(require_
 
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 _PAGE = 1000
+_ENTRY_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
 
 
 def levels_from(min_level: str | None) -> frozenset[str] | None:
@@ -84,11 +86,17 @@ def follow(
     execution_id: str, ctx: Ctx,
     min_level: Annotated[str | None, Query(alias="minLevel")] = None,
     last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[str | None, Query(alias="lastEventId", max_length=64)] = None,
 ) -> StreamingResponse:
     """Every entry so far (or after Last-Event-ID), then live ones, until the
-    execution ends (an `end` event)."""
+    execution ends (an `end` event). `?lastEventId=` starts after an entry the
+    client already has (a browser's EventSource cannot send the header at first)."""
     levels = levels_from(min_level)
     ctx.store.execution_state(execution_id)
-    return StreamingResponse(follow_logs(ctx.store, execution_id, last_event_id or None, levels),
+    start = last_event_id or after or None
+    if start is not None and not _ENTRY_ID.fullmatch(start):
+        raise ApiError(400, f"Last-Event-ID: expected a log entry id such as "
+                       f"1700000000000-0, got {start[:64]!r}")
+    return StreamingResponse(follow_logs(ctx.store, execution_id, start, levels),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})

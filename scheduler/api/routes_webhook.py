@@ -21,6 +21,7 @@ from harrier.scheduler.api.body import read_limited
 from harrier.scheduler.api.context import ApiContext, Ctx
 from harrier.scheduler.api.errors import ApiError
 from harrier.scheduler.api.launch import launch
+from harrier.scheduler.flow_catalog import trigger_key_text
 
 router = APIRouter(prefix="/executions/webhook", tags=["webhook"])
 
@@ -50,7 +51,8 @@ def _resolve(ctx: ApiContext, namespace: str, flow_id: str,
     except FlowNotFound:
         raise not_found from None
     trigger = find_trigger(flow, key)
-    if trigger is None:
+    if trigger is None or trigger_key_text((namespace, flow_id, trigger.id)) in \
+            ctx.triggers.disabled_keys():
         raise not_found
     return flow, trigger
 
