@@ -4,15 +4,27 @@ embedded (in-memory transport, tuned to poll in milliseconds) and distributed.""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from celery import Celery
+from celery.signals import before_task_publish
 from kombu import pools as kombu_pools
 
 from harrier.common.settings import Settings
 
 app = Celery("harrier", include=["harrier.worker.celery_tasks"])
 app.conf.update(_configured=False)
+
+# Celery's messages carry no send time; the queue view shows the oldest
+# waiting message's age from this header.
+SENT_AT_HEADER = "harrier_sent_at"
+
+
+@before_task_publish.connect(weak=False)
+def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    if headers is not None:
+        headers.setdefault(SENT_AT_HEADER, time.time())
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -79,7 +79,8 @@ def fire_tick(context: FireContext, entry: ScheduledTrigger, tick: datetime, *,
     try:
         execution = create_execution(
             context.store, flow, entry.trigger.inputs if inputs is None else inputs,
-            trigger=trigger_variables(schedule, tick), labels=labels)
+            trigger=trigger_variables(schedule, tick) | (
+                {"backfill": True} if why == "backfill" else {}), labels=labels)
         execution_id = execution.id
         start_execution(context.app, flow, execution, store=context.store)
     except InputError as exc:

@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.spark",
     "tests.fixtures.workers",
     "tests.fixtures.rabbitmq",
+    "tests.fixtures.browser",
 ]
 
 

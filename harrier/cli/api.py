@@ -9,7 +9,7 @@ import uvicorn
 from harrier.common.celery_app import configure_app
 from harrier.common.errors import HarrierError
 from harrier.common.settings import Settings
-from harrier.scheduler.api import create_api
+from harrier.scheduler.ui import create_web_app
 
 
 @click.command("api")
@@ -35,14 +35,14 @@ def api_command(host: str | None, port: int | None) -> None:
             click.echo("no HARRIER_BROKER_URL: running embedded (in-memory store, "
                        "in-process worker)", err=True)
             with EmbeddedRuntime(settings) as runtime:
-                api = create_api(runtime.settings, runtime.store, runtime.app)
+                api = create_web_app(runtime.settings, runtime.store, runtime.app)
                 uvicorn.run(api, host=host, port=port, log_level=settings.log_level.lower())
             return
         from harrier.common.redis_store import RedisStore  # lazy: see above
 
         store = RedisStore.from_settings(settings)
         app = configure_app(settings)
-        api = create_api(settings, store, app)
+        api = create_web_app(settings, store, app)
     except HarrierError as exc:
         raise click.ClickException(str(exc)) from None
     uvicorn.run(api, host=host, port=port, log_level=settings.log_level.lower())

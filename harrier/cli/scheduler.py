@@ -26,11 +26,11 @@ from harrier.common.flow import Flow, parse_flow
 from harrier.common.redis_store import RedisStore
 from harrier.common.settings import Settings
 from harrier.common.triggers import ScheduleTrigger
-from harrier.scheduler.api import create_api
 from harrier.scheduler.backfill import BackfillError, backfill_ticks, pick_trigger
 from harrier.scheduler.firing import FireContext, fire_tick, schedule_of
 from harrier.scheduler.flow_catalog import FlowCatalog, ScheduledTrigger
 from harrier.scheduler.triggers import TriggerLoop
+from harrier.scheduler.ui import create_web_app
 
 log = logging.getLogger("harrier.scheduler")
 
@@ -47,7 +47,7 @@ def _fire_context(settings: Settings) -> FireContext:
 
 
 def _load_api(settings: Settings, context: FireContext) -> Any:
-    return create_api(settings, context.store, context.app)
+    return create_web_app(settings, context.store, context.app)
 
 
 @click.command("scheduler")

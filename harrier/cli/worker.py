@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 import click
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 
 from harrier.cli.output import print_json
 from harrier.common.celery_app import broker_problem, configure_app
 from harrier.common.errors import DockerError, HarrierError
 from harrier.common.redis_store import RedisStore
 from harrier.common.settings import Settings
+from harrier.worker.presence import PresenceBeat
 from harrier.worker.runtime import Runtime, install
 
 STORE_PATIENCE_SECONDS = 120
@@ -54,10 +55,22 @@ def worker_command(concurrency: int | None, pool: str, queues: str | None,
                    err=True)
     _remove_docker_orphans(settings)
 
+    presence: list[PresenceBeat] = []
+
     @worker_ready.connect(weak=False)
     def announce(sender: object = None, **_: object) -> None:
+        # Heartbeats for the UI's workers page: queues, concurrency, running tasks.
+        beat = PresenceBeat(store.redis, worker.hostname, queue_list,
+                            int(worker.concurrency or 0), pool)
+        beat.start()
+        presence.append(beat)
         click.echo(f"harrier worker {hostname or socket.gethostname()} ready "
                    f"(queues: {', '.join(queue_list)})", err=True)
+
+    @worker_shutdown.connect(weak=False)
+    def goodbye(sender: object = None, **_: object) -> None:
+        for beat in presence:
+            beat.stop()
 
     worker = app.Worker(
         concurrency=concurrency or settings.worker_concurrency or None, pool_cls=pool,

@@ -58,21 +58,27 @@ def list_flows(ctx: Ctx) -> list[dict[str, Any]]:
 
 @router.post("/validate", summary="Validate flow YAML (documents separated by ---)",
              openapi_extra=_YAML_BODY)
-async def validate(request: Request) -> list[dict[str, Any]]:
+async def validate(
+    request: Request,
+    source: Annotated[str | None, Query(max_length=200, pattern=r"^[\w./-]+$")] = None,
+) -> list[dict[str, Any]]:
+    """`?source=flows/daily.yaml` names the text in the messages, as `harrier
+    validate` names the file (default `<request body>`)."""
     text = await _yaml_body(request)
     documents = [d for d in _DOCUMENT_SEPARATOR.split(text) if d.strip()]
-    return [_validation(index, document) for index, document in enumerate(documents)]
+    return [_validation(index, document, source or _SOURCE)
+            for index, document in enumerate(documents)]
 
 
-def _validation(index: int, text: str) -> dict[str, Any]:
+def _validation(index: int, text: str, source: str = _SOURCE) -> dict[str, Any]:
     result: dict[str, Any] = {"index": index, "flow": None, "namespace": None,
                               "constraints": None, "problems": [], "outdated": False,
                               "deprecationPaths": [], "warnings": [], "infos": []}
     try:
-        data = load_yaml(text, _SOURCE).data
+        data = load_yaml(text, source).data
         if isinstance(data, dict):
             result["flow"], result["namespace"] = data.get("id"), data.get("namespace")
-        parse_flow(text, _SOURCE)
+        parse_flow(text, source)
     except FlowValidationError as exc:
         result["constraints"] = str(exc)
         result["problems"] = problem_details(exc)

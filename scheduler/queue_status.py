@@ -1,0 +1,48 @@
+"""Worker groups as the broker sees them: for each Celery queue, how many
+messages wait and how old the oldest one is (Redis broker: a list per queue,
+oldest at the tail; the send time is the harrier_sent_at header)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import redis
+
+from harrier.common.celery_app import SENT_AT_HEADER
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    name: str
+    length: int
+    oldest_age: float | None  # seconds; None when empty or the age is unknown
+
+
+def queue_status(client: redis.Redis, queues: list[str],
+                 now: float | None = None) -> list[QueueStatus]:
+    """One round trip for every queue's length and its oldest message."""
+    if not queues:
+        return []
+    moment = time.time() if now is None else now
+    pipe = client.pipeline(transaction=False)
+    for name in queues:
+        pipe.llen(name)
+        pipe.lindex(name, -1)
+    replies = pipe.execute()
+    found = []
+    for position, name in enumerate(queues):
+        length, oldest = replies[2 * position], replies[2 * position + 1]
+        found.append(QueueStatus(name, int(length), _age(oldest, moment)))
+    return found
+
+
+def _age(raw: bytes | None, now: float) -> float | None:
+    if raw is None:
+        return None
+    try:
+        sent = json.loads(raw).get("headers", {}).get(SENT_AT_HEADER)
+    except (ValueError, AttributeError):
+        return None
+    return max(0.0, now - float(sent)) if isinstance(sent, (int, float)) else None

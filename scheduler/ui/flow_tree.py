@@ -1,0 +1,108 @@
+"""What the UI needs to know about a flow beyond its JSON: its task tree as
+the timeline nests it, how an execution was triggered, and the Run form's
+fields generated from the typed inputs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from harrier.common.flow import Flow
+from harrier.common.inputs import InputSpec, InputType, to_json_value
+from harrier.common.task import Task
+
+SPARK_TYPES = ("io.kestra.plugin.spark.",)
+
+
+def _node(task: Task) -> dict[str, Any]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for path, child in task.children():
+        groups.setdefault(path.rsplit("[", 1)[0], []).append(_node(child))
+    layout = getattr(type(task), "layout", None) if task.is_flowable else None
+    node: dict[str, Any] = {"id": task.id, "type": task.type, "short": task.type.rsplit(".", 1)[-1],
+                            "layout": layout,
+                            "groups": [{"label": k, "tasks": v} for k, v in groups.items()]}
+    if task.type.startswith(SPARK_TYPES):
+        node["spark"] = {"submitter": str(getattr(task, "submitter", None) or "cli")}
+    return node
+
+
+def task_tree(flow: Flow) -> dict[str, Any]:
+    """{"groups": [{"label": "tasks" | "errors" | "finally", "tasks": [node...]}]}
+    where a node is {id, type, short, layout, groups, spark?}."""
+    groups = [("tasks", flow.tasks), ("errors", flow.errors), ("finally", flow.finally_)]
+    return {"groups": [{"label": label, "tasks": [_node(t) for t in tasks]}
+                       for label, tasks in groups if tasks]}
+
+
+def trigger_kind(trigger: Mapping[str, Any] | None) -> dict[str, str]:
+    """How an execution started, in words: cron tick, backfill, webhook, API."""
+    if not trigger:
+        return {"kind": "manual", "detail": ""}
+    kind = str(trigger.get("type") or "")
+    if kind == "api":
+        return {"kind": "API", "detail": ""}
+    if kind.endswith("Schedule"):
+        label = "backfill" if trigger.get("backfill") else "cron tick"
+        return {"kind": label, "detail": str(trigger.get("date") or "")}
+    if kind.endswith("Webhook"):
+        return {"kind": "webhook", "detail": str(trigger.get("id") or "")}
+    return {"kind": kind.rsplit(".", 1)[-1] or "unknown", "detail": ""}
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One input of the Run form: the HTML control that fits its type."""
+
+    id: str
+    type: str
+    control: str  # the form control: text, number, checkbox, select, date, file, ...
+    label: str
+    description: str
+    required: bool
+    value: Any
+    choices: tuple[str, ...] = ()
+    step: str = ""
+    hint: str = ""
+
+
+_CONTROLS = {
+    InputType.INT: "number", InputType.FLOAT: "number", InputType.BOOLEAN: "checkbox",
+    InputType.BOOL: "checkbox", InputType.DATE: "date", InputType.DATETIME: "datetime",
+    InputType.TIME: "time", InputType.JSON: "textarea", InputType.YAML: "textarea",
+    InputType.ARRAY: "textarea", InputType.SELECT: "select", InputType.ENUM: "select",
+    InputType.MULTISELECT: "multiselect", InputType.SECRET: "password",
+    InputType.EMAIL: "email", InputType.URI: "url", InputType.FILE: "file",
+}
+
+
+def _default_text(spec: InputSpec) -> Any:
+    value = spec.defaults
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    plain = to_json_value(value)
+    if spec.type in (InputType.JSON, InputType.ARRAY, InputType.MULTISELECT) or isinstance(
+            plain, (dict, list)):
+        return json.dumps(plain)
+    return plain
+
+
+def form_fields(specs: Iterable[InputSpec], given: Mapping[str, Any] | None = None
+                ) -> list[FormField]:
+    fields = []
+    for spec in specs:
+        value = (given or {}).get(spec.id, _default_text(spec))
+        control = _CONTROLS.get(spec.type, "text")
+        hint = spec.expected
+        fields.append(FormField(
+            id=spec.id, type=spec.type.value, control=control,
+            label=spec.display_name or spec.id, description=spec.description or "",
+            required=spec.required and spec.defaults is None, value=value,
+            choices=tuple(spec.values or ()),
+            step="1" if spec.type == InputType.INT else "any" if spec.type == InputType.FLOAT
+            else "", hint=hint))
+    return fields
