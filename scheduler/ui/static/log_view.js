@@ -120,8 +120,8 @@ window.LogView = (function () {
       requestAnimationFrame(() => { this.pending = false; this.render(); });
     }
 
-    row(index) {
-      let node = this.pool[index];
+    row(slot) {
+      let node = this.pool[slot];
       if (!node) {
         node = document.createElement("div");
         node.className = "log-row";
@@ -131,35 +131,45 @@ window.LogView = (function () {
         node.children[1].className = "log-level";
         node.children[2].className = "log-task";
         node.children[3].className = "log-msg";
+        node._position = -1;
         this.spacer.append(node);
-        this.pool[index] = node;
+        this.pool[slot] = node;
       }
       return node;
     }
 
     render() {
       const height = this.viewport.clientHeight || 400;
+      const size = Math.ceil(height / this.rowHeight) + 2 * OVERSCAN;
       const first = Math.max(0, Math.floor(this.viewport.scrollTop / this.rowHeight) - OVERSCAN);
-      const count = Math.min(this.shown.length - first,
-        Math.ceil(height / this.rowHeight) + 2 * OVERSCAN);
-      for (let slot = 0; slot < Math.max(count, 0); slot++) {
-        const position = first + slot;
-        const entry = this.entries[this.shown[position]];
+      const last = Math.min(this.shown.length, first + size);
+      // A ring of rows: position p lives in slot p % size, so scrolling by a few
+      // lines rewrites only the rows that came into view.
+      const used = new Set();
+      for (let position = first; position < last; position++) {
+        const slot = position % size;
+        used.add(slot);
         const node = this.row(slot);
-        node.hidden = false;
-        node.style.transform = "translateY(" + (position * this.rowHeight) + "px)";
-        if (node._entry !== entry) {
+        const entry = this.entries[this.shown[position]];
+        if (node._position !== position || node._entry !== entry) {
+          node._position = position;
           node._entry = entry;
+          node.style.transform = "translateY(" + (position * this.rowHeight) + "px)";
           node.dataset.level = entry[2];
           node.children[0].textContent = entry[1].slice(11, 23);
           node.children[1].textContent = entry[2];
           node.children[2].textContent = this.taskNames(entry);
           node.children[3].textContent = entry[6];
-          node.title = entry[1] + " " + entry[6].slice(0, 500);
         }
+        if (node.hidden) node.hidden = false;
       }
-      for (let slot = Math.max(count, 0); slot < this.pool.length; slot++) {
-        if (!this.pool[slot].hidden) { this.pool[slot].hidden = true; this.pool[slot]._entry = null; }
+      for (let slot = 0; slot < this.pool.length; slot++) {
+        const node = this.pool[slot];
+        if (!used.has(slot) && !node.hidden) {
+          node.hidden = true;
+          node._position = -1;
+          node._entry = null;
+        }
       }
     }
 
