@@ -13,16 +13,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from harrier.common.errors import FlowNotFound, FlowValidationError
+from harrier.common.errors import FlowNotFound
 from harrier.common.execution import Execution, LogEntry
-from harrier.common.flow import parse_flow
 from harrier.common.inputs import InputType
 from harrier.common.state import State, iso
 from harrier.common.store import ExecutionQuery
 from harrier.scheduler.api.context import ApiContext, Ctx
 from harrier.scheduler.api.errors import ApiError
 from harrier.scheduler.api.launch import launch
-from harrier.scheduler.ui.flow_tree import task_tree, trigger_kind
+from harrier.scheduler.ui.flow_tree import parsed, task_tree, trigger_kind
 from harrier.scheduler.ui.rendering import SECURITY_HEADERS, check_same_origin, page
 
 router = APIRouter()
@@ -124,10 +123,11 @@ def _secret_inputs(ctx: ApiContext, execution: Execution) -> tuple[list[str], di
     try:
         record = ctx.store.get_flow(execution.namespace, execution.flow_id,
                                     execution.flow_revision)
-        flow = parse_flow(record.source, f"{execution.namespace}.{execution.flow_id}"
-                                         f"@{execution.flow_revision}")
-    except (FlowNotFound, FlowValidationError):
+    except FlowNotFound:
         return [], {"groups": []}, ""
+    flow = parsed(record)
+    if flow is None:
+        return [], {"groups": []}, record.source
     secrets = [spec.id for spec in flow.inputs if spec.type == InputType.SECRET]
     return secrets, task_tree(flow), record.source
 

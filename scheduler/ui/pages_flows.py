@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from harrier.common.errors import FlowValidationError, InputError
-from harrier.common.flow import Flow, parse_flow
+from harrier.common.errors import InputError
+from harrier.common.flow import Flow
 from harrier.common.inputs import InputType
 from harrier.common.store import ExecutionQuery, FlowRecord
 from harrier.scheduler.api.context import ApiContext, Ctx
@@ -31,7 +31,7 @@ from harrier.scheduler.trigger_view import (
     run_backfill,
     trigger_views,
 )
-from harrier.scheduler.ui.flow_tree import form_fields
+from harrier.scheduler.ui.flow_tree import form_fields, parsed
 from harrier.scheduler.ui.pages_executions import execution_row
 from harrier.scheduler.ui.rendering import check_same_origin, page
 
@@ -42,10 +42,7 @@ _INPUT_PROBLEM = re.compile(r"^(?:unknown )?input '([^']+)'")
 
 
 def _parse(record: FlowRecord) -> Flow | None:
-    try:
-        return parse_flow(record.source, f"{record.namespace}.{record.flow_id}")
-    except FlowValidationError:
-        return None  # stored before validation got stricter: listed, not parsed
+    return parsed(record)  # None: stored before validation got stricter: listed, not parsed
 
 
 def _recent_states(ctx: ApiContext, namespace: str, flow_id: str) -> list[dict[str, Any]]:

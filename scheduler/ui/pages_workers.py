@@ -11,10 +11,9 @@ import redis
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from harrier.common.errors import FlowValidationError
-from harrier.common.flow import parse_flow
 from harrier.scheduler.api.context import ApiContext, Ctx
 from harrier.scheduler.queue_status import queue_status
+from harrier.scheduler.ui.flow_tree import parsed
 from harrier.scheduler.ui.rendering import page
 from harrier.worker.presence import live_workers
 
@@ -38,9 +37,8 @@ def worker_groups(ctx: ApiContext) -> set[str]:
     """Queues named by the flows' workerGroup keys."""
     groups = set()
     for record in ctx.store.list_flows():
-        try:
-            flow = parse_flow(record.source, f"{record.namespace}.{record.flow_id}")
-        except FlowValidationError:
+        flow = parsed(record)
+        if flow is None:
             continue
         for task in flow.all_tasks():
             if task.worker_group is not None:
