@@ -294,10 +294,20 @@ class RedisStore:
     def search_executions(self, query: ExecutionQuery) -> tuple[list[Execution], int]:
         low = query.start_after.timestamp() if query.start_after else "-inf"
         high = f"({query.start_before.timestamp()}" if query.start_before else "+inf"
-        if query.labels:
-            return self._search_by_label(query, low, high)
         scope = 2 if query.namespace and query.flow_id else 1 if query.namespace else 0
-        if query.states:
+        only_label = len(query.labels) == 1 and not (query.namespace or query.flow_id
+                                                     or query.states)
+        if query.labels and not only_label:
+            # Labels are selective: walk the first label's window.
+            return self._search_scan(query, self._label_index(*query.labels[0]), low, high)
+        if query.flow_id and not query.namespace:
+            # Flow ids are per namespace: no index for a flow id alone.
+            single = len(query.states) == 1
+            index = f"{self._k('sx')}|{query.states[0].value}" if single else self._k("execs")
+            return self._search_scan(query, index, low, high)
+        if only_label:
+            indexes = [self._label_index(*query.labels[0])]
+        elif query.states:
             prefix = self._state_prefixes(query.namespace or "", query.flow_id or "")[scope]
             indexes = [f"{prefix}|{state.value}" for state in dict.fromkeys(query.states)]
         else:
@@ -324,12 +334,10 @@ class RedisStore:
         found = self._get_many([(execution_id, index) for _, execution_id, index in hits])
         return found, total
 
-    def _search_by_label(self, query: ExecutionQuery, low: float | str,
-                         high: float | str) -> tuple[list[Execution], int]:
-        """Labels are selective: walk the first label's window and check the
-        rest of the query on each candidate's small fields."""
-        (key, value), *others = query.labels
-        index = self._label_index(key, value)
+    def _search_scan(self, query: ExecutionQuery, index: str, low: float | str,
+                     high: float | str) -> tuple[list[Execution], int]:
+        """Walk one index's window and check the whole query on each candidate."""
+        others = query.labels
         wanted_states = {s.value for s in query.states}
         matches: list[str] = []
         chunk, start = 2000, 0

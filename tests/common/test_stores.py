@@ -266,3 +266,15 @@ def test_the_last_log_lines_are_read_without_reading_the_whole_log(store):
     assert [e.id for e in store.read_logs_before(execution.id, ids[1])] == [ids[0]]
     assert store.read_logs_before(execution.id, ids[0]) == []
     assert store.read_logs_before("unknown") == [] and store.count_logs("unknown") == 0
+
+
+def test_search_by_flow_id_alone_finds_it_in_every_namespace(store):
+    a = _at(store, "etl", 20, namespace="one")
+    b = _at(store, "etl", 10, namespace="two")
+    _at(store, "other", 5, namespace="one")
+    store.change_execution_state(b.id, State.RUNNING)
+    found, total = store.search_executions(ExecutionQuery(flow_id="etl"))
+    assert [e.id for e in found] == [b.id, a.id] and total == 2
+    found, total = store.search_executions(ExecutionQuery(flow_id="etl",
+                                                          states=(State.RUNNING,)))
+    assert [e.id for e in found] == [b.id] and total == 1

@@ -1,0 +1,163 @@
+"""The UI's server side over a whole embedded Harrier, through FastAPI's
+TestClient: pages, their security headers, the Run form's inline errors,
+form posts from other sites, log windows and masked secrets. The browser
+journeys are in tests/ui."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from harrier.scheduler.ui import create_web_app
+from harrier.worker.runtime import Runtime
+from tests.scheduler.api.conftest import unique
+
+FLOW = """id: {id}
+namespace: ui.pages
+inputs:
+  - id: count
+    type: INT
+    max: 10
+  - id: password
+    type: SECRET
+  - id: loud
+    type: BOOLEAN
+    defaults: false
+tasks:
+  - id: talk
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - for i in $(seq 1 {{{{ inputs.count }}}}); do echo "line $i"; done
+"""
+HTML = {"Accept": "text/html"}
+SAME_SITE = {"Origin": "http://testserver"}
+
+
+@pytest.fixture(scope="module")
+def ui(embedded: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_web_app(embedded.settings, embedded.store, embedded.app)) as client:
+        yield client
+
+
+@pytest.fixture
+def flow_id(ui: TestClient) -> str:
+    name = unique()
+    response = ui.post("/api/v1/flows", content=FLOW.format(id=name),
+                       headers={"Content-Type": "application/x-yaml"})
+    assert response.status_code == 200, response.text
+    return name
+
+
+def _run(ui: TestClient, flow_id: str, **fields: str) -> str:
+    response = ui.post(f"/ui/flows/ui.pages/{flow_id}/run", data=fields, headers=SAME_SITE,
+                       follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return response.headers["location"].rsplit("/", 1)[-1]
+
+
+def test_pages_answer_with_a_strict_content_security_policy(ui: TestClient,
+                                                            flow_id: str) -> None:
+    for path in ("/ui/executions", "/ui/flows", f"/ui/flows/ui.pages/{flow_id}",
+                 "/ui/workers"):
+        response = ui.get(path)
+        assert response.status_code == 200, path
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'self'" in policy and "script-src 'self'" in policy
+        assert "frame-ancestors 'none'" in policy
+        assert "<script>" not in response.text  # no inline script: only files from /ui/static
+    assert "Embedded mode" in ui.get("/ui/workers").text
+    assert ui.get("/ui", follow_redirects=False).headers["location"] == "/ui/executions"
+
+
+def test_static_files_are_the_packaged_ones_only(ui: TestClient) -> None:
+    response = ui.get("/ui/static/log_view.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert "immutable" in response.headers["cache-control"]
+    for path in ("/ui/static/nope.js", "/ui/static/..%2F__init__.py",
+                 "/ui/static/%2E%2E%2Frendering.py"):
+        assert ui.get(path).status_code == 404, path
+
+
+def test_errors_are_pages_for_browsers_and_json_for_api_clients(ui: TestClient) -> None:
+    page = ui.get("/ui/executions/nope", headers=HTML)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "execution nope not found" in page.text
+    api = ui.get("/ui/executions/nope")
+    assert api.status_code == 404 and api.json()["message"] == "execution nope not found"
+
+
+def test_the_run_form_shows_each_bad_input_beside_its_field_and_runs_nothing(
+        ui: TestClient, flow_id: str) -> None:
+    before = ui.get("/api/v1/executions", params={"flowId": flow_id,
+                                                  "namespace": "ui.pages"}).json()["total"]
+    response = ui.post(f"/ui/flows/ui.pages/{flow_id}/run",
+                       data={"count": "11", "password": "", "loud": ["false", "true"]},
+                       headers=SAME_SITE, follow_redirects=False)
+    assert response.status_code == 422
+    text = response.text
+    assert 'id="err-count"' in text and "input &#39;count&#39;" in text
+    assert 'id="err-password"' in text and "required" in text
+    assert 'aria-invalid="true"' in text
+    after = ui.get("/api/v1/executions", params={"flowId": flow_id,
+                                                 "namespace": "ui.pages"}).json()["total"]
+    assert after == before
+
+
+def test_the_run_form_starts_an_execution_and_its_page_masks_the_secret(
+        ui: TestClient, flow_id: str, embedded: Runtime) -> None:
+    execution_id = _run(ui, flow_id, count="3", password="hunter2", loud="false")
+    embedded.store.wait_terminal(execution_id, 30)
+    page = ui.get(f"/ui/executions/{execution_id}")
+    assert page.status_code == 200
+    assert "hunter2" not in page.text and "******" in page.text
+    stored = ui.get(f"/api/v1/executions/{execution_id}").json()
+    assert stored["inputs"]["count"] == 3 and stored["trigger"] == {"type": "api", "id": "ui"}
+
+
+def test_a_form_posted_from_another_site_is_refused(ui: TestClient, flow_id: str) -> None:
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        response = ui.post(f"/ui/flows/ui.pages/{flow_id}/run", data={"count": "1"},
+                           headers=headers, follow_redirects=False)
+        assert response.status_code == 403, headers
+    # A client that is not a browser (no Origin, no Sec-Fetch-Site) cannot be tricked.
+    response = ui.post(f"/ui/flows/ui.pages/{flow_id}/run",
+                       data={"count": "1", "password": "x"}, follow_redirects=False)
+    assert response.status_code == 303
+
+
+def test_log_windows_page_backwards_from_the_newest_line(ui: TestClient, flow_id: str,
+                                                         embedded: Runtime) -> None:
+    execution_id = _run(ui, flow_id, count="9", password="x")
+    embedded.store.wait_terminal(execution_id, 30)
+    newest = ui.get(f"/ui/executions/{execution_id}/logs", params={"limit": 3}).json()
+    assert [row[6] for row in newest["entries"]] == ["line 7", "line 8", "line 9"]
+    assert newest["more"] is True
+    older = ui.get(f"/ui/executions/{execution_id}/logs",
+                   params={"limit": 100, "before": newest["entries"][0][0]}).json()
+    assert [row[6] for row in older["entries"]][-2:] == ["line 5", "line 6"]
+    assert older["more"] is False
+    assert ui.get(f"/ui/executions/{execution_id}/logs",
+                  params={"before": "x;y"}).status_code == 400
+
+
+def test_the_list_says_what_is_wrong_with_a_filter(ui: TestClient) -> None:
+    response = ui.get("/ui/executions", params={"state": "DONE", "label": "nocolon",
+                                                "from": "yesterday"})
+    assert response.status_code == 200
+    for problem in ("unknown state &#39;DONE&#39;", "label &#39;nocolon&#39;: expected key:value",
+                    "From: &#39;yesterday&#39; is not a date"):
+        assert problem in response.text
+
+
+def test_the_executions_list_filters_by_flow_and_label(ui: TestClient, flow_id: str,
+                                                       embedded: Runtime) -> None:
+    execution_id = _run(ui, flow_id, count="1", password="x")
+    embedded.store.wait_terminal(execution_id, 30)
+    found = ui.get("/ui/executions", params={"namespace": "ui.pages", "flowId": flow_id,
+                                             "partial": "true"})
+    assert execution_id[:8] in found.text and "1 execution" in found.text
+    assert execution_id[:8] not in ui.get("/ui/executions", params={
+        "namespace": "ui.pages", "flowId": flow_id, "label": "team:nobody"}).text
