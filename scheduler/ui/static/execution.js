@@ -120,7 +120,10 @@
     const submission = run.outputs.submissionId || checkpoint.submissionId;
     if (!(node && node.spark) && !submission) { card.hidden = true; return; }
     const master = checkpoint.master || "";
-    const web = checkpoint.masterWebUrl || (master ? master.replace(/^spark:\/\//, "http://").replace(/:\d+$/, ":8080") : "");
+    const guessed = master ? master.replace(/^spark:\/\//, "http://").replace(/:\d+$/, ":8080") : "";
+    // Only web addresses become links (the value comes from the flow and spark-submit's output).
+    const candidate = checkpoint.masterWebUrl || guessed;
+    const web = /^https?:\/\//i.test(candidate) ? candidate : "";
     const running = !TERMINAL.has(run.state.current);
     const driverState = run.outputs.driverState || (submission ? (running ? "RUNNING (followed)" : run.state.current) : "not submitted yet");
     const tail = view.entries.filter(e => e[3] === run.id && e[6].startsWith("[driver")).slice(-20).map(e => e[6]);

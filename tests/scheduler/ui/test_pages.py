@@ -161,3 +161,28 @@ def test_the_executions_list_filters_by_flow_and_label(ui: TestClient, flow_id: 
     assert execution_id[:8] in found.text and "1 execution" in found.text
     assert execution_id[:8] not in ui.get("/ui/executions", params={
         "namespace": "ui.pages", "flowId": flow_id, "label": "team:nobody"}).text
+
+
+def test_run_again_starts_a_new_execution_with_the_same_inputs(
+        ui: TestClient, flow_id: str, embedded: Runtime) -> None:
+    first = _run(ui, flow_id, count="2", password="s3", loud="true")
+    embedded.store.wait_terminal(first, 30)
+    response = ui.post(f"/ui/executions/{first}/rerun", headers=SAME_SITE,
+                       follow_redirects=False)
+    assert response.status_code == 303
+    second = response.headers["location"].rsplit("/", 1)[-1]
+    assert second != first
+    inputs = [ui.get(f"/api/v1/executions/{e}").json()["inputs"] for e in (first, second)]
+    assert inputs[0] == inputs[1] and inputs[1]["count"] == 2 and inputs[1]["loud"] is True
+
+
+def test_killing_the_driver_of_a_task_that_submitted_none_is_a_conflict(
+        ui: TestClient, flow_id: str, embedded: Runtime) -> None:
+    execution_id = _run(ui, flow_id, count="1", password="x")
+    execution = embedded.store.wait_terminal(execution_id, 30)
+    run_id = execution.task_runs[0].id
+    response = ui.delete(f"/api/v1/executions/{execution_id}/taskruns/{run_id}/spark-driver")
+    assert response.status_code == 409
+    assert "has not submitted a Spark driver" in response.json()["message"]
+    missing = ui.delete(f"/api/v1/executions/{execution_id}/taskruns/nope/spark-driver")
+    assert missing.status_code == 404
