@@ -26,13 +26,13 @@ tasks:
     message: hi
 """
 
-WATCH = """() => new Promise(resolve => {
+WATCH = """() => { window.seenAt = new Promise(resolve => {
   const badge = document.getElementById('exec-state');
   const seen = new MutationObserver(() => {
     if (badge.textContent === 'SUCCESS') { seen.disconnect(); resolve(Date.now()); }
   });
   seen.observe(badge, {childList: true, characterData: true, subtree: true});
-})"""
+}); }"""
 
 
 def main() -> None:
@@ -52,11 +52,11 @@ def main() -> None:
             page.goto(f"{running.url}/ui/executions/{execution.id}")
             page.locator("#exec-state", has_text="RUNNING").wait_for()
             time.sleep(0.6)  # the stream is open and idle
-            watcher = page.evaluate_handle(WATCH)
+            page.evaluate(WATCH)
             changed = time.time()
             running.store.change_execution_state(execution.id, State.SUCCESS)
             direct.append(time.time() - changed)
-            shown = page.evaluate("p => p", watcher) / 1000
+            shown = page.evaluate("() => window.seenAt") / 1000
             delays.append(shown - changed)
     delays.sort()
     print(f"state change -> badge on the page, {args.changes} changes: median "
