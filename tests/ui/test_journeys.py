@@ -153,6 +153,7 @@ def test_open_a_failed_execution_find_the_error_in_the_logs_and_restart_it(
     assert page.locator("#log-task").input_value() != ""
     assert "exit" in page.locator("#taskrun-body").inner_text().lower()
     page.get_by_label("Find").fill("boom")
+    page.locator("#log-status", has_text=re.compile(r"^2 of \d+ lines")).wait_for()
     # The task's own stderr line, and the ERROR line that says why it failed.
     rows = "#log-view .log-row:not([hidden])"
     page.locator(f"{rows}[data-level='INFO']", has_text="boom: the upstream").wait_for()
@@ -280,7 +281,8 @@ def test_every_page_fits_a_narrow_window_and_names_its_controls(
                     && !e.getAttribute('title'))
                 .map(e => e.outerHTML.slice(0, 120))""")
             assert unnamed == [], f"{path}: controls without a name: {unnamed}"
-        shot(page, screenshots, "execution-narrow")
+            if path.startswith("/ui/executions/"):
+                shot(page, screenshots, "execution-narrow", full=True)
     finally:
         context.close()
 

@@ -24,6 +24,7 @@
   const view = new window.LogView.LogView($("#log-view"), $("#log-spacer"), {
     onFollowChange: (on) => { $("#log-follow").checked = on; },
     taskNames: (entry) => entry[4] ? entry[4] : "execution",
+    onShownChange: () => status(),
   });
   window.harrierLogView = view;  // for the benchmarks and tests
 
@@ -133,10 +134,7 @@
           ["Worker", run.outputs.workerId || "—"]]
         .map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { class: "mono", text: v }))));
     const links = el("p", {},
-      web ? el("a", { href: web, target: "_blank", rel: "noopener noreferrer" }, "Spark master UI") : null,
-      web && submission ? " · " : null,
-      web && submission ? el("a", { href: web.replace(/\/$/, "") + "/app/?appId=" + encodeURIComponent(submission),
-        target: "_blank", rel: "noopener noreferrer" }, "driver page") : null);
+      web ? el("a", { href: web, target: "_blank", rel: "noopener noreferrer" }, "Spark master UI") : null);
     const kill = el("button", { type: "button", class: "danger", disabled: !(submission && running) },
       "Kill driver");
     kill.addEventListener("click", async () => {
@@ -189,9 +187,13 @@
     status();
   }
 
+  let loading = "";
   function status(extra) {
+    if (extra !== undefined) loading = extra;
     const live = logStream ? "live" : "ended";
-    $("#log-status").textContent = view.entries.length + " lines loaded" + (extra ? ", " + extra : "") + " · " + live;
+    const shown = view.shown.length === view.entries.length ? view.entries.length + " lines"
+      : view.shown.length + " of " + view.entries.length + " lines";
+    $("#log-status").textContent = shown + (loading ? ", " + loading : "") + " · " + live;
   }
 
   async function loadLogs() {
@@ -209,7 +211,7 @@
       oldest = page.entries.length ? page.entries[0][0] : null;
     }
     document.body.dataset.logsLoaded = "true";
-    status();
+    status("");
   }
 
   // -- filters and actions

@@ -17,6 +17,7 @@ window.LogView = (function () {
       this.filters = { taskRunId: "", minLevel: 0, text: "" };
       this.follow = true;
       this.onFollowChange = (options && options.onFollowChange) || function () {};
+      this.onShownChange = (options && options.onShownChange) || function () {};
       this.taskNames = (options && options.taskNames) || function (entry) { return entry[4] || "execution"; };
       this.rowHeight = 20;
       this.pool = [];
@@ -60,6 +61,7 @@ window.LogView = (function () {
       }
       this.shown = shown;
       this.spacer.style.height = (shown.length * this.rowHeight) + "px";
+      this.onShownChange();
     }
 
     append(batch) {
@@ -70,6 +72,7 @@ window.LogView = (function () {
         if (this.passes(this.entries[i])) this.shown.push(i);
       }
       this.spacer.style.height = (this.shown.length * this.rowHeight) + "px";
+      this.onShownChange();
       if (this.follow) this.toBottom();
       this.schedule();
     }
@@ -160,12 +163,13 @@ window.LogView = (function () {
           node.children[1].textContent = entry[2];
           node.children[2].textContent = this.taskNames(entry);
           node.children[3].textContent = entry[6];
+          node.title = entry[1] + " " + entry[6].slice(0, 500);
         }
         if (node.hidden) node.hidden = false;
       }
       for (let slot = 0; slot < this.pool.length; slot++) {
         const node = this.pool[slot];
-        if (!used.has(slot) && !node.hidden) {
+        if (node && !used.has(slot) && !node.hidden) {
           node.hidden = true;
           node._position = -1;
           node._entry = null;

@@ -112,6 +112,7 @@ window.Timeline = (function () {
 
     update(execution, nowMs) {
       const rows = this.layout(execution);
+      this.container.classList.toggle("many", rows.length > 150);
       const history = execution.state.histories || [];
       const t0 = history.length ? time(history[0].date) : nowMs;
       const ended = TERMINAL.has(execution.state.current) && history.length
