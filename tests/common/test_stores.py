@@ -11,7 +11,7 @@ from harrier.common.errors import ExecutionNotFound, FlowNotFound, StoreUnavaila
 from harrier.common.execution import Execution, LogEntry, TaskRun, new_id
 from harrier.common.memory_store import MemoryStore
 from harrier.common.redis_store import RedisStore
-from harrier.common.state import State, StateRecord
+from harrier.common.state import State, StateRecord, transition
 from harrier.common.store import ExecutionQuery
 
 
@@ -278,3 +278,23 @@ def test_search_by_flow_id_alone_finds_it_in_every_namespace(store):
     found, total = store.search_executions(ExecutionQuery(flow_id="etl",
                                                           states=(State.RUNNING,)))
     assert [e.id for e in found] == [b.id] and total == 1
+
+
+def test_search_by_state_follows_the_engine_from_first_task_to_the_end(store):
+    from harrier.common.store import BlockRef
+
+    execution = _at(store, "f", 1)
+    run = TaskRun(id=new_id(), execution_id=execution.id, namespace="ns", flow_id="f",
+                  task_id="t", task_path="t", state=StateRecord.start(State.RUNNING))
+    run, _, _ = store.begin_task_run(execution.id, run)
+
+    def states_found(state: State) -> list[str]:
+        return [e.id for e in store.search_executions(ExecutionQuery(states=(state,)))[0]]
+
+    assert states_found(State.RUNNING) == [execution.id]
+    block = BlockRef(execution.id, "", "tasks")
+    store.start_block(block, 1, 1)
+    transition(run.state, State.SUCCESS)
+    store.end_task_run(run, block, may_continue=True, finish=True)
+    assert store.execution_state(execution.id) == State.SUCCESS
+    assert states_found(State.RUNNING) == [] and states_found(State.SUCCESS) == [execution.id]
