@@ -38,7 +38,10 @@ class TaskContext:
     flow: Flow
     settings: Settings
     store: ExecutionStore
-    workdir: Path
+    # The attempt's directory, created on first use: most tasks (Log, Return,
+    # flowables) never touch it, and a mkdir plus its removal cost more than
+    # the task itself (see bench/scale.py).
+    workdir_path: Path
     attempt: int  # 1-based number of this attempt
     variables: dict[str, Any]  # the template context
     render_value: Callable[..., Any]  # render_value(value, field=..., shell=...)
@@ -49,6 +52,15 @@ class TaskContext:
     # a redelivered attempt can re-attach instead of starting over.
     checkpoint: Callable[[dict[str, Any]], None] = lambda data: None
     previous_checkpoint: dict[str, Any] = field(default_factory=dict)
+
+    workdir_created: bool = False
+
+    @property
+    def workdir(self) -> Path:
+        if not self.workdir_created:
+            self.workdir_path.mkdir(parents=True, exist_ok=True)
+            self.workdir_created = True
+        return self.workdir_path
 
     def render(self, value: Any, field: str, *, shell: bool = False) -> Any:
         return self.render_value(value, field=field, shell=shell)

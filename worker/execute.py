@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from harrier.common.dispatch import FlowRef
@@ -134,16 +133,15 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
     workdir = runtime.settings.work_root / f"{execution_id}-{run.id}-{len(run.attempts)}"
     ctx = TaskContext(
         execution=execution, task_run=run, flow=flow, settings=runtime.settings, store=store,
-        workdir=workdir, attempt=len(run.attempts), variables=context,
+        workdir_path=workdir, attempt=len(run.attempts), variables=context,
         render_value=render_value, log=write_log,
         runner=lambda t: runner_for(t, runtime.settings), checkpoint=checkpoint,
         previous_checkpoint=previous)
     try:
         if run_if_error is not None:
             raise run_if_error
-        workdir.mkdir(parents=True, exist_ok=True)
         with runtime.kill_watch.watching(execution_id, ctx.cancel, run.id), \
-                _scratch(workdir, keep=bool(getattr(task, "output_files", None))):
+                _scratch(ctx, keep=bool(getattr(task, "output_files", None))):
             outputs = task.run(ctx)  # type: ignore[attr-defined]
     except TaskKilled:
         write_log("WARN", "killed")
@@ -168,15 +166,15 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
 
 
 @contextmanager
-def _scratch(workdir: Path, *, keep: bool) -> Iterator[None]:
-    """The attempt's working directory goes away with the attempt (just after
-    it, in the background), unless the task declared outputFiles (their paths
-    are outputs later tasks may read)."""
+def _scratch(ctx: TaskContext, *, keep: bool) -> Iterator[None]:
+    """The attempt's working directory, if the task made one, goes away with
+    the attempt (just after it, in the background), unless the task declared
+    outputFiles (their paths are outputs later tasks may read)."""
     try:
         yield
     finally:
-        if not keep:
-            remove_later(workdir)
+        if ctx.workdir_created and not keep:
+            remove_later(ctx.workdir_path)
 
 
 def _failed(engine: Engine, task: Task, run: TaskRun, message: str, write_log: Any, *,
