@@ -4,6 +4,7 @@ webhooks keyed."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,59 @@ def test_health_is_open_and_webhooks_need_only_their_key(api_server: ApiServer) 
     assert httpx.post(f"{base}/wrong-key", timeout=30).status_code == 404
     hooked = httpx.post(f"{base}/the-key-123", json={"a": 1}, timeout=30)
     assert hooked.status_code == 200 and hooked.json()["id"]
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """Like the 344-byte flow that drove an unbounded scheduler to 21 GB: nine
+    levels of nine aliases each, 9**9 values once expanded."""
+    names = "abcdefghi"[:levels]
+    lines = ["a: &a [l,l,l,l,l,l,l,l,l]"]
+    lines += [f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]" for p, n in itertools.pairwise(names)]
+    head = "id: bomb\nnamespace: sec.tests\n"
+    return head + "\n".join(lines) + f"\ntasks: *{names[-1]}\n"
+
+
+def peak_rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines()
+                    if line.startswith("VmHWM:")))
+
+
+YAML_INPUT_FLOW = """
+id: yaml-input
+namespace: sec.tests
+inputs:
+  - id: doc
+    type: YAML
+tasks:
+  - id: hi
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ inputs.doc }}"
+"""
+
+
+def test_alias_bombs_are_refused_at_once_and_health_keeps_answering(
+        api_server: ApiServer) -> None:
+    bomb = alias_bomb()
+    assert len(bomb.encode()) < 400
+    before = peak_rss_kib(api_server.process.pid)
+    # A generous client timeout: an unbounded parser took 35 s on a smaller bomb.
+    with api_server.client(timeout=10) as client:
+        refused = client.post("/api/v1/flows", content=bomb,
+                              headers={"Content-Type": "application/x-yaml"})
+        assert refused.status_code in (400, 422), refused.text
+        assert "aliases" in refused.text
+        # validate answers 200 with the problems listed, as Kestra's does.
+        validated = client.post("/api/v1/flows/validate", content=bomb,
+                                headers={"Content-Type": "application/x-yaml"})
+        assert "aliases" in validated.json()[0]["constraints"]
+        assert client.post("/api/v1/flows", content=YAML_INPUT_FLOW,
+                           headers={"Content-Type": "application/x-yaml"}).status_code == 200
+        as_input = client.post("/api/v1/executions/sec.tests/yaml-input",
+                               json={"doc": bomb})
+        assert as_input.status_code == 422, as_input.text
+        assert "input 'doc'" in as_input.text and "aliases" in as_input.text
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/api/v1/flows/sec.tests/bomb").status_code == 404
+    grown_mib = (peak_rss_kib(api_server.process.pid) - before) / 1024
+    assert grown_mib < 100, f"the scheduler's peak memory grew by {grown_mib:.0f} MiB"
