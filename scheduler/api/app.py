@@ -24,6 +24,7 @@ from harrier.scheduler.api import (
     routes_webhook,
 )
 from harrier.scheduler.api.auth import auth_required, check_auth_settings, require_auth
+from harrier.scheduler.api.body import BodyLimit
 from harrier.scheduler.api.context import ApiContext, Ctx
 from harrier.scheduler.api.errors import install_error_handlers
 from harrier.scheduler.trigger_state import trigger_states_for
@@ -49,6 +50,7 @@ def create_api(settings: Settings, store: ExecutionStore, celery_app: Celery) ->
         openapi_url=None, docs_url=None, redoc_url=None)
     api.state.harrier = ApiContext(settings, store, celery_app, trigger_states_for(store))
     install_error_handlers(api)
+    api.add_middleware(BodyLimit, limit=settings.api_max_body)
     # The webhook router comes first: its 4-segment paths must win over
     # /executions/{namespace}/{flowId}-style routes.
     routers = (routes_webhook.router, routes_executions.router, routes_logs.router,
@@ -112,5 +114,6 @@ def configs(ctx: Ctx) -> dict[str, Any]:
         "isTaskRunEnabled": False,
         "isAnonymousUsageEnabled": False,
         "isUiAnonymousUsageEnabled": False,
-        "webhookMaxBody": ctx.settings.webhook_max_body,
+        "webhookMaxBody": min(ctx.settings.webhook_max_body, ctx.settings.api_max_body),
+        "maxBody": ctx.settings.api_max_body,
     }

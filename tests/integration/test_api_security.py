@@ -149,3 +149,17 @@ def test_alias_bombs_are_refused_at_once_and_health_keeps_answering(
         assert client.get("/api/v1/flows/sec.tests/bomb").status_code == 404
     grown_mib = (peak_rss_kib(api_server.process.pid) - before) / 1024
     assert grown_mib < 100, f"the scheduler's peak memory grew by {grown_mib:.0f} MiB"
+
+
+def test_big_bodies_are_413_on_every_kind_of_route(api_server: ApiServer) -> None:
+    """The 20 MB JSON inputs an execution accepted before, a flow, a webhook."""
+    big = b'{"doc": "' + b"x" * (20 * 1024 * 1024) + b'"}'
+    with api_server.client() as client:
+        for method, path in (("POST", "/api/v1/executions/sec.tests/yaml-input"),
+                             ("POST", "/api/v1/flows"), ("PUT", "/api/v1/triggers"),
+                             ("POST", "/api/v1/executions/webhook/sec.tests/hooked/the-key-123")):
+            response = client.request(method, path, content=big,
+                                      headers={"Content-Type": "application/json"})
+            assert response.status_code == 413, (path, response.text)
+            assert "HARRIER_API_MAX_BODY" in response.json()["message"]
+        assert client.get("/healthz").status_code == 200
