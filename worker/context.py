@@ -44,7 +44,7 @@ class TaskContext:
     workdir_path: Path
     attempt: int  # 1-based number of this attempt
     variables: dict[str, Any]  # the template context
-    render_value: Callable[..., Any]  # render_value(value, field=..., shell=...)
+    render_value: Callable[..., Any]  # render_value(value, field=..., shell=..., python=...)
     log: Callable[[str, str], None]  # log(level, message)
     runner: Callable[[Any], TaskRunner]  # runner(task) -> the task runner to use
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -62,5 +62,8 @@ class TaskContext:
             self.workdir_created = True
         return self.workdir_path
 
-    def render(self, value: Any, field: str, *, shell: bool = False) -> Any:
-        return self.render_value(value, field=field, shell=shell)
+    def render(self, value: Any, field: str, *, shell: bool = False,
+               python: bool = False) -> Any:
+        """Render `value`; shell=True / python=True escape each printed value for
+        the shell or Python context it lands in (see common.templating.render)."""
+        return self.render_value(value, field=field, shell=shell, python=python)

@@ -97,8 +97,9 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
     context = engine.context(task, run)
     secrets_used: set[str] = set()
 
-    def render_value(value: Any, field: str = "", shell: bool = False) -> Any:
-        return render(value, context, field=f"{task_id}.{field}", shell=shell,
+    def render_value(value: Any, field: str = "", shell: bool = False,
+                     python: bool = False) -> Any:
+        return render(value, context, field=f"{task_id}.{field}", shell=shell, python=python,
                       secrets=runtime.settings.secrets, secrets_used=secrets_used)
 
     run_if_error: TemplateError | None = None

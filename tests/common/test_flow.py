@@ -224,3 +224,21 @@ tasks:
       {% for x in [1, 2] %}{{ x }}{% endfor %} {{ now() | dateAdd(-1, 'DAYS') | date('yyyy') }}
       {{ trigger.body ?? 'none' }} {{ secret('TOKEN') | length }} {{ taskrun.attemptsCount }}
 """)
+
+
+def _flow_with_tasks(count: int) -> str:
+    tasks = "".join(f"      - id: t{i}\n        type: io.kestra.plugin.core.log.Log\n"
+                    f"        message: hi\n" for i in range(count - 1))
+    return ("id: big\nnamespace: limits\ntasks:\n  - id: group\n"
+            "    type: io.kestra.plugin.core.flow.Sequential\n    tasks:\n" + tasks)
+
+
+def test_a_flow_over_the_task_limit_is_refused_with_the_count_and_the_limit() -> None:
+    from harrier.common.flow import MAX_FLOW_TASKS
+
+    assert len(list(parse_flow(_flow_with_tasks(MAX_FLOW_TASKS)).all_tasks())) == MAX_FLOW_TASKS
+    with pytest.raises(FlowValidationError) as raised:
+        parse_flow(_flow_with_tasks(MAX_FLOW_TASKS + 1), "flows/big.yaml")
+    message = str(raised.value)
+    assert message.startswith("flows/big.yaml:3:1: tasks:")
+    assert f"{MAX_FLOW_TASKS + 1:,} tasks" in message and f"limit is {MAX_FLOW_TASKS:,}" in message
