@@ -1,0 +1,190 @@
+"""Crashes with real processes: a real Redis, prefork `harrier worker`
+processes and `harrier scheduler` replicas; workers (or their pool processes)
+killed with -9 while a task runs. Each task appends `start`/`end` lines with
+its shell's pid and a timestamp to a file, so a test sees every attempt that
+ran and whether two ever overlapped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harrier.common.celery_app import app
+from harrier.common.execution import Execution
+from harrier.common.flow import parse_flow
+from harrier.common.state import State
+from harrier.scheduler.executions import create_execution, start_execution
+from tests.fixtures.redis_server import RedisServer
+from tests.fixtures.workers import Cluster, WorkerProcess, make_cluster
+from tests.integration.embedded import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+
+
+@pytest.fixture(scope="module")
+def crashable(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[Cluster]:
+    """Two prefork workers and two scheduler replicas, with the default
+    visibility timeout (an hour): recovery must not wait for it."""
+    if not redis_server.running:
+        redis_server.start()
+    redis_server.client().flushall()
+    made = make_cluster(redis_server.url, redis_server.url,
+                        tmp_path_factory.mktemp("crash"), visibility_timeout=3600)
+    try:
+        made.start_worker("w1")
+        made.start_worker("w2")
+        made.start_scheduler("s1")
+        made.start_scheduler("s2")
+        yield made
+    finally:
+        made.stop_all()
+
+
+@dataclass
+class Attempt:
+    pid: int
+    start: float
+    end: float | None
+
+
+def attempts_in(path: Path) -> list[Attempt]:
+    """The attempts the side-effect file shows, in the order they started."""
+    found: dict[int, Attempt] = {}
+    for line in path.read_text().splitlines():
+        event, pid, stamp = line.split()
+        if event == "start":
+            found[int(pid)] = Attempt(int(pid), float(stamp), None)
+        else:
+            found[int(pid)].end = float(stamp)
+    return sorted(found.values(), key=lambda a: a.start)
+
+
+def side_effect_flow(flow_id: str, path: Path, seconds: int) -> str:
+    return f"""
+id: {flow_id}
+namespace: crash
+tasks:
+  - id: work
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - echo "start $$ $(date +%s.%N)" >> {path}
+      - sleep {seconds}
+      - echo "end $$ $(date +%s.%N)" >> {path}
+"""
+
+
+def start(cluster: Cluster, text: str) -> Execution:
+    flow = parse_flow(text, "crash.yaml")
+    execution = create_execution(cluster.store, flow, {})
+    start_execution(app, flow, execution, store=cluster.store)
+    return execution
+
+
+def running_on(cluster: Cluster, execution: Execution, path: Path) -> WorkerProcess:
+    """The worker running the execution's task, once the task has started."""
+    wait_for(lambda: path.exists() and path.read_text().strip(), timeout=60)
+    run = wait_for(lambda: next((r for r in cluster.store.task_runs(execution.id)
+                                 if r.state.current == State.RUNNING and r.attempts), None))
+    return next(w for w in cluster.workers if w.hostname == run.attempts[-1].worker_id)
+
+
+def parent_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no parent for {pid}")
+
+
+def pool_process_of(task_pid: int) -> int:
+    # task shell <- supervise.sh <- the worker's pool process
+    return parent_of(parent_of(task_pid))
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+def replace_worker(cluster: Cluster, victim: WorkerProcess) -> None:
+    if victim.alive():
+        cluster.kill(victim)
+    cluster.workers.remove(victim)
+    cluster.start_worker(victim.name)
+
+
+def check_one_lost_attempt_then_success(cluster: Cluster, execution: Execution, path: Path
+                                        ) -> list[Attempt]:
+    done = cluster.store.wait_terminal(execution.id, 150)
+    time.sleep(1)  # an orphan would still be writing
+    assert done.state.current == State.SUCCESS, [(r.task_id, r.state.current, r.error)
+                                                 for r in done.task_runs]
+    [run] = done.task_runs
+    assert [a.state.current for a in run.attempts] == [State.FAILED, State.SUCCESS]
+    assert run.attempts[0].error == "worker lost while running this attempt"
+    attempts = attempts_in(path)
+    assert len(attempts) == 2, path.read_text()
+    first, second = attempts
+    assert first.end is None, "the lost attempt's process kept running after its worker died"
+    assert second.end is not None
+    assert gone(first.pid)
+    return attempts
+
+
+def test_a_task_whose_worker_is_killed_runs_again_within_30_seconds(crashable, tmp_path):
+    path = tmp_path / "effects"
+    execution = start(crashable, side_effect_flow("whole-worker", path, 6))
+    victim = running_on(crashable, execution, path)
+    killed_at = time.time()
+    crashable.kill(victim)  # kill -9 of the worker and its pool processes
+    try:
+        second = check_one_lost_attempt_then_success(crashable, execution, path)[1]
+        print(f"\nkill -9 of the worker -> task started again after "
+              f"{second.start - killed_at:.1f} s")
+        assert second.start > killed_at
+        [run] = crashable.store.task_runs(execution.id)
+        assert run.attempts[1].worker_id != victim.hostname
+    finally:
+        replace_worker(crashable, victim)
+
+
+def test_killing_a_pool_process_kills_its_task_before_the_rerun(crashable, tmp_path):
+    # What the OOM killer does: the pool process dies, the main worker lives on.
+    path = tmp_path / "effects"
+    execution = start(crashable, side_effect_flow("pool-process", path, 20))
+    victim = running_on(crashable, execution, path)
+    task_pid = attempts_in(path)[0].pid
+    killed_at = time.time()
+    os.kill(pool_process_of(task_pid), signal.SIGKILL)
+    wait_for(lambda: gone(task_pid), timeout=5)
+    try:
+        second = check_one_lost_attempt_then_success(crashable, execution, path)[1]
+        print(f"\nkill -9 of a pool process -> task started again after "
+              f"{second.start - killed_at:.1f} s")
+    finally:
+        replace_worker(crashable, victim)
+
+
+def test_killing_the_main_worker_process_kills_its_task_before_the_rerun(crashable, tmp_path):
+    path = tmp_path / "effects"
+    execution = start(crashable, side_effect_flow("main-process", path, 20))
+    victim = running_on(crashable, execution, path)
+    task_pid = attempts_in(path)[0].pid
+    killed_at = time.time()
+    os.kill(victim.process.pid, signal.SIGKILL)  # the pool processes are left orphaned
+    wait_for(lambda: gone(task_pid), timeout=5)
+    try:
+        second = check_one_lost_attempt_then_success(crashable, execution, path)[1]
+        print(f"\nkill -9 of the main worker process -> task started again after "
+              f"{second.start - killed_at:.1f} s")
+    finally:
+        replace_worker(crashable, victim)
