@@ -15,9 +15,11 @@ from harrier.common.celery_app import broker_problem, configure_app
 from harrier.common.errors import DockerError, HarrierError
 from harrier.common.redis_store import RedisStore
 from harrier.common.settings import Settings
+from harrier.worker.kill_watch import LEASE_SECONDS
 from harrier.worker.parent_watch import die_with_parent
 from harrier.worker.presence import PresenceBeat
 from harrier.worker.runtime import Runtime, install
+from harrier.worker.workdirs import remove_crashed
 
 
 def _distributed_settings() -> Settings:
@@ -53,6 +55,7 @@ def worker_command(concurrency: int | None, pool: str, queues: str | None,
                    "(Parallel joins, If/Switch, finishing) need at least one worker that does",
                    err=True)
     _remove_docker_orphans(settings)
+    _remove_crashed_workdirs(settings, store)
 
     presence: list[PresenceBeat] = []
 
@@ -82,6 +85,19 @@ def worker_command(concurrency: int | None, pool: str, queues: str | None,
         without_gossip=True, without_mingle=True, optimization="fair")
     worker.start()
     sys.exit(worker.exitcode or 0)
+
+
+def _remove_crashed_workdirs(settings: Settings, store: RedisStore) -> None:
+    """Working directories of attempts a previous worker on this host crashed in."""
+    try:
+        removed = remove_crashed(settings.work_root, store, lease=LEASE_SECONDS)
+    except HarrierError as exc:
+        click.echo(f"note: could not check for working directories of crashed attempts: "
+                   f"{exc}", err=True)
+        return
+    if removed:
+        click.echo(f"removed {len(removed)} working director{'y' if len(removed) == 1 else 'ies'}"
+                   " of crashed attempts", err=True)
 
 
 def _remove_docker_orphans(settings: Settings) -> None:

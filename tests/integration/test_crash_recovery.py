@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from harrier.common.celery_app import app
+from harrier.common.celery_app import app, configure_app
+from harrier.common.errors import ExecutionNotFound
 from harrier.common.execution import Execution
 from harrier.common.flow import parse_flow
 from harrier.common.state import State
+from harrier.scheduler.control import kill_execution
 from harrier.scheduler.executions import create_execution, start_execution
-from tests.fixtures.redis_server import RedisServer
+from tests.fixtures.redis_server import RedisServer, start_redis_server
 from tests.fixtures.workers import Cluster, WorkerProcess, make_cluster
 from tests.integration.embedded import wait_for
 
@@ -81,6 +83,7 @@ tasks:
 
 
 def start(cluster: Cluster, text: str) -> Execution:
+    configure_app(cluster.settings)  # clusters of this module use different Redis servers
     flow = parse_flow(text, "crash.yaml")
     execution = create_execution(cluster.store, flow, {})
     start_execution(app, flow, execution, store=cluster.store)
@@ -186,5 +189,52 @@ def test_killing_the_main_worker_process_kills_its_task_before_the_rerun(crashab
         second = check_one_lost_attempt_then_success(crashable, execution, path)[1]
         print(f"\nkill -9 of the main worker process -> task started again after "
               f"{second.start - killed_at:.1f} s")
+        [run] = crashable.store.task_runs(execution.id)
+        crashed = crashable.settings.work_root / f"{execution.id}-{run.id}-1"
+        assert crashed.is_dir()  # nobody was left to remove it
     finally:
         replace_worker(crashable, victim)
+    assert not crashed.exists(), "the next worker start removes a crashed attempt's directory"
+
+
+def test_kill_ends_an_execution_whose_worker_died(crashable, tmp_path):
+    path = tmp_path / "effects"
+    execution = start(crashable, side_effect_flow("killed-orphan", path, 30))
+    victim = running_on(crashable, execution, path)
+    crashable.kill(victim)
+    try:
+        # Its heartbeat is still fresh: KILLING, until a scheduler sees it stopped.
+        kill_execution(crashable.store, execution.id)
+        done = crashable.store.wait_terminal(execution.id, 90)
+        assert done.state.current == State.KILLED
+        assert [(r.task_id, r.state.current) for r in done.task_runs] == [
+            ("work", State.KILLED)]
+        assert len(attempts_in(path)) == 1  # not run again
+        crashable.store.delete_execution(execution.id)  # an ended execution can be deleted
+        with pytest.raises(ExecutionNotFound):
+            crashable.store.get_execution(execution.id)
+    finally:
+        replace_worker(crashable, victim)
+
+
+def test_kill_of_a_long_orphaned_run_ends_it_at_once(tmp_path):
+    # A Redis of its own, and no scheduler: nobody else would ever end the run.
+    server = start_redis_server(tmp_path)
+    cluster = make_cluster(server.url, server.url, tmp_path)
+    try:
+        cluster.start_worker("lonely")
+        path = tmp_path / "effects"
+        execution = start(cluster, side_effect_flow("orphan", path, 60))
+        victim = running_on(cluster, execution, path)
+        cluster.kill(victim)
+        [run] = cluster.store.task_runs(execution.id)
+        wait_for(lambda: time.time() - cluster.store.last_beat(execution.id, run.id)
+                 .timestamp() > 11, timeout=30, every=0.5)
+        killed = kill_execution(cluster.store, execution.id)
+        assert killed.state.current == State.KILLED
+        [run] = killed.task_runs
+        assert run.state.current == State.KILLED
+        assert run.attempts[-1].error == "worker lost while running this attempt"
+    finally:
+        cluster.stop_all()
+        server.stop()
