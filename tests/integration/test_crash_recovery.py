@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,8 +23,10 @@ from harrier.common.errors import ExecutionNotFound
 from harrier.common.execution import Execution
 from harrier.common.flow import parse_flow
 from harrier.common.state import State
+from harrier.common.store import ExecutionQuery
 from harrier.scheduler.control import kill_execution
 from harrier.scheduler.executions import create_execution, start_execution
+from harrier.scheduler.tick_claim import PENDING_KEY, claim_owner
 from tests.fixtures.redis_server import RedisServer, start_redis_server
 from tests.fixtures.workers import Cluster, WorkerProcess, make_cluster
 from tests.integration.embedded import wait_for
@@ -238,3 +243,64 @@ def test_kill_of_a_long_orphaned_run_ends_it_at_once(tmp_path):
     finally:
         cluster.stop_all()
         server.stop()
+
+
+# Runs in a process of its own and dies (kill -9) right after winning a tick's
+# claim, before the execution exists: the fault hook `firing.after_claim` is
+# the only fake here, to hit that moment every time.
+_DOOMED_SCHEDULER = """
+import os, signal, sys
+from datetime import datetime
+from harrier.common.celery_app import configure_app
+from harrier.common.flow import parse_flow
+from harrier.common.redis_store import RedisStore
+from harrier.common.settings import Settings
+from harrier.common.triggers import ScheduleTrigger
+from harrier.scheduler import firing
+from harrier.scheduler.flow_catalog import ScheduledTrigger
+
+settings = Settings.from_env()
+store = RedisStore.from_settings(settings)
+context = firing.FireContext(store, configure_app(settings), store.redis, replica="doomed")
+flow = parse_flow(open(sys.argv[1]).read(), sys.argv[1])
+[trigger] = flow.triggers_of(ScheduleTrigger)
+firing.after_claim = lambda fire: os.kill(os.getpid(), signal.SIGKILL)
+firing.fire_tick(context, ScheduledTrigger(flow, trigger), datetime.fromisoformat(sys.argv[2]))
+"""
+
+
+def test_a_tick_claimed_by_a_scheduler_that_dies_still_fires_once(crashable, tmp_path):
+    path = tmp_path / "effects"
+    source = f"""id: doomed-tick
+namespace: crash
+tasks:
+  - id: say
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["echo fired >> {path}"]
+triggers:
+  - id: yearly
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "0 0 1 1 *"
+    recoverMissedSchedules: NONE
+"""
+    flow_file = tmp_path / "doomed.yaml"
+    flow_file.write_text(source)
+    crashable.store.put_flow("crash", "doomed-tick", source)  # the replicas arm it
+    doomed = subprocess.run([sys.executable, "-c", _DOOMED_SCHEDULER, str(flow_file),
+                             "2024-01-01T00:00:00+00:00"], env=crashable.env,
+                            capture_output=True, timeout=60)
+    assert doomed.returncode == -signal.SIGKILL, doomed.stderr.decode()[-2000:]
+    query = ExecutionQuery(namespace="crash", flow_id="doomed-tick")
+    redis = crashable.store.redis
+    tick = datetime(2024, 1, 1, tzinfo=UTC)
+    assert claim_owner(redis, "crash/doomed-tick/yearly", tick) == "doomed"
+    assert crashable.store.search_executions(query)[1] == 0  # it died before creating it
+
+    [execution] = wait_for(lambda: crashable.store.search_executions(query)[0], timeout=90)
+    done = crashable.store.wait_terminal(execution.id, 60)
+    assert done.state.current == State.SUCCESS
+    assert done.trigger["date"] == "2024-01-01T00:00:00Z"
+    assert redis.hlen(PENDING_KEY) == 0
+    time.sleep(6)  # another sweep of both replicas: still one execution, one run
+    assert crashable.store.search_executions(query)[1] == 1
+    assert path.read_text() == "fired\n"
