@@ -14,6 +14,11 @@ from harrier.common.state import State, StateRecord, iso, now, parse_iso
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
+# The key a waiting task run (a Pause, a Subflow's parent) keeps in its
+# outputs, with the reason: it is RUNNING without a process, so no heartbeat.
+WAITING = "_waiting"
+
+
 def new_id() -> str:
     """A 22-character random id, like Kestra's base62 UUIDs (128 random bits)."""
     number = int.from_bytes(secrets.token_bytes(16), "big")

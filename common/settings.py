@@ -39,6 +39,11 @@ class Settings:
     # How long Redis waits before redelivering an unacknowledged task. A task
     # running longer than this is delivered a second time (see README).
     visibility_timeout: int = 3600
+    # A running task whose heartbeats (every 2 s) stop this long is taken for
+    # lost with its worker, and a scheduler sends it again.
+    task_lost_after: int = 15
+    # How long workers keep retrying a store command while Redis is down.
+    store_patience: int = 120
     execution_retention: timedelta = timedelta(days=7)
     webhook_max_body: int = 1024 * 1024
     api_max_body: int = 1024 * 1024  # every request body, uploads included
@@ -111,6 +116,8 @@ class Settings:
             worker_concurrency=integer("WORKER_CONCURRENCY", 0),
             worker_queues=queues or ("default",),
             visibility_timeout=integer("VISIBILITY_TIMEOUT", 3600),
+            task_lost_after=_at_least("TASK_LOST_AFTER", integer("TASK_LOST_AFTER", 15), 5),
+            store_patience=_at_least("STORE_PATIENCE", integer("STORE_PATIENCE", 120), 0),
             execution_retention=retention_td,
             webhook_max_body=integer("WEBHOOK_MAX_BODY", 1024 * 1024),
             api_max_body=integer("API_MAX_BODY", 1024 * 1024),
@@ -123,6 +130,12 @@ class Settings:
             embedded_concurrency=integer("EMBEDDED_CONCURRENCY", 8),
             secrets=_secrets(env),
         )
+
+
+def _at_least(name: str, value: int, low: int) -> int:
+    if value < low:
+        raise SettingsError(f"HARRIER_{name}: expected at least {low} (seconds), got {value}")
+    return value
 
 
 def _secrets(env: Mapping[str, str]) -> dict[str, str]:

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harrier.common.execution import Execution, TaskRun
+from harrier.common.execution import WAITING, Execution, TaskRun
 from harrier.common.flow import Flow
 from harrier.common.settings import Settings
 from harrier.common.state import State
 from harrier.common.store import ExecutionStore
 from harrier.worker.runners.base import TaskRunner
 
-WAITING = "_waiting"  # the key a waiting run keeps in its outputs, with the reason
+__all__ = ["WAITING", "TaskContext", "Waiting"]
 
 
 @dataclass

@@ -25,7 +25,7 @@ from harrier.worker.kill_watch import LEASE_SECONDS
 from harrier.worker.runners.registry import runner_for
 from harrier.worker.runtime import Runtime
 from harrier.worker.tasks.conditions import is_true
-from harrier.worker.workdirs import remove_later
+from harrier.worker.workdirs import attempt_dir, remove_later
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,7 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         run.outputs["_checkpoint"] = {**run.outputs.get("_checkpoint", {}), **data}
         store.save_task_run(run)
 
-    # One flat directory per attempt: one mkdir, not four, on a hot path.
-    workdir = runtime.settings.work_root / f"{execution_id}-{run.id}-{len(run.attempts)}"
+    workdir = attempt_dir(runtime.settings.work_root, execution_id, run.id, len(run.attempts))
     ctx = TaskContext(
         execution=execution, task_run=run, flow=flow, settings=runtime.settings, store=store,
         workdir_path=workdir, attempt=len(run.attempts), variables=context,
