@@ -128,7 +128,7 @@ def parse_flow(text: str, source: str = "<string>") -> Flow:
             (), f"a flow must be a mapping with id, namespace and tasks; found {found}")])
 
     problems: list[Problem] = []
-    fields: dict[str, Any] = dict(data)
+    fields: dict[str, Any] = _present(data)
     for name in ("tasks", "errors", "finally"):
         if name in fields:
             fields[name] = _parse_task_list(fields[name], (name,), document, problems)
@@ -157,6 +157,11 @@ def parse_flow(text: str, source: str = "<string>") -> Flow:
         raise FlowValidationError(sorted(set(problems), key=_position))
     assert flow is not None
     return flow
+
+
+def _present(raw: dict[Any, Any]) -> dict[Any, Any]:
+    """The properties set to something: `defaults: null` is as if absent (Jackson)."""
+    return {key: value for key, value in raw.items() if value is not None}
 
 
 def _position(problem: Problem) -> tuple[int, int, str]:
@@ -195,7 +200,7 @@ def _parse_task(raw: object, path: tuple[str | int, ...], document: YamlDocument
         problems.append(document.problem((*path, "type"),
                                          f"unknown task type {type_name!r}; known types: {known}"))
         return None
-    fields = dict(raw)
+    fields = _present(raw)
     child_problems: list[Problem] = []
     for name in getattr(cls, "child_properties", ()):
         if name not in fields:
@@ -235,7 +240,7 @@ def _parse_triggers(raw: object, document: YamlDocument,
                 f"{', '.join(sorted(TRIGGER_TYPES))}"))
             continue
         try:
-            triggers.append(cls.model_validate(item))
+            triggers.append(cls.model_validate(_present(item)))
         except ValidationError as exc:
             problems.extend(_problems_from(exc, path, document, cls))
     return triggers

@@ -1,0 +1,86 @@
+"""Flows that must behave as Kestra runs them (issue 12), each run in embedded
+mode and across a real worker process (tests/fixtures/modes.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harrier.common.state import State
+from tests.integration.embedded import states, task_run
+
+OK = "type: io.kestra.plugin.core.log.Log, message: ok"
+
+
+# -- Switch (Kestra's Switch resolves no child tasks: FlowableUtils fails it)
+def test_switch_without_a_matching_case_or_defaults_fails(harrier):
+    execution = harrier.run(f"""
+id: switch-no-match
+namespace: test
+tasks:
+  - id: choose
+    type: io.kestra.plugin.core.flow.Switch
+    value: "c"
+    defaults: null
+    cases:
+      a:
+        - {{id: in-a, {OK}}}
+  - {{id: after, {OK}}}
+""")
+    assert execution.state.current == State.FAILED
+    assert states(execution) == {"choose": State.FAILED}
+    assert "'c'" in (task_run(execution, "choose").error or "")
+
+
+def test_switch_without_a_match_runs_its_defaults(harrier):
+    execution = harrier.run(f"""
+id: switch-defaults
+namespace: test
+tasks:
+  - id: choose
+    type: io.kestra.plugin.core.flow.Switch
+    value: "c"
+    cases:
+      a: [{{id: in-a, {OK}}}]
+    defaults: [{{id: fallback, {OK}}}]
+""")
+    assert execution.state.current == State.SUCCESS
+    assert task_run(execution, "choose").outputs == {"value": "c", "defaults": True}
+    assert "fallback" in states(execution)
+
+
+# -- Truthiness: Kestra's TruthUtils (false, 0, -0 and "" are falsy; nothing else)
+TRUTH = [("false", False), ("0", False), ("-0", False), ("'  '", False), ("''", False),
+         ("'no'", True), ("'none'", True), ("'null'", True), ("'False'", True),
+         ("'true'", True), ("'1'", True), ("'0.0'", True)]
+
+
+@pytest.mark.parametrize("value,truthy", TRUTH, ids=[v for v, _ in TRUTH])
+def test_run_if_when_if_and_fail_read_truth_as_kestra(harrier, value, truthy):
+    execution = harrier.run(f"""
+id: truth
+namespace: test
+tasks:
+  - id: by-run-if
+    type: io.kestra.plugin.core.log.Log
+    message: ok
+    runIf: "{{{{ {value} }}}}"
+  - id: by-when
+    type: io.kestra.plugin.core.log.Log
+    message: ok
+    when: "{{{{ {value} }}}}"
+  - id: branch
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{{{ {value} }}}}"
+    then: [{{id: then-ran, {OK}}}]
+    else: [{{id: else-ran, {OK}}}]
+  - id: stop
+    type: io.kestra.plugin.core.execution.Fail
+    condition: "{{{{ {value} }}}}"
+""")
+    found = states(execution)
+    expected_run = State.SUCCESS if truthy else State.SKIPPED
+    assert found["by-run-if"] == expected_run
+    assert found["by-when"] == expected_run
+    assert ("then-ran" if truthy else "else-ran") in found
+    assert ("else-ran" if truthy else "then-ran") not in found
+    assert found["stop"] == (State.FAILED if truthy else State.SUCCESS)
