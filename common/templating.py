@@ -58,6 +58,17 @@ class _Named(dict):
         super().__init__(data)
         self._path = path
 
+    def __missing__(self, key: str) -> _Named:
+        # Dotted keys nest, as Kestra nests them: `labels.system.correlationId`
+        # reads the label `system.correlationId`, `inputs.nested.string` the
+        # input with id `nested.string`.
+        prefix = f"{key}."
+        found = {k[len(prefix):]: v for k, v in self.items()
+                 if isinstance(k, str) and k.startswith(prefix)}
+        if not found:
+            raise KeyError(key)
+        return _Named(found, f"{self._path}.{key}")
+
 
 class LazyMapping(Mapping[str, Any]):
     """A context mapping whose values are fetched when a template reads them

@@ -16,6 +16,8 @@ from harrier.common.inputs import coerce_inputs, inputs_to_json
 from harrier.common.state import State, StateRecord
 from harrier.common.store import ExecutionStore
 
+CORRELATION_ID = "system.correlationId"
+
 
 def create_execution(store: ExecutionStore, flow: Flow, inputs: Mapping[str, Any] | None = None,
                      *, trigger: dict[str, Any] | None = None,
@@ -24,9 +26,14 @@ def create_execution(store: ExecutionStore, flow: Flow, inputs: Mapping[str, Any
     store a CREATED execution pinned to the flow's current source revision."""
     typed = coerce_inputs(flow.inputs, dict(inputs or {}))
     record = store.put_flow(flow.namespace, flow.id, flow.source)
+    execution_id = new_id()
+    # Kestra labels every execution with the id of the execution that started
+    # its chain (itself, unless a caller passes one on).
+    all_labels = {**flow.labels, **(labels or {})}
+    all_labels.setdefault(CORRELATION_ID, execution_id)
     execution = Execution(
-        id=new_id(), namespace=flow.namespace, flow_id=flow.id, flow_revision=record.revision,
-        inputs=inputs_to_json(typed), labels={**flow.labels, **(labels or {})},
+        id=execution_id, namespace=flow.namespace, flow_id=flow.id,
+        flow_revision=record.revision, inputs=inputs_to_json(typed), labels=all_labels,
         state=StateRecord.start(State.CREATED), trigger=trigger)
     store.create_execution(execution)
     return execution

@@ -3,6 +3,8 @@ mode and across a real worker process (tests/fixtures/modes.py)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from harrier.common.state import State
@@ -84,3 +86,39 @@ tasks:
     assert ("then-ran" if truthy else "else-ran") in found
     assert ("else-ran" if truthy else "then-ran") not in found
     assert found["stop"] == (State.FAILED if truthy else State.SUCCESS)
+
+
+# -- Dates: Kestra keeps state dates to the millisecond
+MILLIS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$"
+
+
+def test_start_dates_render_with_milliseconds(harrier):
+    execution = harrier.run("""
+id: dates
+namespace: test
+tasks:
+  - id: when
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ execution.startDate }}|{{ taskrun.startDate }}"
+""")
+    execution_start, task_start = task_run(execution, "when").outputs["value"].split("|")
+    assert re.match(MILLIS, execution_start), execution_start
+    assert re.match(MILLIS, task_start), task_start
+    # The same instant the API shows for the execution.
+    assert execution.to_json()["state"]["startDate"].startswith(execution_start.rstrip("Z"))
+
+
+# -- Labels: system.correlationId
+def test_every_execution_carries_its_correlation_id_label(harrier):
+    execution = harrier.run("""
+id: correlated
+namespace: test
+labels: {team: data}
+tasks:
+  - id: show
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ labels.system.correlationId }} {{ labels['system.correlationId'] }}"
+""")
+    assert execution.labels["system.correlationId"] == execution.id
+    assert execution.labels["team"] == "data"
+    assert task_run(execution, "show").outputs["value"] == f"{execution.id} {execution.id}"
