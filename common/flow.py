@@ -196,9 +196,12 @@ def _parse_task(raw: object, path: tuple[str | int, ...], document: YamlDocument
         return None
     cls = task_class(str(type_name))
     if cls is None:
-        known = ", ".join(known_task_types())
-        problems.append(document.problem((*path, "type"),
-                                         f"unknown task type {type_name!r}; known types: {known}"))
+        known = known_task_types()
+        close = difflib.get_close_matches(str(type_name), known, n=1, cutoff=0.8)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        problems.append(document.problem(
+            (*path, "type"),
+            f"unknown task type {type_name!r}{hint} Known types: {', '.join(known)}"))
         return None
     fields = _present(raw)
     child_problems: list[Problem] = []
@@ -216,7 +219,12 @@ def _parse_task(raw: object, path: tuple[str | int, ...], document: YamlDocument
     try:
         task = cls.model_validate(fields)
     except ValidationError as exc:
-        problems.extend(_problems_from(exc, path, document, cls))
+        own = _problems_from(exc, path, document, cls)
+        if child_problems:
+            # A block whose tasks were all rejected is empty: saying so again
+            # ("at least 1 item") adds nothing to the children's own errors.
+            own = [p for p in own if "at least 1 item" not in p.message]
+        problems.extend(own)
         return None
     return None if child_problems else task
 

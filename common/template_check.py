@@ -3,6 +3,7 @@ variables, inputs that are not declared, outputs of tasks that do not exist."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,7 +76,9 @@ def _check(text: str, inputs: set[str], task_ids: set[str]) -> str | None:
             return f"{{{{ inputs.{name} }}}} names an input the flow does not declare " \
                    f"(declared: {declared})"
         if root == "outputs" and name not in task_ids:
-            return f"{{{{ outputs.{name} }}}} names no task of this flow"
+            close = difflib.get_close_matches(name, sorted(task_ids), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            return f"{{{{ outputs.{name} }}}} names no task of this flow{hint}"
     return None
 
 

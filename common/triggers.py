@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from harrier.common.cron import parse_cron
 from harrier.common.task import TASK_ID_PATTERN
@@ -37,8 +37,9 @@ class ScheduleTrigger(Trigger):
     type_names = ("io.kestra.plugin.core.trigger.Schedule",
                   "io.kestra.core.models.triggers.types.Schedule")
 
-    cron: str
+    # Before `cron`: the cron check reads it.
     with_seconds: bool = Field(False, alias="withSeconds")
+    cron: str
     timezone: str = "UTC"
     # Kestra's default is ALL: a scheduler that was down fires every missed tick.
     recover_missed_schedules: Literal["ALL", "LAST", "NONE"] = Field(
@@ -46,10 +47,19 @@ class ScheduleTrigger(Trigger):
     backfill: Backfill | None = None
     late_maximum_delay: str | None = Field(None, alias="lateMaximumDelay")
 
-    @model_validator(mode="after")
-    def _valid_cron(self) -> ScheduleTrigger:
-        parse_cron(self.cron, with_seconds=self.with_seconds, timezone=self.timezone)
-        return self
+    # Two field checks, not one model check: a bad cron and a bad timezone are
+    # both reported, each at its own line.
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str, info: ValidationInfo) -> str:
+        parse_cron(value, with_seconds=bool(info.data.get("with_seconds")))
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        parse_cron("* * * * *", timezone=value)
+        return value
 
 
 class WebhookTrigger(Trigger):

@@ -224,3 +224,55 @@ tasks:
       {% for x in [1, 2] %}{{ x }}{% endfor %} {{ now() | dateAdd(-1, 'DAYS') | date('yyyy') }}
       {{ trigger.body ?? 'none' }} {{ secret('TOKEN') | length }} {{ taskrun.attemptsCount }}
 """)
+
+
+def test_a_tab_indented_file_is_told_so():
+    [message] = problems("id: a\nnamespace: n\ntasks:\n"
+                         "\t- id: x\n\t  type: io.kestra.plugin.core.log.Log\n")
+    assert message.startswith("flows/bad.yaml:4:1:")
+    assert "indented with a tab" in message
+
+
+def test_a_rejected_child_does_not_also_empty_its_parent():
+    found = problems("""id: a
+namespace: n
+tasks:
+  - id: branch
+    type: io.kestra.plugin.core.flow.If
+    condition: "true"
+    then:
+      - {id: t, type: io.kestra.plugin.core.log.Logg, message: hi}
+""")
+    assert len(found) == 1, found
+    assert "tasks[0].then[0].type" in found[0]
+
+
+def test_bad_cron_and_bad_timezone_are_both_reported():
+    found = problems("""id: a
+namespace: n
+tasks: [{id: t, type: io.kestra.plugin.core.log.Log, message: hi}]
+triggers:
+  - id: s
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "61 * * * *"
+    timezone: Mars/Olympus
+""")
+    assert len(found) == 2, found
+    assert any("triggers[0].cron" in p and "'61 * * * *'" in p for p in found)
+    assert any("triggers[0].timezone" in p and "Mars/Olympus" in p for p in found)
+
+
+def test_unknown_task_type_and_output_task_suggest_the_nearest():
+    [message] = problems("""id: a
+namespace: n
+tasks:
+  - {id: t, type: io.kestra.plugin.core.log.Logg, message: hi}
+""")
+    assert "did you mean 'io.kestra.plugin.core.log.Log'?" in message
+    [message] = problems("""id: a
+namespace: n
+tasks:
+  - {id: extract, type: io.kestra.plugin.core.log.Log, message: hi}
+  - {id: t, type: io.kestra.plugin.core.log.Log, message: "{{ outputs.extrct.value }}"}
+""")
+    assert "did you mean 'extract'?" in message

@@ -122,3 +122,22 @@ tasks:
     assert execution.labels["system.correlationId"] == execution.id
     assert execution.labels["team"] == "data"
     assert task_run(execution, "show").outputs["value"] == f"{execution.id} {execution.id}"
+
+
+# -- Smaller: Return.format optional, the deprecated Echo
+def test_return_without_format_and_the_deprecated_echo_run(harrier):
+    execution = harrier.run("""
+id: echo-return
+namespace: test
+tasks:
+  - id: nothing
+    type: io.kestra.plugin.core.debug.Return
+  - id: echo
+    type: io.kestra.plugin.core.debug.Echo
+    level: WARN
+    format: "{{ task.id }} says hi"
+""")
+    assert execution.state.current == State.SUCCESS
+    assert task_run(execution, "nothing").outputs == {"value": None}
+    found = [e for e in harrier.store.read_logs(execution.id) if e.task_id == "echo"]
+    assert [(e.level, e.message) for e in found] == [("WARN", "echo says hi")]
