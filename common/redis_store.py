@@ -171,7 +171,7 @@ class RedisStore:
     # `state`, `error`, `outputs`, `halted`; its state history is a list.
     def create_execution(self, execution: Execution) -> None:
         score = execution.start_date.timestamp()
-        data = execution.to_json()
+        data = execution.to_json(reveal=True)
         data.pop("taskRunList")
         state = execution.state.current.value
         prefixes = self._state_prefixes(execution.namespace, execution.flow_id)

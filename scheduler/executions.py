@@ -12,7 +12,7 @@ from harrier.common.concurrency import admit_execution
 from harrier.common.dispatch import FlowRef, publish, start_messages
 from harrier.common.execution import Execution, new_id
 from harrier.common.flow import Flow
-from harrier.common.inputs import coerce_inputs, inputs_to_json
+from harrier.common.inputs import InputType, coerce_inputs, inputs_to_json
 from harrier.common.state import State, StateRecord
 from harrier.common.store import ExecutionStore
 
@@ -34,7 +34,8 @@ def create_execution(store: ExecutionStore, flow: Flow, inputs: Mapping[str, Any
     execution = Execution(
         id=execution_id, namespace=flow.namespace, flow_id=flow.id,
         flow_revision=record.revision, inputs=inputs_to_json(typed), labels=all_labels,
-        state=StateRecord.start(State.CREATED), trigger=trigger)
+        state=StateRecord.start(State.CREATED), trigger=trigger,
+        secret_inputs=[spec.id for spec in flow.inputs if spec.type == InputType.SECRET])
     store.create_execution(execution)
     return execution
 

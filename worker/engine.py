@@ -317,6 +317,7 @@ class Engine:
             labels=dict(self.execution.labels), trigger=self.execution.trigger,
             attempt_number=attempts_made + 1,
             original_id=self.execution.original_id or self.execution.id,
+            secret_inputs=list(self.execution.secret_inputs),
             state=StateRecord.start(State.CREATED))
         # The next attempt exists before this one ends, so whoever sees this
         # execution RETRIED finds it.

@@ -96,7 +96,8 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         transition(lost.state, State.FAILED, what=f"attempt of {task_id}")
         lost.error = "worker lost while running this attempt"
     context = engine.context(task, run)
-    secrets_used: set[str] = set()
+    # SECRET inputs are masked in logs like secret() values, however they got there.
+    secrets_used: set[str] = set(execution.secret_values())
 
     def render_value(value: Any, field: str = "", shell: bool = False) -> Any:
         return render(value, context, field=f"{task_id}.{field}", shell=shell,

@@ -141,3 +141,56 @@ tasks:
     assert task_run(execution, "nothing").outputs == {"value": None}
     found = [e for e in harrier.store.read_logs(execution.id) if e.task_id == "echo"]
     assert [(e.level, e.message) for e in found] == [("WARN", "echo says hi")]
+
+
+# -- Secrets
+def test_secret_inputs_are_masked_in_logs_and_in_the_execution_json(harrier):
+    execution = harrier.run("""
+id: secret-input
+namespace: test
+inputs:
+  - {id: password, type: SECRET}
+  - {id: user, type: STRING}
+tasks:
+  - id: echo
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["echo 'user {{ inputs.user }} pass {{ inputs.password }}'", "echo $PW"]
+    env: {PW: "{{ inputs.password }}"}
+  - id: log
+    type: io.kestra.plugin.core.log.Log
+    message: "pass={{ inputs.password }}"
+""", inputs={"password": "hunter2-secret", "user": "alice"})
+    assert execution.state.current == State.SUCCESS
+    messages = [e.message for e in harrier.store.read_logs(execution.id)]
+    assert not [m for m in messages if "hunter2" in m], messages
+    assert "user alice pass ******" in messages
+    assert "pass=******" in messages
+    shown = harrier.store.get_execution(execution.id).to_json()
+    assert shown["inputs"] == {"password": "******", "user": "alice"}
+    assert "secretInputs" not in shown
+
+
+def test_secret_names_are_upper_cased_and_wrapped_base64_decodes(harrier):
+    execution = harrier.run("""
+id: secret-lookup
+namespace: test
+tasks:
+  - id: show
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ secret('my_secret') == 's3cr3t-value' }} {{ secret('LONG') | length }}"
+""")
+    assert execution.state.current == State.SUCCESS
+    assert task_run(execution, "show").outputs["value"] == "true 80"
+
+
+def test_an_undecodable_secret_fails_only_the_flows_using_it(harrier):
+    execution = harrier.run("""
+id: secret-broken
+namespace: test
+tasks:
+  - id: use
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ secret('broken') }}"
+""")
+    assert execution.state.current == State.FAILED
+    assert "SECRET_BROKEN cannot be decoded" in task_run(execution, "use").error
