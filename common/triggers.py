@@ -71,9 +71,15 @@ class WebhookTrigger(Trigger):
     @field_validator("key")
     @classmethod
     def _url_safe(cls, value: str) -> str:
+        if is_template(value):
+            return value  # rendered (secrets, flow.id) when a request is matched
         if "/" in value or any(c.isspace() for c in value):
             raise ValueError("the webhook key must not contain '/' or spaces")
         return value
+
+
+def is_template(text: str) -> bool:
+    return "{{" in text or "{%" in text
 
 
 TRIGGER_TYPES: dict[str, type[Trigger]] = {

@@ -6,23 +6,26 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from harrier.common.errors import FlowNotFound
+from harrier.common.errors import FlowNotFound, TemplateError
 from harrier.common.flow import Flow
 from harrier.common.templating import render
-from harrier.common.triggers import WebhookTrigger
+from harrier.common.triggers import WebhookTrigger, is_template
 from harrier.scheduler.api.body import read_limited
 from harrier.scheduler.api.context import ApiContext, Ctx
 from harrier.scheduler.api.errors import ApiError
 from harrier.scheduler.api.launch import launch
 from harrier.scheduler.flow_catalog import trigger_key_text
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/executions/webhook", tags=["webhook"])
 
 # Credentials of the caller are not the flow's data: keep them out of the
@@ -30,15 +33,33 @@ router = APIRouter(prefix="/executions/webhook", tags=["webhook"])
 _PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
-def find_trigger(flow: Flow, key: str) -> WebhookTrigger | None:
+def find_trigger(flow: Flow, key: str, secrets: Mapping[str, str] | None = None
+                 ) -> WebhookTrigger | None:
     """The enabled Webhook trigger with this key; every key is compared in
-    constant time so the answer's timing says nothing about near misses."""
+    constant time so the answer's timing says nothing about near misses. A
+    key written as a template (`{{ secret('WEBHOOK_KEY') }}`) is rendered
+    first, as Kestra does, with `flow` and the secrets."""
     found = None
     for trigger in flow.triggers_of(WebhookTrigger):
         assert isinstance(trigger, WebhookTrigger)
-        if hmac.compare_digest(trigger.key.encode("utf-8"), key.encode("utf-8")):
+        expected = webhook_key(flow, trigger, secrets)
+        if expected and hmac.compare_digest(expected.encode("utf-8"), key.encode("utf-8")):
             found = trigger
     return None if flow.disabled else found
+
+
+def webhook_key(flow: Flow, trigger: WebhookTrigger,
+                secrets: Mapping[str, str] | None) -> str | None:
+    if not is_template(trigger.key):
+        return trigger.key
+    context = {"flow": {"id": flow.id, "namespace": flow.namespace}}
+    try:
+        return str(render(trigger.key, context, field=f"triggers.{trigger.id}.key",
+                          secrets=secrets))
+    except TemplateError as exc:
+        # A key that cannot be rendered matches nothing; the operator sees why.
+        log.warning("webhook %s.%s: %s", flow.namespace, flow.id, exc)
+        return None
 
 
 def _resolve(ctx: ApiContext, namespace: str, flow_id: str,
@@ -50,7 +71,7 @@ def _resolve(ctx: ApiContext, namespace: str, flow_id: str,
         flow = ctx.flow(namespace, flow_id)
     except FlowNotFound:
         raise not_found from None
-    trigger = find_trigger(flow, key)
+    trigger = find_trigger(flow, key, ctx.settings.secrets)
     if trigger is None or trigger_key_text((namespace, flow_id, trigger.id)) in \
             ctx.triggers.disabled_keys():
         raise not_found

@@ -6,11 +6,26 @@ from __future__ import annotations
 import re
 
 import pytest
+from fastapi.testclient import TestClient
 
 from harrier.common.state import State
+from harrier.scheduler.api import create_api
 from tests.integration.embedded import states, task_run
 
 OK = "type: io.kestra.plugin.core.log.Log, message: ok"
+
+
+@pytest.fixture
+def api(harrier):
+    """The HTTP API over the same Harrier (embedded or distributed)."""
+    with TestClient(create_api(harrier.settings, harrier.store, harrier.app)) as client:
+        yield client
+
+
+def push(api, text: str) -> None:
+    response = api.post("/api/v1/flows", content=text,
+                        headers={"Content-Type": "application/x-yaml"})
+    assert response.status_code == 200, response.text
 
 
 # -- Switch (Kestra's Switch resolves no child tasks: FlowableUtils fails it)
@@ -194,3 +209,30 @@ tasks:
 """)
     assert execution.state.current == State.FAILED
     assert "SECRET_BROKEN cannot be decoded" in task_run(execution, "use").error
+
+
+# -- Webhook keys written as templates
+@pytest.mark.parametrize("key,url_key", [
+    ("\"{{ secret('WEBHOOK_KEY') }}\"", "hook-key-from-secret"),
+    ("\"{{secret('WEBHOOK_KEY')}}\"", "hook-key-from-secret"),
+    ("\"k-{{ flow.id }}\"", "k-hook-flow-id"),
+], ids=["secret", "secret-no-spaces", "flow-id"])
+def test_webhook_key_templates_are_rendered_when_matching(harrier, api, request, key, url_key):
+    flow_id = "hook-" + request.node.callspec.id.split("-", 1)[1]
+    push(api, f"""
+id: {flow_id}
+namespace: test
+tasks:
+  - {{id: hi, {OK}}}
+triggers:
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: {key}
+""")
+    wrong = api.post(f"/api/v1/executions/webhook/test/{flow_id}/"
+                     + "%7B%7Bsecret('WEBHOOK_KEY')%7D%7D")
+    assert wrong.status_code == 404
+    response = api.post(f"/api/v1/executions/webhook/test/{flow_id}/{url_key}")
+    assert response.status_code == 200, response.text
+    done = harrier.store.wait_terminal(response.json()["id"], 90)
+    assert done.state.current == State.SUCCESS
