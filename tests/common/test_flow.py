@@ -276,3 +276,22 @@ tasks:
   - {id: t, type: io.kestra.plugin.core.log.Log, message: "{{ outputs.extrct.value }}"}
 """)
     assert "did you mean 'extract'?" in message
+
+
+def test_the_static_check_never_rejects_what_kestra_would_run():
+    flow = parse_flow("""id: a
+namespace: n
+inputs:
+  - {id: nested.string, type: STRING, defaults: x}
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.debug.Return
+    format: >-
+      {{ outputs.not_existing ?? '' }}{{ (outputs.gone ?? 'x') }}{{ true ? 1 : nowhere }}
+      {% if outputs.maybe ?? false %}{{ outputs.maybe.value }}{% endif %}
+      {{ inputs.nested.string }}{{ outputs.later | default('none') }}
+""")
+    assert flow.tasks[0].id == "t"
+    # What is certainly wrong is still reported.
+    broken = flow.source.replace("{{ (outputs", "{{ outputs.x }}{{ (outputs")
+    assert "names no task" in problems(broken)[0]

@@ -236,3 +236,42 @@ triggers:
     assert response.status_code == 200, response.text
     done = harrier.store.wait_terminal(response.json()["id"], 90)
     assert done.state.current == State.SUCCESS
+
+
+# -- Templates as Pebble evaluates them
+def test_pebble_operators_behave_as_in_kestra(harrier):
+    execution = harrier.run("""
+id: pebble
+namespace: test
+inputs:
+  - {id: nested.string, type: STRING, defaults: deep}
+  - {id: doc, type: STRING, defaults: '{"a": 1}'}
+tasks:
+  - id: skipped
+    type: io.kestra.plugin.core.debug.Return
+    format: never
+    runIf: "false"
+  - id: coalesce
+    type: io.kestra.plugin.core.debug.Return
+    format: >-
+      [{{ outputs.not_existing ?? '' }}|{{ outputs.skipped.value ?? 'fallback' }}|{{
+      (outputs.not_existing ?? 'in-parens') ~ '!' }}|{% if outputs.not_existing ?? false
+      %}yes{% else %}no{% endif %}|{% set v = outputs.gone.value ?? 'set' %}{{ v }}]
+  - id: ternary
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ true ? 'taken' : undefined_name.value }} {{ false ? outputs.nothing : 'other' }}"
+  - id: nested
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.nested.string }}"
+  - id: operators
+    type: io.kestra.plugin.core.debug.Return
+    format: >-
+      {{ 'a' equals 'a' }} {{ inputs.nested.string equals 'x' }}
+      {{ inputs.doc is json }} {{ 'not json' is json }}
+""")
+    assert execution.state.current == State.SUCCESS, [r.error for r in execution.task_runs]
+    value = {r.task_id: r.outputs.get("value") for r in execution.task_runs}
+    assert value["coalesce"] == "[|fallback|in-parens!|no|set]"
+    assert value["ternary"] == "taken other"
+    assert value["nested"] == "deep"
+    assert value["operators"] == "true false true false"
