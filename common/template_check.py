@@ -96,6 +96,7 @@ def _evaluated(node: nodes.Node) -> Iterator[nodes.Node]:
     """The nodes that are certainly evaluated: not the operand of `??` or
     `default`, not a ternary's or an `{% if %}`'s branches, not what `is
     defined` tests (Kestra runs those whatever they name)."""
+    children: list[nodes.Node]
     if isinstance(node, nodes.Filter) and node.name in _TOLERANT_FILTERS:
         children = [*node.args, *(kw.value for kw in node.kwargs)]
     elif isinstance(node, nodes.Test) and node.name in _TOLERANT_TESTS:
