@@ -21,11 +21,15 @@ CORRELATION_ID = "system.correlationId"
 
 def create_execution(store: ExecutionStore, flow: Flow, inputs: Mapping[str, Any] | None = None,
                      *, trigger: dict[str, Any] | None = None,
-                     labels: Mapping[str, str] | None = None) -> Execution:
+                     labels: Mapping[str, str] | None = None,
+                     deploy: bool = True) -> Execution:
     """Validate `inputs` against the flow (InputError lists every problem) and
-    store a CREATED execution pinned to the flow's current source revision."""
+    store a CREATED execution pinned to the flow's current source revision.
+    `deploy=False` (a one-off run of a file) keeps the source for the execution
+    without making it the flow's current revision (its triggers stay unarmed)."""
     typed = coerce_inputs(flow.inputs, dict(inputs or {}))
-    record = store.put_flow(flow.namespace, flow.id, flow.source)
+    record = (store.put_flow if deploy else store.keep_flow_source)(
+        flow.namespace, flow.id, flow.source)
     execution_id = new_id()
     # Kestra labels every execution with the id of the execution that started
     # its chain (itself, unless a caller passes one on).

@@ -275,3 +275,40 @@ tasks:
     assert value["ternary"] == "taken other"
     assert value["nested"] == "deep"
     assert value["operators"] == "true false true false"
+
+
+# -- A one-off run does not deploy
+ONE_OFF = """
+id: one-off
+namespace: test
+tasks:
+  - {{id: say, type: io.kestra.plugin.core.log.Log, message: "{message}"}}
+triggers:
+  - {{id: every-minute, type: io.kestra.plugin.core.trigger.Schedule, cron: "* * * * *"}}
+"""
+
+
+def test_a_one_off_run_keeps_its_source_without_deploying_it(harrier):
+    from harrier.cli.run import run_flow
+    from harrier.scheduler.executions import create_execution, start_execution
+
+    deployed = harrier.store.put_flow("test", "one-off", ONE_OFF.format(message="deployed"))
+    edited = harrier.flow(ONE_OFF.format(message="edited"))
+    if harrier.mode == "distributed":
+        done = run_flow(harrier.settings, edited, {}, {}, live=False, timeout=90)
+    else:  # run_flow would start a second embedded runtime: the same steps here
+        execution = create_execution(harrier.store, edited, {}, deploy=False)
+        start_execution(harrier.app, edited, execution, store=harrier.store)
+        done = harrier.store.wait_terminal(execution.id, 90)
+    assert done.state.current == State.SUCCESS
+    assert [e.message for e in harrier.store.read_logs(done.id)] == ["edited"]
+    current = harrier.store.get_flow("test", "one-off")
+    assert current.revision == deployed.revision and "deployed" in current.source
+    assert [r.revision for r in harrier.store.flow_revisions("test", "one-off")] == [
+        deployed.revision]
+    # The execution's source is kept for its history.
+    assert "edited" in harrier.store.get_flow("test", "one-off", done.flow_revision).source
+    # A flow never deployed stays unknown to the scheduler.
+    other = harrier.flow(ONE_OFF.format(message="x").replace("id: one-off", "id: never"))
+    create_execution(harrier.store, other, {}, deploy=False)
+    assert "never" not in [r.flow_id for r in harrier.store.list_flows()]
