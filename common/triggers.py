@@ -3,13 +3,22 @@ the scheduler evaluates them."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from harrier.common.cron import parse_cron
+from harrier.common.durations import parse_duration
+from harrier.common.state import State
 from harrier.common.task import TASK_ID_PATTERN
+from harrier.common.trigger_conditions import (
+    Condition,
+    ConditionContext,
+    all_true,
+    parse_conditions,
+)
 
 
 class Trigger(BaseModel):
@@ -21,8 +30,32 @@ class Trigger(BaseModel):
     description: str | None = None
     disabled: bool = False
     inputs: dict[str, Any] = Field(default_factory=dict)
-    conditions: list[dict[str, Any]] = Field(default_factory=list)
-    stop_after: list[str] = Field(default_factory=list, alias="stopAfter")
+    # All must hold for the trigger to fire (common/trigger_conditions.py).
+    conditions: list[Condition] = Field(default_factory=list)
+    # Kestra 2.0: an expression that must render true for the trigger to fire.
+    when: str | bool | None = None
+    # Execution states after which the trigger disables itself.
+    stop_after: list[State] = Field(default_factory=list, alias="stopAfter")
+
+    @field_validator("conditions", mode="before")
+    @classmethod
+    def _conditions(cls, value: Any) -> list[Condition]:
+        return parse_conditions(value)
+
+    @field_validator("stop_after")
+    @classmethod
+    def _terminal(cls, value: list[State]) -> list[State]:
+        for state in value:
+            if not state.terminated:
+                raise ValueError(f"{state.value} is not a state an execution ends in "
+                                 "(e.g. FAILED, SUCCESS, WARNING, KILLED)")
+        return value
+
+    def should_fire(self, variables: dict[str, Any],
+                    secrets: Mapping[str, str] | None = None) -> bool:
+        """Its conditions and `when` hold for these trigger variables
+        (ConditionError when one cannot be evaluated)."""
+        return all_true(self.conditions, self.when, ConditionContext(variables, secrets))
 
 
 class Backfill(BaseModel):
@@ -45,7 +78,13 @@ class ScheduleTrigger(Trigger):
     recover_missed_schedules: Literal["ALL", "LAST", "NONE"] = Field(
         "ALL", alias="recoverMissedSchedules")
     backfill: Backfill | None = None
-    late_maximum_delay: str | None = Field(None, alias="lateMaximumDelay")
+    # A tick fired later than this after its time is skipped (Kestra's lateMaximumDelay).
+    late_maximum_delay: timedelta | None = Field(None, alias="lateMaximumDelay")
+
+    @field_validator("late_maximum_delay", mode="before")
+    @classmethod
+    def _delay(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
 
     # Two field checks, not one model check: a bad cron and a bad timezone are
     # both reported, each at its own line.

@@ -19,6 +19,7 @@ from kombu.exceptions import KombuError
 from harrier.common.cron import CronSchedule, next_after, parse_cron, previous_before
 from harrier.common.errors import HarrierError, InputError, StoreUnavailable
 from harrier.common.store import ExecutionStore
+from harrier.common.trigger_conditions import ConditionError
 from harrier.common.triggers import ScheduleTrigger
 from harrier.scheduler.executions import create_execution, start_execution
 from harrier.scheduler.flow_catalog import ScheduledTrigger, trigger_key_text
@@ -37,6 +38,7 @@ class FireContext:
     app: Celery
     redis: redis.Redis
     replica: str = field(default_factory=lambda: f"{socket.gethostname()}")
+    secrets: Mapping[str, str] = field(default_factory=dict)  # for conditions' templates
 
 
 @lru_cache(maxsize=65536)
@@ -75,12 +77,17 @@ def fire_tick(context: FireContext, entry: ScheduledTrigger, tick: datetime, *,
         return None
     flow = entry.flow
     schedule = schedule_of(entry.trigger)
+    variables = trigger_variables(schedule, tick) | (
+        {"backfill": True} if why == "backfill" else {})
     execution_id: str | None = None
+    if not _conditions_hold(context, entry, variables, tick):
+        if record:
+            _record(context, key, tick)
+        return None
     try:
         execution = create_execution(
             context.store, flow, entry.trigger.inputs if inputs is None else inputs,
-            trigger=trigger_variables(schedule, tick) | (
-                {"backfill": True} if why == "backfill" else {}), labels=labels)
+            trigger=variables, labels=labels)
         execution_id = execution.id
         start_execution(context.app, flow, execution, store=context.store)
     except InputError as exc:
@@ -96,13 +103,38 @@ def fire_tick(context: FireContext, entry: ScheduledTrigger, tick: datetime, *,
         log.info("fired flow %s.%s (trigger %s, %s) at tick %s -> execution %s",
                  flow.namespace, flow.id, entry.trigger.id, why, _utc_iso(tick),
                  execution_id)
-    if not record:
-        return execution_id
+    if record:
+        _record(context, key, tick)
+    return execution_id
+
+
+def _record(context: FireContext, key: str, tick: datetime) -> None:
     try:
         record_fired(context.redis, key, tick)
     except StoreUnavailable as exc:
         log.warning("could not record tick %s of %s as fired: %s", _utc_iso(tick), key, exc)
-    return execution_id
+
+
+def _conditions_hold(context: FireContext, entry: ScheduledTrigger, variables: dict[str, Any],
+                     tick: datetime) -> bool:
+    """The trigger's `conditions` and `when` for this tick (Kestra skips the tick
+    when one is false; one that cannot be evaluated is logged and skips it too)."""
+    trigger = entry.trigger
+    if not trigger.conditions and trigger.when is None:
+        return True
+    flow = entry.flow
+    try:
+        if trigger.should_fire({"trigger": variables,
+                                "flow": {"id": flow.id, "namespace": flow.namespace}},
+                               context.secrets):
+            return True
+    except ConditionError as exc:
+        log.error("flow %s.%s trigger %s: tick %s skipped, a condition cannot be evaluated: "
+                  "%s", flow.namespace, flow.id, trigger.id, _utc_iso(tick), exc)
+        return False
+    log.info("flow %s.%s trigger %s: tick %s skipped, its conditions are false",
+             flow.namespace, flow.id, trigger.id, _utc_iso(tick))
+    return False
 
 
 def _utc_iso(tick: datetime) -> str:

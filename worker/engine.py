@@ -39,9 +39,9 @@ from harrier.common.state import State, StateRecord, now, transition
 from harrier.common.store import BlockProgress, BlockRef
 from harrier.common.task import FlowableTask, FlowControl, Task
 from harrier.common.templating import render
+from harrier.common.truth import is_true
 from harrier.worker.context import WAITING
 from harrier.worker.runtime import Runtime
-from harrier.worker.tasks.conditions import is_true
 from harrier.worker.template_context import StoredOutputs, build_context
 
 log = logging.getLogger(__name__)

@@ -20,12 +20,12 @@ from harrier.common.execution import Attempt, LogEntry, TaskRun, new_id
 from harrier.common.state import State, StateRecord, now, transition
 from harrier.common.task import Task
 from harrier.common.templating import mask_secrets, render
+from harrier.common.truth import is_true
 from harrier.worker.context import WAITING, TaskContext, Waiting
 from harrier.worker.engine import Engine
 from harrier.worker.kill_watch import LEASE_SECONDS
 from harrier.worker.runners.registry import runner_for
 from harrier.worker.runtime import Runtime
-from harrier.worker.tasks.conditions import is_true
 from harrier.worker.workdirs import remove_later
 
 log = logging.getLogger(__name__)

@@ -312,3 +312,34 @@ def test_a_one_off_run_keeps_its_source_without_deploying_it(harrier):
     other = harrier.flow(ONE_OFF.format(message="x").replace("id: one-off", "id: never"))
     create_execution(harrier.store, other, {}, deploy=False)
     assert "never" not in [r.flow_id for r in harrier.store.list_flows()]
+
+
+# -- Webhook conditions: false answers 204 and creates nothing
+@pytest.mark.parametrize("condition", [
+    "conditions:\n      - type: io.kestra.plugin.core.condition.Expression\n"
+    "        expression: \"{{ trigger.body.go == 'yes' }}\"",
+    "when: \"{{ trigger.body.go == 'yes' }}\"",
+], ids=["conditions", "when"])
+def test_a_webhook_whose_condition_is_false_answers_204_and_creates_nothing(
+        harrier, api, request, condition):
+    from harrier.common.store import ExecutionQuery
+
+    flow_id = f"hook-cond-{request.node.callspec.id.split('-', 1)[1]}"
+    push(api, f"""
+id: {flow_id}
+namespace: test
+tasks:
+  - {{id: hi, {OK}}}
+triggers:
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: condkey
+    {condition}
+""")
+    url = f"/api/v1/executions/webhook/test/{flow_id}/condkey"
+    refused = api.post(url, json={"go": "no"})
+    assert refused.status_code == 204 and refused.content == b""
+    assert harrier.store.search_executions(ExecutionQuery(flow_id=flow_id))[1] == 0
+    accepted = api.post(url, json={"go": "yes"})
+    assert accepted.status_code == 200
+    assert harrier.store.wait_terminal(accepted.json()["id"], 90).state.current == State.SUCCESS
