@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
@@ -53,7 +53,9 @@ class Task(BaseModel):
     disabled: bool = False
     task_runner: TaskRunnerSpec | None = Field(None, alias="taskRunner")
     worker_group: WorkerGroup | None = Field(None, alias="workerGroup")
-    log_level: str | None = Field(None, alias="logLevel")
+    # The least level of the task's logs that is kept (Kestra's logLevel).
+    log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] | None = Field(
+        None, alias="logLevel")
     # Kestra 2.0 names it `when`; both are accepted.
     run_if: str | bool | None = Field(None, alias="runIf",
                                       validation_alias=AliasChoices("runIf", "when", "run_if"))

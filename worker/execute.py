@@ -29,6 +29,7 @@ from harrier.worker.runtime import Runtime
 from harrier.worker.workdirs import remove_later
 
 log = logging.getLogger(__name__)
+_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 
 _STOPPED = (State.KILLING, State.KILLED, State.CANCELLED)
 
@@ -122,7 +123,11 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         store.save_task_run(run)  # a RUNNING save also records the first heartbeat
     context["taskrun"]["attemptsCount"] = len(run.attempts) - 1
 
+    least = _LEVELS.index(task.log_level) if task.log_level else 0
+
     def write_log(level: str, message: str) -> None:
+        if level in _LEVELS and _LEVELS.index(level) < least:
+            return  # below the task's logLevel: dropped, as in Kestra
         store.append_log(LogEntry(execution_id, run.id, task_id, level,
                                   mask_secrets(message, secrets_used),
                                   attempt=len(run.attempts)))
@@ -164,7 +169,8 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         return _wait(engine, run, outputs)
     run.outputs = {**{k: v for k, v in run.outputs.items() if k == "_checkpoint"},
                    **(outputs or {})}
-    warn = task.retry is not None and task.retry.warning_on_retry and len(run.attempts) > 1
+    warn = ctx.warning is not None or (
+        task.retry is not None and task.retry.warning_on_retry and len(run.attempts) > 1)
     return _end(engine, task, run, State.WARNING if warn else State.SUCCESS, None)
 
 

@@ -4,6 +4,7 @@ mode and across a real worker process (tests/fixtures/modes.py)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -343,3 +344,62 @@ triggers:
     accepted = api.post(url, json={"go": "yes"})
     assert accepted.status_code == 200
     assert harrier.store.wait_terminal(accepted.json()["id"], 90).state.current == State.SUCCESS
+
+
+# -- Script task properties, each with the behaviour a user sees
+def test_script_task_properties_do_what_kestra_does(harrier):
+    execution = harrier.run("""
+id: script-properties
+namespace: test
+tasks:
+  - id: quiet
+    type: io.kestra.plugin.core.log.Log
+    message: dropped
+    level: DEBUG
+    logLevel: INFO
+  - id: shell
+    type: io.kestra.plugin.scripts.shell.Commands
+    logLevel: WARN
+    beforeCommands: ["export GREETING=hello"]
+    env: {WHO: "{{ flow.id }}"}
+    inputFiles:
+      data/in.txt: "from {{ flow.namespace }}"
+    outputFiles: ["out/*.txt"]
+    commands:
+      - mkdir -p out
+      - cat data/in.txt > out/copy.txt
+      - echo "::{\\"outputs\\":{\\"said\\":\\"$GREETING $WHO\\"}}::"
+      - echo info-line
+      - echo warn-line >&2
+  - id: not-fast
+    type: io.kestra.plugin.scripts.shell.Commands
+    failFast: false
+    commands: ["false", "echo went-on"]
+  - id: python-interpreter
+    type: io.kestra.plugin.scripts.shell.Script
+    interpreter: ["python3", "-c"]
+    script: "print('from', 'python')"
+  - id: stderr-warns
+    type: io.kestra.plugin.scripts.shell.Commands
+    warningOnStdErr: true
+    commands: ["echo careful >&2"]
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT0.2S
+""")
+    assert execution.state.current == State.WARNING, [r.error for r in execution.task_runs]
+    logs = {}
+    for entry in harrier.store.read_logs(execution.id):
+        logs.setdefault(entry.task_id, []).append((entry.level, entry.message))
+    assert "quiet" not in logs  # DEBUG below logLevel INFO
+    assert "shell" not in logs  # stdout and stderr log at INFO, below its logLevel WARN
+    shell = task_run(execution, "shell")
+    assert shell.outputs["vars"] == {"said": "hello script-properties"}
+    [copy] = shell.outputs["outputFiles"].values()
+    assert Path(copy).read_text() == "from test"
+    assert ("INFO", "went-on") in logs["not-fast"]
+    assert ("INFO", "from python") in logs["python-interpreter"]
+    assert task_run(execution, "stderr-warns").state.current == State.WARNING
+    assert ("WARN", "careful") in logs["stderr-warns"]
+    nap = task_run(execution, "nap")
+    assert (nap.state.end_date - nap.state.start_date).total_seconds() >= 0.2
