@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from harrier.common.errors import FlowValidationError, Problem
 from harrier.common.flow_index import FlowIndex
-from harrier.common.inputs import InputSpec
+from harrier.common.inputs import InputSpec, InputType
 from harrier.common.retry import RetryPolicy
 from harrier.common.task import Task, known_task_types, task_class
 from harrier.common.template_check import template_problems
@@ -32,7 +32,9 @@ class Concurrency(BaseModel):
 class FlowOutput(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     id: str
-    type: str = "STRING"
+    # The rendered value is checked and converted as an input of this type
+    # would be; a value that does not fit fails the execution, as in Kestra.
+    type: InputType = InputType.STRING
     value: Any = None
     description: str | None = None
 

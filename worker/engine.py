@@ -31,9 +31,10 @@ from harrier.common.dispatch import (
     start_messages,
 )
 from harrier.common.durations import format_duration
-from harrier.common.errors import HarrierError, TemplateError
+from harrier.common.errors import HarrierError, InputError, TemplateError
 from harrier.common.execution import Attempt, Execution, LogEntry, TaskRun, new_id
 from harrier.common.flow import Flow
+from harrier.common.inputs import InputSpec, coerce_inputs, to_json_value
 from harrier.common.retry import RetryPolicy
 from harrier.common.state import State, StateRecord, now, transition
 from harrier.common.store import BlockProgress, BlockRef
@@ -411,12 +412,16 @@ class Engine:
         outputs: dict[str, Any] = {}
         for output in self.flow.outputs:
             try:
-                outputs[output.id] = render(output.value, context, field=f"outputs.{output.id}",
-                                            secrets=self.runtime.settings.secrets)
-            except TemplateError as exc:
+                value = render(output.value, context, field=f"outputs.{output.id}",
+                               secrets=self.runtime.settings.secrets)
+                typed = coerce_inputs([InputSpec(id=output.id, type=output.type)],
+                                      {output.id: value})
+                outputs[output.id] = to_json_value(typed[output.id])
+            except (TemplateError, InputError) as exc:
+                message = str(exc).replace("input ", "output ", 1)
                 self.store.append_log(LogEntry(self.execution.id, None, None, "ERROR",
-                                               str(exc)))
-                return outputs, str(exc)
+                                               message))
+                return outputs, message
         return outputs, None
 
     # -- replay after a crash

@@ -403,3 +403,54 @@ tasks:
     assert ("WARN", "careful") in logs["stderr-warns"]
     nap = task_run(execution, "nap")
     assert (nap.state.end_date - nap.state.start_date).total_seconds() >= 0.2
+
+
+# -- Flow-level properties
+def test_flow_variables_labels_and_typed_outputs(harrier):
+    execution = harrier.run("""
+id: flow-level
+namespace: test
+description: documented
+labels: [{key: team, value: data}]
+variables: {rows: 40}
+outputs:
+  - {id: total, type: INT, value: "{{ vars.rows + 2 }}", description: rows in all}
+  - {id: said, value: "{{ outputs.say.value }}"}
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ vars.rows }} {{ labels.team }}"
+""")
+    assert execution.state.current == State.SUCCESS
+    assert execution.outputs == {"total": 42, "said": "40 data"}
+    bad = harrier.run("""
+id: flow-bad-output
+namespace: test
+outputs:
+  - {id: total, type: INT, value: "many"}
+tasks:
+  - {id: say, type: io.kestra.plugin.core.log.Log, message: hi}
+""")
+    assert bad.state.current == State.FAILED
+    assert "output 'total': expected INT" in (bad.error or "")
+
+
+def test_worker_group_routes_the_task_to_its_queue(harrier):
+    from tests.fixtures.modes import GROUP
+
+    execution = harrier.run(f"""
+id: grouped
+namespace: test
+tasks:
+  - id: anywhere
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["true"]
+  - id: in-group
+    type: io.kestra.plugin.scripts.shell.Commands
+    workerGroup: {{key: {GROUP}}}
+    commands: ["true"]
+""")
+    assert execution.state.current == State.SUCCESS
+    if harrier.mode == "distributed":  # only the group's worker consumes its queue
+        assert task_run(execution, "in-group").attempts[0].worker_id == f"{GROUP}@harrier-test"
+        assert task_run(execution, "anywhere").attempts[0].worker_id == "semantics@harrier-test"
