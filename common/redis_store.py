@@ -125,6 +125,22 @@ class RedisStore:
         self._known_flows[(namespace, flow_id, revision)] = record
         return record
 
+    def keep_flow_source(self, namespace: str, flow_id: str, source: str) -> FlowRecord:
+        try:
+            current = self.get_flow(namespace, flow_id)
+        except FlowNotFound:
+            current = None
+        if current is not None and current.source == source:
+            return current
+        document = json.dumps({"source": source, "updated": datetime.now(UTC).isoformat()})
+        with self._errors():
+            # Its own counter: the flow's `latest` and the set of deployed flows
+            # (what the scheduler arms) stay as they are.
+            revision = -int(self.redis.incr(self._k("flow", namespace, flow_id, "one-off")))
+            self.redis.hset(self._k("flow", namespace, flow_id, "revisions"), str(revision),
+                            document)
+        return self.get_flow(namespace, flow_id, revision)
+
     def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> FlowRecord:
         with self._errors():
             if revision is None:
@@ -159,6 +175,8 @@ class RedisStore:
             raw = self.redis.hgetall(self._k("flow", namespace, flow_id, "revisions"))
         records = []
         for revision, value in raw.items():
+            if int(revision) < 0:
+                continue  # a one-off run's source, not a revision of the flow
             data = json.loads(value)
             records.append(FlowRecord(namespace, flow_id, int(revision), data["source"],
                                       datetime.fromisoformat(data["updated"])))
@@ -179,7 +197,7 @@ class RedisStore:
     # `state`, `error`, `outputs`, `halted`; its state history is a list.
     def create_execution(self, execution: Execution) -> None:
         score = execution.start_date.timestamp()
-        data = execution.to_json()
+        data = execution.to_json(reveal=True)
         data.pop("taskRunList")
         state = execution.state.current.value
         prefixes = self._state_prefixes(execution.namespace, execution.flow_id)

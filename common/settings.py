@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from harrier.common.durations import parse_duration
 from harrier.common.errors import HarrierError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
@@ -138,15 +141,29 @@ def _at_least(name: str, value: int, low: int) -> int:
     return value
 
 
-def _secrets(env: Mapping[str, str]) -> dict[str, str]:
-    """Kestra OSS reads secrets from SECRET_<NAME> variables holding base64 values."""
-    found = {}
+class Secrets(dict[str, str]):
+    """Secret values by name, and why the ones that could not be read failed
+    (a flow using one of those fails with that message; the others run)."""
+
+    def __init__(self, values: Mapping[str, str] | None = None,
+                 undecodable: Mapping[str, str] | None = None) -> None:
+        super().__init__(values or {})
+        self.undecodable = dict(undecodable or {})
+
+
+def _secrets(env: Mapping[str, str]) -> Secrets:
+    """Kestra OSS reads secrets from SECRET_<NAME> variables holding base64 values
+    (line breaks allowed: GNU base64 wraps its output at 76 columns)."""
+    found: dict[str, str] = {}
+    undecodable: dict[str, str] = {}
     for name, value in env.items():
         if name.startswith("SECRET_") and len(name) > 7:
             try:
-                found[name[7:]] = base64.b64decode(value, validate=True).decode("utf-8")
+                found[name[7:]] = base64.b64decode("".join(value.split()),
+                                                   validate=True).decode("utf-8")
             except (binascii.Error, UnicodeDecodeError):
-                raise SettingsError(f"{name}: secrets must be base64-encoded, as in Kestra "
-                                    f"(e.g. export {name}=$(echo -n 'value' | base64))"
-                                    ) from None
-    return found
+                message = (f"{name} cannot be decoded: secrets must be base64-encoded UTF-8, "
+                           f"as in Kestra (e.g. export {name}=$(echo -n 'value' | base64))")
+                undecodable[name[7:]] = message
+                log.error("%s; flows using secret('%s') will fail", message, name[7:])
+    return Secrets(found, undecodable)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from harrier.common.durations import parse_duration
 from harrier.common.retry import RetryPolicy
@@ -53,8 +53,12 @@ class Task(BaseModel):
     disabled: bool = False
     task_runner: TaskRunnerSpec | None = Field(None, alias="taskRunner")
     worker_group: WorkerGroup | None = Field(None, alias="workerGroup")
-    log_level: str | None = Field(None, alias="logLevel")
-    run_if: str | bool | None = Field(None, alias="runIf")
+    # The least level of the task's logs that is kept (Kestra's logLevel).
+    log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] | None = Field(
+        None, alias="logLevel")
+    # Kestra 2.0 names it `when`; both are accepted.
+    run_if: str | bool | None = Field(None, alias="runIf",
+                                      validation_alias=AliasChoices("runIf", "when", "run_if"))
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -87,6 +91,9 @@ class FlowControl(Protocol):
 
     def end(self, state: State, error: str | None = None) -> None:
         """End the flowable's task run; its owner goes on."""
+
+    def fail(self, message: str) -> None:
+        """Log `message` as an error and end the flowable's run FAILED."""
 
 
 class FlowableTask(Task):

@@ -19,15 +19,16 @@ from harrier.common.execution import Attempt, LogEntry, TaskRun, new_id
 from harrier.common.state import State, StateRecord, now, transition
 from harrier.common.task import Task
 from harrier.common.templating import mask_secrets, render
+from harrier.common.truth import is_true
 from harrier.worker.context import WAITING, TaskContext, Waiting
 from harrier.worker.engine import Engine
 from harrier.worker.kill_watch import LEASE_SECONDS
 from harrier.worker.runners.registry import runner_for
 from harrier.worker.runtime import Runtime
-from harrier.worker.tasks.conditions import is_true
 from harrier.worker.workdirs import attempt_dir, remove_later
 
 log = logging.getLogger(__name__)
+_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 
 _STOPPED = (State.KILLING, State.KILLED, State.CANCELLED)
 
@@ -95,7 +96,8 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         transition(lost.state, State.FAILED, what=f"attempt of {task_id}")
         lost.error = "worker lost while running this attempt"
     context = engine.context(task, run)
-    secrets_used: set[str] = set()
+    # SECRET inputs are masked in logs like secret() values, however they got there.
+    secrets_used: set[str] = set(execution.secret_values())
 
     def render_value(value: Any, field: str = "", shell: bool = False,
                      python: bool = False) -> Any:
@@ -121,7 +123,11 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         store.save_task_run(run)  # a RUNNING save also records the first heartbeat
     context["taskrun"]["attemptsCount"] = len(run.attempts) - 1
 
+    least = _LEVELS.index(task.log_level) if task.log_level else 0
+
     def write_log(level: str, message: str) -> None:
+        if level in _LEVELS and _LEVELS.index(level) < least:
+            return  # below the task's logLevel: dropped, as in Kestra
         store.append_log(LogEntry(execution_id, run.id, task_id, level,
                                   mask_secrets(message, secrets_used),
                                   attempt=len(run.attempts)))
@@ -161,7 +167,8 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         return _wait(engine, run, outputs)
     run.outputs = {**{k: v for k, v in run.outputs.items() if k == "_checkpoint"},
                    **(outputs or {})}
-    warn = task.retry is not None and task.retry.warning_on_retry and len(run.attempts) > 1
+    warn = ctx.warning is not None or (
+        task.retry is not None and task.retry.warning_on_retry and len(run.attempts) > 1)
     return _end(engine, task, run, State.WARNING if warn else State.SUCCESS, None)
 
 

@@ -45,7 +45,8 @@ def _configure_logging(settings: Settings) -> None:
 def _fire_context(settings: Settings) -> FireContext:
     store = RedisStore.from_settings(settings)
     app = configure_app(settings)
-    return FireContext(store, app, store.redis, replica=f"{socket.gethostname()}:{os.getpid()}")
+    return FireContext(store, app, store.redis, replica=f"{socket.gethostname()}:{os.getpid()}",
+                       secrets=settings.secrets)
 
 
 def _load_api(settings: Settings, context: FireContext) -> Any:

@@ -2,6 +2,7 @@
 
 from harrier.worker.tasks import (  # noqa: F401
     commands,
+    echo,
     fail,
     if_,
     log,
