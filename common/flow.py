@@ -197,7 +197,9 @@ def _parse_task(raw: object, path: tuple[str | int, ...], document: YamlDocument
         return None
     fields = dict(raw)
     child_problems: list[Problem] = []
-    for name in getattr(cls, "child_properties", ()):
+    child_properties = cls.all_child_properties() if hasattr(cls, "all_child_properties") \
+        else ()
+    for name in child_properties:
         if name not in fields:
             continue
         value = fields[name]

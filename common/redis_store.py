@@ -22,7 +22,7 @@ from harrier.common.errors import (
     IllegalTransition,
     StoreUnavailable,
 )
-from harrier.common.execution import Execution, LogEntry, TaskRun
+from harrier.common.execution import Execution, LogEntry, TaskRun, run_key
 from harrier.common.lua import lua_script
 from harrier.common.settings import Settings
 from harrier.common.state import State, StateHistory, StateRecord, can_transition, now
@@ -428,7 +428,7 @@ class RedisStore:
         with self._errors():
             raw = self._task_run(
                 keys=self._execution_keys(execution_id),
-                args=[f"{task_run.task_id}\x00{task_run.value or ''}", task_run.id,
+                args=[task_run.key, task_run.id,
                       json.dumps(task_run.to_json()), beat, history])
         return TaskRun.from_json(json.loads(raw))
 
@@ -438,7 +438,7 @@ class RedisStore:
         with self._errors():
             found = self._begin_run(
                 keys=self._execution_keys(execution_id),
-                args=[_run_key(task_run), task_run.id, json.dumps(task_run.to_json()), beat,
+                args=[task_run.key, task_run.id, json.dumps(task_run.to_json()), beat,
                       _history_entry(State.RUNNING, now())])
         if not found:
             raise ExecutionNotFound(f"execution {execution_id} not found")
@@ -457,11 +457,11 @@ class RedisStore:
         return TaskRun.from_json(json.loads(raw))
 
     def find_task_run(self, execution_id: str, task_id: str,
-                      value: str | None = None) -> TaskRun | None:
+                      values: tuple[str, ...] = ()) -> TaskRun | None:
         with self._errors():
             raw = self._find_run(keys=[self._k("exec", execution_id, "runkeys"),
                                        self._k("exec", execution_id, "runs")],
-                                 args=[f"{task_id}\x00{value or ''}"])
+                                 args=[run_key(task_id, values)])
         return TaskRun.from_json(json.loads(raw)) if raw else None
 
     def save_task_run(self, task_run: TaskRun) -> None:
@@ -494,8 +494,7 @@ class RedisStore:
                     continue
                 pipe.hdel(self._k("exec", execution_id, "runs"), run_id)
                 pipe.hdel(self._k("exec", execution_id, "ended"), run_id)
-                pipe.hdel(self._k("exec", execution_id, "runkeys"),
-                          f"{run.task_id}\x00{run.value or ''}")
+                pipe.hdel(self._k("exec", execution_id, "runkeys"), run.key)
             pipe.execute()
 
     # -- blocks
@@ -521,6 +520,38 @@ class RedisStore:
         if raw[10]:
             progress = replace(progress, finished=State(raw[10].decode()))
         return progress
+
+    def end_block_item(self, block: BlockRef, marker: str, state: State, *,
+                       may_continue: bool) -> BlockProgress | None:
+        execution_id = block.execution_id
+        with self._errors():
+            raw = self._end_run(
+                keys=[*self._execution_keys(execution_id), self._k("exec", execution_id, "done")],
+                args=[marker, "", state.value, block.key, "1" if may_continue else "0", "0",
+                      repr(now().timestamp()), self.retention])
+        if not raw:
+            return None
+        claimed = int(raw[4])
+        return _progress(raw, () if claimed < 0 else (claimed,))
+
+    def put_loop_values(self, execution_id: str, run_id: str, values: list[str]) -> None:
+        # In the blocks hash, so they expire and go with the execution's other keys.
+        key = self._k("exec", execution_id, "blocks")
+        with self._errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for start in range(0, len(values), _LOOP_VALUES_CHUNK):
+                chunk = values[start:start + _LOOP_VALUES_CHUNK]
+                pipe.hset(key, mapping={f"{run_id}\x1evalue\x1f{start + i}": value
+                                        for i, value in enumerate(chunk)})
+            pipe.execute()
+
+    def loop_value(self, execution_id: str, run_id: str, index: int) -> str:
+        with self._errors():
+            raw = self.redis.hget(self._k("exec", execution_id, "blocks"),
+                                  f"{run_id}\x1evalue\x1f{index}")
+        if raw is None:
+            raise ExecutionNotFound(f"value {index} of loop run {run_id} not found")
+        return raw.decode()
 
     def block_progress(self, block: BlockRef) -> BlockProgress | None:
         prefix = f"{block.key}\x1f"
@@ -607,8 +638,7 @@ class RedisStore:
         self.redis.close()
 
 
-def _run_key(run: TaskRun) -> str:
-    return f"{run.task_id}\x00{run.value or ''}"
+_LOOP_VALUES_CHUNK = 1000
 
 
 def _head(doc: bytes, state: bytes, error: bytes | None, halted: bytes | None) -> Execution:

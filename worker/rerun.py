@@ -11,7 +11,7 @@ from harrier.common.flow_index import ROOT_BLOCKS, FlowIndex
 from harrier.common.state import State, transition
 from harrier.common.store import BlockProgress, BlockRef, ExecutionStore
 from harrier.common.task import FlowableTask, Task
-from harrier.worker.engine import Engine
+from harrier.worker.engine import Engine, Scope
 
 # What a rerun runs again: ended badly, or never ended (a kill stopped it).
 _REDO = (State.FAILED, State.KILLED, State.RETRYING, State.RUNNING, State.CREATED,
@@ -74,9 +74,9 @@ def rerun_failed(engine: Engine, under: TaskRun | None) -> bool:
             store.set_block_progress(BlockRef(execution_id, "", block), None)
 
     for run in redo:
-        engine.send_task(index.task(run.task_id), run.parent_task_run_id or "", run.value)
+        engine.send_task(index.task(run.task_id), run.parent_task_run_id or "", Scope.of(run))
     for run in restart:
-        engine.start_task(run.task_id, run.parent_task_run_id or "")
+        engine.start_task(run.task_id, run.parent_task_run_id or "", Scope.of(run))
     if under is None and not redo and not restart:
         engine.finish()  # only errors or finally tasks had failed: run them again
     return True

@@ -3,6 +3,7 @@
 from harrier.worker.tasks import (  # noqa: F401
     commands,
     fail,
+    for_each,
     if_,
     log,
     parallel,

@@ -1,0 +1,349 @@
+"""ForEach, EachSequential and EachParallel in embedded mode (and across real
+worker processes on a real Redis: test_loops_distributed.py runs these tests):
+values as a list, a JSON string or an expression, taskrun.value/iteration,
+parent/parents in nested loops, outputs per value, the window of
+concurrencyLimit, failures, errors tasks, kill and restart mid-loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from harrier.common.execution import Execution
+from harrier.common.flow import parse_flow
+from harrier.common.state import State
+from harrier.scheduler.executions import create_execution, start_execution
+from tests.integration.embedded import run_flow_text
+
+OK = "type: io.kestra.plugin.core.log.Log, message: ok"
+
+
+class Runner:
+    """Runs a flow to its end in one mode and reads back what happened."""
+
+    def __init__(self, mode: str, runtime: Any = None, cluster: Any = None) -> None:
+        self.mode = mode
+        self._runtime = runtime
+        self._cluster = cluster
+        self.store = runtime.store if runtime is not None else cluster.store
+
+    def start(self, text: str) -> Execution:
+        flow = parse_flow(text, "test.yaml")
+        execution = create_execution(self.store, flow, {})
+        if self._runtime is not None:
+            start_execution(self._runtime.app, flow, execution, store=self.store)
+        else:
+            from harrier.common.celery_app import app  # configured by the cluster fixture
+
+            start_execution(app, flow, execution, store=self.store)
+        return execution
+
+    def __call__(self, text: str, timeout: float = 90) -> Execution:
+        if self._runtime is not None:
+            return run_flow_text(self._runtime, text, timeout=timeout)
+        done = self.store.wait_terminal(self.start(text).id, timeout)
+        assert done.state.current.terminated, f"execution still {done.state.current}"
+        return done
+
+
+@pytest.fixture
+def run(embedded: Any) -> Runner:
+    # tests/integration/test_loops_distributed.py runs the same tests with a
+    # Runner on real worker processes (one module per mode: the cluster fixture
+    # points the Celery app at its broker).
+    return Runner("embedded", runtime=embedded)
+
+
+def runs_of(execution: Execution, task_id: str) -> list[Any]:
+    return [r for r in execution.task_runs if r.task_id == task_id]
+
+
+def by_value(execution: Execution, task_id: str) -> dict[str | None, Any]:
+    return {r.value: r for r in runs_of(execution, task_id)}
+
+
+def test_for_each_runs_its_tasks_once_per_value_in_order(run: Runner):
+    done = run("""
+id: loop
+namespace: test
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a", "b", 3, {"k": "v"}, "a"]
+    tasks:
+      - id: first
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ taskrun.value }}#{{ taskrun.iteration }}"
+      - id: second
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ outputs.first[taskrun.value].value }}!"
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: >-
+      {{ outputs.second['a'].value }} {{ outputs.second['3'].value }}
+      {{ outputs.first | length }}
+""")
+    assert done.state.current == State.SUCCESS, done.error
+    each = runs_of(done, "each")[0]
+    # Distinct values, non-strings as compact JSON, as Kestra does.
+    first = by_value(done, "first")
+    assert {v: r.outputs["value"] for v, r in first.items()} == {
+        "a": "a#0", "b": "b#1", "3": "3#2", '{"k":"v"}': '{"k":"v"}#3'}
+    for r in [*runs_of(done, "first"), *runs_of(done, "second")]:
+        assert r.parent_task_run_id == each.id  # nested under the loop in the API
+    assert runs_of(done, "after")[0].outputs["value"] == "a#0! 3#2! 4"
+    # concurrencyLimit defaults to 1: one value's tasks end before the next value's start.
+    ordered = sorted(done.task_runs, key=lambda r: r.state.start_date)
+    values = [r.value for r in ordered if r.task_id in ("first", "second")]
+    assert values == ["a", "a", "b", "b", "3", "3", '{"k":"v"}', '{"k":"v"}']
+    api = done.to_json()["taskRunList"]
+    child = next(t for t in api if t["taskId"] == "second" and t["value"] == "b")
+    assert child["parentTaskRunId"] == each.id and child["iteration"] == 1
+
+
+def test_values_from_a_json_string_and_from_an_expression(run: Runner):
+    done = run("""
+id: loop-expr
+namespace: test
+tasks:
+  - id: make
+    type: io.kestra.plugin.core.debug.Return
+    format: '["x", "y"]'
+  - id: json
+    type: io.kestra.plugin.core.flow.ForEach
+    values: '["p", "q"]'
+    tasks:
+      - {id: from-json, type: io.kestra.plugin.core.debug.Return, format: "{{ taskrun.value }}"}
+  - id: expr
+    type: io.kestra.plugin.core.flow.ForEach
+    values: "{{ outputs.make.value }}"
+    concurrencyLimit: 0
+    tasks:
+      - {id: from-expr, type: io.kestra.plugin.core.debug.Return, format: "{{ taskrun.value }}"}
+""")
+    assert done.state.current == State.SUCCESS, done.error
+    assert set(by_value(done, "from-json")) == {"p", "q"}
+    assert set(by_value(done, "from-expr")) == {"x", "y"}
+
+
+def test_nested_loops_see_parent_values_and_keep_outputs_per_value(run: Runner):
+    done = run("""
+id: nested
+namespace: test
+tasks:
+  - id: outer
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["s1", "s2"]
+    concurrencyLimit: 0
+    tasks:
+      - id: fan
+        type: io.kestra.plugin.core.flow.Parallel
+        tasks:
+          - id: inner
+            type: io.kestra.plugin.core.flow.ForEach
+            values: ["a", "b"]
+            tasks:
+              - id: leaf
+                type: io.kestra.plugin.core.debug.Return
+                format: "{{ parents[1].taskrun.value }}/{{ taskrun.value }}"
+              - id: check
+                type: io.kestra.plugin.core.flow.If
+                condition: "{{ taskrun.value == 'b' }}"
+                then:
+                  - id: deep
+                    type: io.kestra.plugin.core.debug.Return
+                    format: >-
+                      {{ parent.taskrun.value }}
+                      {{ outputs.leaf[parents[2].taskrun.value][parent.taskrun.value].value }}
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.leaf.s2.a.value }} {{ outputs.deep['s1']['b'].value }}"
+""")
+    assert done.state.current == State.SUCCESS, done.error
+    leaves = sorted(r.outputs["value"] for r in runs_of(done, "leaf"))
+    assert leaves == ["s1/a", "s1/b", "s2/a", "s2/b"]
+    assert sorted(r.outputs["value"] for r in runs_of(done, "deep")) == ["b s1/b", "b s2/b"]
+    assert runs_of(done, "after")[0].outputs["value"] == "s2/a b s1/b"
+    # Two inner loops (one per outer value), each nested under its own Parallel.
+    fans = {r.id: r for r in runs_of(done, "fan")}
+    assert sorted(r.value for r in fans.values()) == ["s1", "s2"]
+    inners = runs_of(done, "inner")
+    assert {r.parent_task_run_id for r in inners} == set(fans)
+    assert all(r.value is None for r in inners)  # only a loop's direct children get its value
+
+
+def test_a_failed_iteration_stops_the_loop_and_skips_what_follows(run: Runner):
+    done = run(f"""
+id: loop-fails
+namespace: test
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["ok1", "bad", "ok2", "ok3"]
+    tasks:
+      - id: work
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands: ["test {{{{ taskrun.value }}}} != bad"]
+      - {{id: then, {OK}}}
+    errors:
+      - id: handle
+        type: io.kestra.plugin.core.debug.Return
+        format: "handled"
+  - {{id: never, {OK}}}
+""")
+    assert done.state.current == State.FAILED
+    work = by_value(done, "work")
+    assert set(work) == {"ok1", "bad"}  # no value after the failed one starts
+    assert work["bad"].state.current == State.FAILED
+    assert set(by_value(done, "then")) == {"ok1"}  # its iteration stopped there
+    assert runs_of(done, "each")[0].state.current == State.FAILED
+    handle = runs_of(done, "handle")
+    assert len(handle) == 1 and handle[0].state.current == State.SUCCESS
+    assert handle[0].parent_task_run_id == runs_of(done, "each")[0].id
+    assert not runs_of(done, "never")
+
+
+def test_concurrency_limit_is_a_window_of_values(run: Runner, tmp_path):
+    log = tmp_path / "events.log"
+    done = run(f"""
+id: loop-window
+namespace: test
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: [1, 2, 3, 4, 5, 6]
+    concurrencyLimit: 2
+    tasks:
+      - id: work
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - "echo start >> {log}"
+          - "sleep 0.3"
+          - "echo end >> {log}"
+""")
+    assert done.state.current == State.SUCCESS, done.error
+    running, peak = 0, 0
+    for line in log.read_text().split():
+        running += 1 if line == "start" else -1
+        peak = max(peak, running)
+    assert peak == 2
+    assert len(runs_of(done, "work")) == 6
+
+
+def test_each_sequential_and_each_parallel(run: Runner):
+    done = run("""
+id: legacy-each
+namespace: test
+tasks:
+  - id: seq
+    type: io.kestra.core.tasks.flows.EachSequential
+    value: '["a", "b"]'
+    tasks:
+      - {id: s1, type: io.kestra.plugin.core.debug.Return, format: "{{ taskrun.value }}"}
+      - id: s2
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ outputs.s1[taskrun.value].value }}"
+  - id: par
+    type: io.kestra.plugin.core.flow.EachParallel
+    value: ["x", "y", "z"]
+    concurrent: 2
+    tasks:
+      - id: group
+        type: io.kestra.plugin.core.flow.Sequential
+        tasks:
+          - id: p1
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{ parents[0].taskrun.value }}"
+""")
+    assert done.state.current == State.SUCCESS, done.error
+    assert {v: r.outputs["value"] for v, r in by_value(done, "s2").items()} == \
+        {"a": "a", "b": "b"}
+    assert sorted(r.outputs["value"] for r in runs_of(done, "p1")) == ["x", "y", "z"]
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ("42", "values must be a list, a JSON list or an expression; found int 42"),
+    ("'{\"a\": 1}'", "values must be a list; the JSON"),
+    ("'not json'", "values must be a list, a JSON list or an expression"),
+])
+def test_a_loop_over_something_not_a_list_is_a_validation_error(values, expected):
+    from harrier.common.errors import FlowValidationError
+
+    with pytest.raises(FlowValidationError) as caught:
+        parse_flow(f"""
+id: bad
+namespace: test
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: {values}
+    tasks:
+      - {{id: t, {OK}}}
+""", "bad.yaml")
+    assert "bad.yaml:7:" in str(caught.value) and expected in str(caught.value)
+
+
+def test_negative_concurrency_limit_is_a_validation_error():
+    from harrier.common.errors import FlowValidationError
+
+    with pytest.raises(FlowValidationError) as caught:
+        parse_flow(f"""
+id: bad
+namespace: test
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: [1]
+    concurrencyLimit: -1
+    tasks:
+      - {{id: t, {OK}}}
+""", "bad.yaml")
+    assert "bad.yaml:8:" in str(caught.value) and "concurrencyLimit" in str(caught.value)
+
+
+def test_an_expression_that_is_not_a_list_fails_the_loop(run: Runner):
+    done = run(f"""
+id: loop-not-list
+namespace: test
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: "{{{{ 'just text' }}}}"
+    tasks:
+      - {{id: t, {OK}}}
+""")
+    assert done.state.current == State.FAILED
+    each = runs_of(done, "each")[0]
+    assert "values must render to a JSON list" in (each.error or "")
+    assert not runs_of(done, "t")
+
+
+def test_a_retry_inside_a_loop_retries_that_value_only(run: Runner, tmp_path):
+    done = run(f"""
+id: loop-retry
+namespace: test
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a", "b"]
+    concurrencyLimit: 0
+    tasks:
+      - id: flaky
+        type: io.kestra.plugin.scripts.shell.Commands
+        retry: {{type: constant, interval: PT0.1S, maxAttempts: 3}}
+        commands:
+          - "cd {tmp_path} && test {{{{ taskrun.value }}}} = a || test -e {{{{ taskrun.value }}}}
+            || {{ touch {{{{ taskrun.value }}}}; exit 1; }}"
+""")
+    assert done.state.current == State.SUCCESS, done.error
+    flaky = by_value(done, "flaky")
+    assert len(flaky["a"].attempts) == 1
+    assert [a.state.current for a in flaky["b"].attempts] == [State.FAILED, State.SUCCESS]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 60) -> Any:
+    from tests.integration.embedded import wait_for
+
+    return wait_for(predicate, timeout)
