@@ -489,11 +489,12 @@ class RedisStore:
         with self._errors():
             pipe = self.redis.pipeline()
             for run_id in task_run_ids:
+                # Also the end markers of a loop's iterations (end_block_item).
+                pipe.hdel(self._k("exec", execution_id, "ended"), run_id)
                 run = runs.get(run_id)
                 if run is None:
                     continue
                 pipe.hdel(self._k("exec", execution_id, "runs"), run_id)
-                pipe.hdel(self._k("exec", execution_id, "ended"), run_id)
                 pipe.hdel(self._k("exec", execution_id, "runkeys"), run.key)
             pipe.execute()
 

@@ -6,7 +6,6 @@ concurrencyLimit, failures, errors tasks, kill and restart mid-loop."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,8 +13,9 @@ import pytest
 from harrier.common.execution import Execution
 from harrier.common.flow import parse_flow
 from harrier.common.state import State
+from harrier.scheduler.control import kill_execution, restart_execution
 from harrier.scheduler.executions import create_execution, start_execution
-from tests.integration.embedded import run_flow_text
+from tests.integration.embedded import run_flow_text, wait_for
 
 OK = "type: io.kestra.plugin.core.log.Log, message: ok"
 
@@ -35,10 +35,29 @@ class Runner:
         if self._runtime is not None:
             start_execution(self._runtime.app, flow, execution, store=self.store)
         else:
-            from harrier.common.celery_app import app  # configured by the cluster fixture
-
-            start_execution(app, flow, execution, store=self.store)
+            start_execution(self.app, flow, execution, store=self.store)
         return execution
+
+    @property
+    def app(self) -> Any:
+        if self._runtime is not None:
+            return self._runtime.app
+        from harrier.common.celery_app import app  # configured by the cluster fixture
+
+        return app
+
+    def wait(self, execution_id: str, timeout: float = 90) -> Execution:
+        done = self.store.wait_terminal(execution_id, timeout)
+        assert done.state.current.terminated, f"execution still {done.state.current}"
+        return done
+
+    def restart(self, execution_id: str, timeout: float = 90) -> Execution:
+        restart_execution(self.store, self.app, execution_id)
+        return wait_for(lambda: (e := self.store.get_execution(execution_id)).state.current
+                        .terminated and e, timeout=timeout)
+
+    def kill(self, execution_id: str) -> None:
+        kill_execution(self.store, execution_id, app=self.app)
 
     def __call__(self, text: str, timeout: float = 90) -> Execution:
         if self._runtime is not None:
@@ -343,7 +362,70 @@ tasks:
     assert [a.state.current for a in flaky["b"].attempts] == [State.FAILED, State.SUCCESS]
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 60) -> Any:
-    from tests.integration.embedded import wait_for
+def test_restart_runs_the_failed_value_again_then_the_values_not_yet_run(run: Runner,
+                                                                       tmp_path):
+    fixed = tmp_path / "fixed"
+    started = run.start(f"""
+id: loop-restart
+namespace: test
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a", "b", "c"]
+    tasks:
+      - id: work
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - "echo {{{{ taskrun.value }}}} >> {tmp_path}/ran.log"
+          - "test {{{{ taskrun.value }}}} != b || test -e {fixed}"
+    errors:
+      - {{id: handle, {OK}}}
+  - {{id: after, {OK}}}
+""")
+    failed = run.wait(started.id)
+    assert failed.state.current == State.FAILED
+    assert set(by_value(failed, "work")) == {"a", "b"}
+    fixed.touch()
+    done = run.restart(started.id)
+    assert done.state.current == State.SUCCESS, [(r.task_id, r.value, r.state.current)
+                                                 for r in done.task_runs]
+    work = by_value(done, "work")
+    assert set(work) == {"a", "b", "c"}
+    assert len(work["b"].attempts) == 2 and len(work["a"].attempts) == 1
+    assert (tmp_path / "ran.log").read_text().split() == ["a", "b", "b", "c"]
+    assert runs_of(done, "each")[0].state.current == State.SUCCESS
+    assert not runs_of(done, "handle")  # the loop succeeded this time: no errors tasks
+    assert runs_of(done, "after")[0].state.current == State.SUCCESS
 
-    return wait_for(predicate, timeout)
+
+def test_kill_in_the_middle_of_a_loop_then_restart_finishes_it(run: Runner, tmp_path):
+    gate = tmp_path / "go"
+    started = run.start(f"""
+id: loop-kill
+namespace: test
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: [1, 2, 3, 4]
+    concurrencyLimit: 2
+    tasks:
+      - id: work
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - "test {{{{ taskrun.value }}}} = 1 || test -e {gate} || sleep 60"
+""")
+    wait_for(lambda: sum(r.state.current == State.RUNNING and r.task_id == "work"
+                         for r in run.store.task_runs(started.id)) >= 1
+             and any(r.task_id == "work" and r.value == "3"
+                     for r in run.store.task_runs(started.id)))
+    run.kill(started.id)
+    killed = run.wait(started.id)
+    assert killed.state.current == State.KILLED
+    assert "4" not in by_value(killed, "work")  # nothing starts after the kill
+    gate.touch()
+    done = run.restart(started.id)
+    assert done.state.current == State.SUCCESS, [(r.task_id, r.value, r.state.current)
+                                                 for r in done.task_runs]
+    work = by_value(done, "work")
+    assert set(work) == {"1", "2", "3", "4"}
+    assert len(work["1"].attempts) == 1  # what succeeded is kept
