@@ -8,14 +8,12 @@ from typing import Any
 import pytest
 
 from tests.integration import test_loops
-from tests.integration.test_loops import Runner
+from tests.integration.modes import Runner, flow_tests
 
 pytestmark = pytest.mark.slow
 
 # Every test of test_loops.py that runs a flow, run here by the cluster.
-globals().update({name: test for name, test in vars(test_loops).items()
-                  if name.startswith("test_") and "run" in test.__code__.co_varnames[
-                      :test.__code__.co_argcount]})
+globals().update(flow_tests(test_loops))
 
 
 @pytest.fixture
