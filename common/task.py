@@ -6,13 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harrier.common.durations import parse_duration
 from harrier.common.retry import RetryPolicy
 from harrier.common.state import State
+
+if TYPE_CHECKING:
+    from harrier.common.store import BlockProgress
 
 TASK_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 
@@ -90,6 +93,15 @@ class FlowControl(Protocol):
 
     def set_outputs(self, outputs: dict[str, Any]) -> None:
         """Record outputs on the flowable's task run."""
+
+    def start_counter(self, name: str, total: int) -> None:
+        """A counter of `total` items in the store, kept with the flowable's run
+        (a Dag counts each task's dependencies): see count()."""
+
+    def count(self, name: str, marker: str, state: State) -> BlockProgress | None:
+        """Count one item of a counter in `state`, once per `marker` (None: it
+        was counted before). Several workers may count at once: exactly one
+        sees the counter reach its total."""
 
     def end(self, state: State, error: str | None = None) -> None:
         """End the flowable's task run (after its errors and finally tasks,

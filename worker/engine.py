@@ -585,6 +585,14 @@ class _Control(FlowControl):
         self._run.outputs.update(outputs)
         self._engine.store.save_task_run(self._run)
 
+    def start_counter(self, name: str, total: int) -> None:
+        self._engine.store.start_block(self._engine._block_ref(self._run.id, name), total, 0)
+
+    def count(self, name: str, marker: str, state: State) -> BlockProgress | None:
+        return self._engine.store.end_block_item(
+            self._engine._block_ref(self._run.id, name), f"{self._run.id}#{name}#{marker}",
+            state, may_continue=False)
+
     def end(self, state: State, error: str | None = None) -> None:
         self._engine._end_flowable(self._task, self._run, state, error)
 

@@ -2,6 +2,7 @@
 
 from harrier.worker.tasks import (  # noqa: F401
     commands,
+    dag,
     fail,
     for_each,
     if_,
