@@ -53,6 +53,8 @@ class Task(BaseModel):
     retry: RetryPolicy | None = None
     timeout: timedelta | None = None
     allow_failure: bool = Field(False, alias="allowFailure")
+    # Kestra's allowWarning: a task that ends WARNING counts as SUCCESS.
+    allow_warning: bool = Field(False, alias="allowWarning")
     disabled: bool = False
     task_runner: TaskRunnerSpec | None = Field(None, alias="taskRunner")
     worker_group: WorkerGroup | None = Field(None, alias="workerGroup")

@@ -364,6 +364,8 @@ class Engine:
             return
         if state == State.FAILED and task.allow_failure:
             state = State.WARNING  # its owner goes on, as after a task with allowFailure
+        if state == State.WARNING and task.allow_warning:
+            state = State.SUCCESS
         transition(run.state, state, what=f"task {task.id}")
         run.error = error
         self._node_ended(task, run)

@@ -223,6 +223,8 @@ def _wait(engine: Engine, run: TaskRun, waiting: Waiting) -> Outcome:
 def _end(engine: Engine, task: Task, run: TaskRun, state: State, error: str | None,
          attempt_state: State | None = None) -> Outcome:
     """The run's terminal state, then what follows (engine), then its messages."""
+    if state == State.WARNING and task.allow_warning:
+        state = State.SUCCESS
     if run.attempts and not run.attempts[-1].state.current.terminated:
         attempt = run.attempts[-1]
         transition(attempt.state, attempt_state or state, what=f"attempt of {run.task_id}")

@@ -1,6 +1,7 @@
 """Built-in task types; importing this package registers them all."""
 
 from harrier.worker.tasks import (  # noqa: F401
+    allow_failure,
     commands,
     dag,
     fail,
