@@ -135,6 +135,11 @@ class MemoryStore:
         with self._lock:
             self._get(execution_id).outputs = copy.deepcopy(outputs)
 
+    def set_execution_labels(self, execution_id: str, labels: dict[str, str]) -> None:
+        with self._lock:
+            self._get(execution_id).labels.update(labels)
+            self._changed.notify_all()
+
     def search_executions(self, query: ExecutionQuery) -> tuple[list[Execution], int]:
         with self._lock:
             found = [

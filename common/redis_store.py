@@ -291,6 +291,32 @@ class RedisStore:
         with self._errors():
             self.redis.hset(self._k("exec", execution_id), "outputs", json.dumps(outputs))
 
+    def set_execution_labels(self, execution_id: str, labels: dict[str, str]) -> None:
+        # Rare (a Labels task): the document is rewritten under WATCH, so two
+        # Labels tasks at once both land.
+        key = self._k("exec", execution_id)
+        with self._errors(), self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    doc, score = pipe.hmget(key, "doc", "score")
+                    if doc is None:
+                        raise ExecutionNotFound(f"execution {execution_id} not found")
+                    data = json.loads(doc)
+                    current = {item["key"]: item["value"] for item in data.get("labels") or []}
+                    merged = {**current, **labels}
+                    data["labels"] = [{"key": k, "value": v} for k, v in merged.items()]
+                    pipe.multi()
+                    pipe.hset(key, "doc", json.dumps(data))
+                    for name, value in labels.items():
+                        if name in current and current[name] != value:
+                            pipe.zrem(self._label_index(name, current[name]), execution_id)
+                        pipe.zadd(self._label_index(name, value), {execution_id: float(score)})
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+
     def search_executions(self, query: ExecutionQuery) -> tuple[list[Execution], int]:
         low = query.start_after.timestamp() if query.start_after else "-inf"
         high = f"({query.start_before.timestamp()}" if query.start_before else "+inf"

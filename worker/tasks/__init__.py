@@ -2,12 +2,15 @@
 
 from harrier.worker.tasks import (  # noqa: F401
     allow_failure,
+    assert_,
     commands,
     dag,
     fail,
     for_each,
     if_,
+    labels,
     log,
+    output_values,
     parallel,
     python_script,
     return_,
