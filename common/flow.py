@@ -217,11 +217,17 @@ def _parse_task(raw: object, path: tuple[str | int, ...], document: YamlDocument
         return None
     fields = _present(raw)
     child_problems: list[Problem] = []
-    for name in getattr(cls, "child_properties", ()):
+    child_properties = cls.all_child_properties() if hasattr(cls, "all_child_properties") \
+        else ()
+    for name in child_properties:
         if name not in fields:
             continue
         value = fields[name]
-        if isinstance(value, dict) and name in getattr(cls, "child_maps", ()):
+        wrapper = getattr(cls, "child_wrappers", {}).get(name)
+        if wrapper is not None:
+            fields[name] = _parse_wrapped_tasks(value, (*path, name), wrapper, document,
+                                                child_problems)
+        elif isinstance(value, dict) and name in getattr(cls, "child_maps", ()):
             fields[name] = {key: _parse_task_list(branch, (*path, name, key), document,
                                                   child_problems)
                             for key, branch in value.items()}
@@ -239,6 +245,26 @@ def _parse_task(raw: object, path: tuple[str | int, ...], document: YamlDocument
         problems.extend(own)
         return None
     return None if child_problems else task
+
+
+def _parse_wrapped_tasks(raw: object, path: tuple[str | int, ...], key: str,
+                         document: YamlDocument, problems: list[Problem]) -> object:
+    """A list of mappings each holding a task under `key` (a Dag's
+    `tasks: [{task: ..., dependsOn: [...]}]`): the tasks parsed in place."""
+    if not isinstance(raw, list):
+        problems.append(document.problem(path, f"expected a list of {{{key}: ...}} entries, "
+                                         f"found {_describe(raw)}"))
+        return []
+    entries = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or key not in item:
+            problems.append(document.problem((*path, index), f"expected a mapping with a "
+                                             f"{key!r} (and dependsOn), found {_describe(item)}"))
+            continue
+        task = _parse_task(item[key], (*path, index, key), document, problems)
+        if task is not None:
+            entries.append({**item, key: task})
+    return entries
 
 
 def _parse_triggers(raw: object, document: YamlDocument,

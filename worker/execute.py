@@ -48,6 +48,7 @@ class Outcome:
 
 def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: FlowRef, *,
                  parent: str | None = None, value: str | None = None,
+                 iteration: int | None = None, values: tuple[str, ...] = (),
                  worker_id: str | None = None, watching: bool = False,
                  redelivered: bool = False) -> Outcome:
     store = runtime.store
@@ -61,7 +62,8 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
     run, created, execution = store.begin_task_run(execution_id, TaskRun(
         id=new_id(), execution_id=execution_id, namespace=flow_ref.namespace,
         flow_id=flow_ref.flow_id, task_id=task.id, task_path=task.id,
-        parent_task_run_id=parent, value=value, state=state,
+        parent_task_run_id=parent, value=value, iteration=iteration, value_path=values,
+        state=state,
         attempts=[attempt] if attempt is not None else []))
     engine = Engine(runtime, execution, flow)
     if execution.state.current.terminated:
@@ -226,6 +228,8 @@ def _wait(engine: Engine, run: TaskRun, waiting: Waiting) -> Outcome:
 def _end(engine: Engine, task: Task, run: TaskRun, state: State, error: str | None,
          attempt_state: State | None = None) -> Outcome:
     """The run's terminal state, then what follows (engine), then its messages."""
+    if state == State.WARNING and task.allow_warning:
+        state = State.SUCCESS
     if run.attempts and not run.attempts[-1].state.current.terminated:
         attempt = run.attempts[-1]
         transition(attempt.state, attempt_state or state, what=f"attempt of {run.task_id}")
