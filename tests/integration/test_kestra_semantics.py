@@ -454,3 +454,18 @@ tasks:
     if harrier.mode == "distributed":  # only the group's worker consumes its queue
         assert task_run(execution, "in-group").attempts[0].worker_id == f"{GROUP}@harrier-test"
         assert task_run(execution, "anywhere").attempts[0].worker_id == "semantics@harrier-test"
+
+
+def test_warning_on_retry_ends_a_task_that_needed_a_retry_warning(harrier, tmp_path):
+    marker = tmp_path / "tried"
+    execution = harrier.run(f"""
+id: warning-on-retry
+namespace: test
+tasks:
+  - id: flaky
+    type: io.kestra.plugin.scripts.shell.Commands
+    retry: {{type: constant, interval: PT0.05S, maxAttempts: 2, warningOnRetry: true}}
+    commands: ["test -e {marker} || {{ touch {marker}; exit 1; }}"]
+""")
+    assert execution.state.current == State.WARNING
+    assert task_run(execution, "flaky").state.current == State.WARNING
