@@ -19,6 +19,21 @@ from harrier.common.template_check import template_problems
 from harrier.common.triggers import TRIGGER_TYPES, Trigger
 from harrier.common.yaml_source import YamlDocument, load_yaml
 
+# Kestra properties Harrier does not have: named as such, not as "unknown"
+# (tests/test_support_matrix.py keeps this list and the README in step).
+UNSUPPORTED_FLOW_PROPERTIES = {
+    "pluginDefaults": "; set the properties on each task",
+    "taskDefaults": "; set the properties on each task",
+    "sla": "",
+    "afterExecution": "",
+    "checks": "",
+    "listeners": " (deprecated in Kestra: use errors or finally)",
+}
+UNSUPPORTED_TASK_PROPERTIES = {
+    "allowWarning": "",
+    "logToFile": "",
+}
+
 FLOW_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 NAMESPACE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 
@@ -136,11 +151,10 @@ def parse_flow(text: str, source: str = "<string>") -> Flow:
             fields[name] = _parse_task_list(fields[name], (name,), document, problems)
     if "triggers" in fields:
         fields["triggers"] = _parse_triggers(fields["triggers"], document, problems)
-    if "pluginDefaults" in fields or "taskDefaults" in fields:
-        key = "pluginDefaults" if "pluginDefaults" in fields else "taskDefaults"
-        problems.append(document.problem((key,), "plugin defaults are not supported by "
-                                         "Harrier yet; set the properties on each task"))
-        fields.pop(key)
+    for key, hint in UNSUPPORTED_FLOW_PROPERTIES.items():
+        if key in fields:
+            problems.append(document.problem((key,), f"`{key}` is not supported yet{hint}"))
+            fields.pop(key)
     if problems:
         # Do not validate the flow model over broken tasks: errors would double up.
         fields["tasks"] = [t for t in fields.get("tasks") or [] if isinstance(t, Task)]
@@ -207,6 +221,11 @@ def _parse_task(raw: object, path: tuple[str | int, ...], document: YamlDocument
         return None
     fields = _present(raw)
     child_problems: list[Problem] = []
+    for key, hint in UNSUPPORTED_TASK_PROPERTIES.items():
+        if key in fields:
+            child_problems.append(document.problem((*path, key),
+                                                   f"`{key}` is not supported yet{hint}"))
+            fields.pop(key)
     for name in getattr(cls, "child_properties", ()):
         if name not in fields:
             continue

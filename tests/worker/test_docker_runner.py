@@ -296,3 +296,28 @@ def test_kestra_spellings_of_the_options_are_accepted() -> None:
 def test_bad_options_name_the_field(options: dict[str, Any], field: str) -> None:
     with pytest.raises(DockerError, match=field):
         DockerOptions.from_options(options)
+
+
+def test_the_older_runner_and_docker_syntax_picks_the_docker_runner_and_image() -> None:
+    from harrier.common.flow import parse_flow
+    from harrier.common.settings import Settings
+    from harrier.worker.runners.registry import runner_for
+
+    flow = parse_flow("""id: legacy
+namespace: n
+tasks:
+  - id: old
+    type: io.kestra.plugin.scripts.shell.Commands
+    runner: DOCKER
+    docker: {image: "apache/spark:3.5.5", pullPolicy: NEVER}
+    commands: ["true"]
+  - id: plain
+    type: io.kestra.plugin.scripts.shell.Commands
+    runner: PROCESS
+    commands: ["true"]
+""")
+    old, plain = flow.tasks
+    assert type(runner_for(old, Settings())).__name__ == "DockerRunner"
+    options = DockerOptions.from_options(old.runner_options())
+    assert (options.image, options.pull_policy) == ("apache/spark:3.5.5", "NEVER")
+    assert type(runner_for(plain, Settings())).__name__ == "ProcessRunner"
