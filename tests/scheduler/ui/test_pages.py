@@ -199,8 +199,14 @@ inputs:
   - {{id: day, type: DATE, displayName: Business day, description: the day to load}}
 tasks:
   - {{id: t, type: io.kestra.plugin.core.log.Log, message: hi, description: says hi}}
+triggers:
+  - {{id: h, type: io.kestra.plugin.core.trigger.Schedule, cron: "@hourly", disabled: true,
+      description: fires hourly}}
 """)
     assert pushed.status_code == 200, pushed.text
     page = ui.get(f"/ui/flows/api.test/{flow_id}").text
     assert "Loads the daily files" in page
     assert "Business day" in page and "the day to load" in page
+    # Task, trigger and output descriptions are documentation: the page shows
+    # them in the flow's source.
+    assert "says hi" in page and "fires hourly" in page
