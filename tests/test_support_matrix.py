@@ -242,6 +242,9 @@ REJECTED: dict[str, str] = {
                     "message: hi, allowWarning: true}]\n",
     "logToFile": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.log.Log, "
                  "message: hi, logToFile: true}]\n",
+    "shmSize": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.scripts.shell.Commands, "
+               "commands: [x], containerImage: alpine, taskRunner: "
+               "{type: io.kestra.plugin.scripts.runner.docker.Docker, shmSize: 1g}}]\n",
     "ExecutionStatus": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: w\n    type: "
                        "io.kestra.plugin.core.trigger.Webhook\n    key: k\n    conditions:\n"
                        "      - {type: io.kestra.plugin.core.condition.ExecutionStatus, "

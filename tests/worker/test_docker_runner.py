@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -321,3 +322,34 @@ tasks:
     options = DockerOptions.from_options(old.runner_options())
     assert (options.image, options.pull_policy) == ("apache/spark:3.5.5", "NEVER")
     assert type(runner_for(plain, Settings())).__name__ == "ProcessRunner"
+
+
+@pytest.mark.parametrize(("runner", "message"), [
+    ("{type: io.kestra.plugin.scripts.runner.docker.Docker, shmSize: 1g}",
+     "`shmSize` is not supported yet by the Docker task runner"),
+    ("{type: io.kestra.plugin.core.runner.Process, image: x}",
+     "`image` is not supported yet by the Process task runner"),
+    ("{type: io.kestra.plugin.ee.kubernetes.runner.Kubernetes}", "unknown task runner type"),
+])
+def test_task_runner_properties_it_does_not_honour_are_refused_at_validation(
+        runner: str, message: str) -> None:
+    from harrier.common.errors import FlowValidationError
+    from harrier.common.flow import parse_flow
+
+    with pytest.raises(FlowValidationError, match=re.escape(message)):
+        parse_flow(f"""id: f
+namespace: n
+tasks:
+  - id: t
+    type: io.kestra.plugin.scripts.shell.Commands
+    containerImage: alpine
+    taskRunner: {runner}
+    commands: ["true"]
+""")
+
+
+def test_the_worker_has_exactly_the_runners_the_flow_model_accepts() -> None:
+    from harrier.common.task import TASK_RUNNER_OPTIONS
+    from harrier.worker.runners.registry import RUNNERS
+
+    assert set(RUNNERS) == set(TASK_RUNNER_OPTIONS)
