@@ -4,6 +4,7 @@ JSON shape, with no I/O (the store persists them)."""
 from __future__ import annotations
 
 import copy
+import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +13,11 @@ from typing import Any
 from harrier.common.state import State, StateRecord, iso, now, parse_iso
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+# The key a waiting task run (a Pause, a Subflow's parent) keeps in its
+# outputs, with the reason: it is RUNNING without a process, so no heartbeat.
+WAITING = "_waiting"
 
 
 def new_id() -> str:
@@ -50,6 +56,12 @@ class Attempt:
                    data.get("workerId"))
 
 
+def run_key(task_id: str, value_path: tuple[str, ...] = ()) -> str:
+    """The key of a task's run: one per task, and per loop value inside loops
+    (Kestra runs a loop once per distinct value, so values tell runs apart)."""
+    return f"{task_id}\x00{json.dumps(list(value_path))}" if value_path else f"{task_id}\x00"
+
+
 @dataclass
 class TaskRun:
     id: str
@@ -59,7 +71,12 @@ class TaskRun:
     task_id: str
     task_path: str  # where the task sits in the flow tree, e.g. "tasks.1.tasks.0"
     parent_task_run_id: str | None = None
-    value: str | None = None  # the ForEach value / Switch case this run belongs to
+    value: str | None = None  # the loop value of a loop's direct child (Kestra's taskrun.value)
+    # The loop iteration a loop's direct child belongs to (Kestra's taskrun.iteration).
+    iteration: int | None = None
+    # The values of every loop holding the run, outermost first (inherited by
+    # nested children): with the task id, what tells its runs apart.
+    value_path: tuple[str, ...] = ()
     state: StateRecord = field(default_factory=StateRecord.start)
     attempts: list[Attempt] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -72,11 +89,17 @@ class TaskRun:
             id=self.id, execution_id=self.execution_id, namespace=self.namespace,
             flow_id=self.flow_id, task_id=self.task_id, task_path=self.task_path,
             parent_task_run_id=self.parent_task_run_id, value=self.value,
+            iteration=self.iteration, value_path=self.value_path,
             state=self.state.clone(), attempts=[a.clone() for a in self.attempts],
             outputs=copy.deepcopy(self.outputs) if self.outputs else {}, error=self.error)
 
+    @property
+    def key(self) -> str:
+        """What identifies the run in its execution: its task and loop values."""
+        return run_key(self.task_id, self.value_path)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "executionId": self.execution_id,
             "namespace": self.namespace,
@@ -90,6 +113,11 @@ class TaskRun:
             "outputs": self.outputs,
             "error": self.error,
         }
+        if self.iteration is not None:
+            data["iteration"] = self.iteration
+        if self.value_path:
+            data["valuePath"] = list(self.value_path)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskRun:
@@ -97,6 +125,7 @@ class TaskRun:
             id=data["id"], execution_id=data["executionId"], namespace=data["namespace"],
             flow_id=data["flowId"], task_id=data["taskId"], task_path=data["taskPath"],
             parent_task_run_id=data.get("parentTaskRunId"), value=data.get("value"),
+            iteration=data.get("iteration"), value_path=tuple(data.get("valuePath") or ()),
             state=StateRecord.from_json(data["state"]),
             attempts=[Attempt.from_json(a) for a in data.get("attempts", [])],
             outputs=data.get("outputs") or {}, error=data.get("error"),

@@ -35,13 +35,21 @@ class Settings:
     api_username: str = ""
     api_password: str = ""
     api_token: str = ""
+    # "none": serve the API without credentials on any address (HARRIER_API_AUTH).
+    api_auth: str = ""
     worker_concurrency: int = 0  # 0: Celery's default (number of CPUs)
     worker_queues: tuple[str, ...] = ("default",)
     # How long Redis waits before redelivering an unacknowledged task. A task
     # running longer than this is delivered a second time (see README).
     visibility_timeout: int = 3600
+    # A running task whose heartbeats (every 2 s) stop this long is taken for
+    # lost with its worker, and a scheduler sends it again.
+    task_lost_after: int = 15
+    # How long workers keep retrying a store command while Redis is down.
+    store_patience: int = 120
     execution_retention: timedelta = timedelta(days=7)
     webhook_max_body: int = 1024 * 1024
+    api_max_body: int = 1024 * 1024  # every request body, uploads included
     default_task_runner: str = "process"
     docker_host: str = DEFAULT_DOCKER_HOST
     log_level: str = "INFO"
@@ -92,6 +100,10 @@ class Settings:
             retention_td = parse_duration(retention)
         except ValueError as exc:
             raise SettingsError(f"HARRIER_EXECUTION_RETENTION: {exc}") from None
+        api_auth = get("API_AUTH").lower()
+        if api_auth not in ("", "none"):
+            raise SettingsError(f"HARRIER_API_AUTH: expected 'none' (no authentication) or "
+                                f"nothing, got {get('API_AUTH')!r}")
         queues = tuple(q.strip() for q in get("WORKER_QUEUES", "default").split(",") if q.strip())
         return cls(
             broker_url=get("BROKER_URL"),
@@ -103,11 +115,15 @@ class Settings:
             api_username=get("API_USERNAME"),
             api_password=get("API_PASSWORD"),
             api_token=get("API_TOKEN"),
+            api_auth=api_auth,
             worker_concurrency=integer("WORKER_CONCURRENCY", 0),
             worker_queues=queues or ("default",),
             visibility_timeout=integer("VISIBILITY_TIMEOUT", 3600),
+            task_lost_after=_at_least("TASK_LOST_AFTER", integer("TASK_LOST_AFTER", 15), 5),
+            store_patience=_at_least("STORE_PATIENCE", integer("STORE_PATIENCE", 120), 0),
             execution_retention=retention_td,
             webhook_max_body=integer("WEBHOOK_MAX_BODY", 1024 * 1024),
+            api_max_body=integer("API_MAX_BODY", 1024 * 1024),
             default_task_runner=get("DEFAULT_TASK_RUNNER", "process").lower(),
             # DOCKER_HOST as the docker CLI reads it; HARRIER_DOCKER_HOST overrides it.
             docker_host=get("DOCKER_HOST") or env.get("DOCKER_HOST", "").strip()
@@ -117,6 +133,12 @@ class Settings:
             embedded_concurrency=integer("EMBEDDED_CONCURRENCY", 8),
             secrets=_secrets(env),
         )
+
+
+def _at_least(name: str, value: int, low: int) -> int:
+    if value < low:
+        raise SettingsError(f"HARRIER_{name}: expected at least {low} (seconds), got {value}")
+    return value
 
 
 class Secrets(dict[str, str]):

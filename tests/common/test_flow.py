@@ -226,6 +226,22 @@ tasks:
 """)
 
 
+def _flow_with_tasks(count: int) -> str:
+    tasks = "".join(f"      - id: t{i}\n        type: io.kestra.plugin.core.log.Log\n"
+                    f"        message: hi\n" for i in range(count - 1))
+    return ("id: big\nnamespace: limits\ntasks:\n  - id: group\n"
+            "    type: io.kestra.plugin.core.flow.Sequential\n    tasks:\n" + tasks)
+
+
+def test_a_flow_over_the_task_limit_is_refused_with_the_count_and_the_limit() -> None:
+    from harrier.common.flow import MAX_FLOW_TASKS
+
+    assert len(list(parse_flow(_flow_with_tasks(MAX_FLOW_TASKS)).all_tasks())) == MAX_FLOW_TASKS
+    with pytest.raises(FlowValidationError) as raised:
+        parse_flow(_flow_with_tasks(MAX_FLOW_TASKS + 1), "flows/big.yaml")
+    message = str(raised.value)
+    assert message.startswith("flows/big.yaml:3:1: tasks:")
+    assert f"{MAX_FLOW_TASKS + 1:,} tasks" in message and f"limit is {MAX_FLOW_TASKS:,}" in message
 def test_a_tab_indented_file_is_told_so():
     [message] = problems("id: a\nnamespace: n\ntasks:\n"
                          "\t- id: x\n\t  type: io.kestra.plugin.core.log.Log\n")
@@ -295,3 +311,18 @@ tasks:
     # What is certainly wrong is still reported.
     broken = flow.source.replace("{{ (outputs", "{{ outputs.x }}{{ (outputs")
     assert "names no task" in problems(broken)[0]
+
+
+def test_a_dag_limit_other_than_zero_is_refused():
+    text = """id: a
+namespace: n
+tasks:
+  - id: graph
+    type: io.kestra.plugin.core.flow.Dag
+    concurrent: {n}
+    tasks:
+      - task: {{id: t, type: io.kestra.plugin.core.log.Log, message: hi}}
+"""
+    assert parse_flow(text.format(n=0)).tasks[0].id == "graph"
+    [message] = problems(text.format(n=2))
+    assert "only 0 (no limit) is supported on a Dag" in message
