@@ -42,6 +42,7 @@ G = I + "test_flowable_groups.py::"
 LO = I + "test_loops.py::"
 D = I + "test_dag.py::"
 X = I + "test_execution_tasks.py::"
+SF = I + "test_subflows.py::"
 
 # "Model.property" (the class that declares it, the YAML name) -> the test that
 # shows what it does.
@@ -203,6 +204,14 @@ SUPPORTED: dict[str, str] = {
     "DagTask.dependsOn": D + "test_a_failed_task_skips_only_what_depends_on_it",
     "Assert.conditions": X + "test_assert_fails_with_every_false_condition_logged",
     "Assert.errorMessage": X + "test_assert_fails_with_every_false_condition_logged",
+    "Subflow.namespace": SF + "test_child_outputs_and_links_both_ways",
+    "Subflow.flowId": SF + "test_child_outputs_and_links_both_ways",
+    "Subflow.inputs": SF + "test_child_outputs_and_links_both_ways",
+    "Subflow.labels": SF + "test_child_outputs_and_links_both_ways",
+    "Subflow.inheritLabels": SF + "test_inherit_labels_passes_the_parents_labels",
+    "Subflow.transmitFailed": SF + "test_failed_child_fails_the_parent_unless_transmit_failed_is_false",
+    "Subflow.wait": SF + "test_wait_false_ends_at_once_and_the_child_runs_on",
+    "Subflow.revision": SF + "test_revision_pins_the_childs_revision",
     "Labels.labels": X + "test_labels_set_while_running_show_on_the_execution_and_in_search",
     "OutputValues.values": X + "test_output_values_are_read_by_later_tasks",
     # -- triggers
@@ -268,6 +277,10 @@ REJECTED: dict[str, str] = {
     "shmSize": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.scripts.shell.Commands, "
                "commands: [x], containerImage: alpine, taskRunner: "
                "{type: io.kestra.plugin.scripts.runner.docker.Docker, shmSize: 1g}}]\n",
+    "scheduleDate": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
+                    "namespace: n, flowId: f, scheduleDate: '2030-01-01T00:00:00Z'}]\n",
+    "restartBehavior": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
+                       "namespace: n, flowId: f, restartBehavior: RETRY_FAILED}]\n",
     "ExecutionStatus": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: w\n    type: "
                        "io.kestra.plugin.core.trigger.Webhook\n    key: k\n    conditions:\n"
                        "      - {type: io.kestra.plugin.core.condition.ExecutionStatus, "

@@ -44,6 +44,7 @@ from harrier.common.templating import render
 from harrier.common.truth import is_true
 from harrier.worker.context import WAITING
 from harrier.worker.runtime import Runtime
+from harrier.worker.subflows import notify_parent
 from harrier.worker.template_context import StoredOutputs, build_context
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class Engine:
         if run.state.current.terminated:
             return False
         run.outputs = {k: v for k, v in {**run.outputs, **(outputs or {})}.items()
-                       if k != WAITING}
+                       if k not in (WAITING, "_checkpoint")}
         if run.attempts and not run.attempts[-1].state.current.terminated:
             transition(run.attempts[-1].state, state, what=f"attempt of {run.task_id}")
             run.attempts[-1].error = error
@@ -502,6 +503,7 @@ class Engine:
         self.execution.state.current = result
         release_slot(self.store, self.runtime.app, self.execution.id, self.flow,
                      self.runtime.flow)
+        notify_parent(self.execution)
 
     def _final_state(self, last_block: str, last_state: State) -> State:
         if self.stopping:

@@ -222,6 +222,8 @@ def _wait(engine: Engine, run: TaskRun, waiting: Waiting) -> Outcome:
     if waiting.state != run.state.current:
         transition(run.state, waiting.state, what=f"task {run.task_id}")
     engine.store.save_task_run(run)
+    if waiting.then is not None:
+        waiting.then()
     return Outcome(state=waiting.state)
 
 

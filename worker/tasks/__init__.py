@@ -19,5 +19,6 @@ from harrier.worker.tasks import (  # noqa: F401
     sleep,
     spark_cli,
     spark_submit,
+    subflow,
     switch,
 )
