@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
+from typing import Any
 
 from celery import Celery
 
@@ -18,6 +20,7 @@ from harrier.common.task import FlowableTask, Task
 from harrier.worker.context import WAITING
 from harrier.worker.engine import Engine
 from harrier.worker.kill_watch import LEASE_SECONDS
+from harrier.worker.pauses import NotPaused, resume
 from harrier.worker.rerun import has_failed_tasks, rerun_failed
 from harrier.worker.runtime import Runtime
 from harrier.worker.subflows import notify_parent
@@ -97,6 +100,20 @@ def _task_of(engine: Engine, run: TaskRun) -> Task | None:
         return engine.index.task(run.task_id)
     except KeyError:
         return None
+
+
+def resume_execution(store: ExecutionStore, app: Celery, execution_id: str,
+                     inputs: Mapping[str, Any] | None = None, *,
+                     settings: Settings | None = None) -> Execution:
+    """Resume a PAUSED execution (Kestra's resume): its Pause tasks end with
+    `inputs` checked against their `onResume` inputs (InputError otherwise)."""
+    engine = Engine.load(Runtime(settings or Settings(), store, app), execution_id)
+    try:
+        resume(engine, inputs or {})
+    except NotPaused as exc:
+        raise ExecutionConflict(str(exc)) from None
+    engine.flush()
+    return store.get_execution(execution_id)
 
 
 def restart_execution(store: ExecutionStore, app: Celery, execution_id: str, *,

@@ -43,6 +43,7 @@ LO = I + "test_loops.py::"
 D = I + "test_dag.py::"
 X = I + "test_execution_tasks.py::"
 SF = I + "test_subflows.py::"
+PA = I + "test_pause.py::"
 
 # "Model.property" (the class that declares it, the YAML name) -> the test that
 # shows what it does.
@@ -212,6 +213,9 @@ SUPPORTED: dict[str, str] = {
     "Subflow.transmitFailed": SF + "test_failed_child_fails_the_parent_unless_transmit_failed_is_false",
     "Subflow.wait": SF + "test_wait_false_ends_at_once_and_the_child_runs_on",
     "Subflow.revision": SF + "test_revision_pins_the_childs_revision",
+    "Pause.pauseDuration": PA + "test_pause_duration_ends_the_pause_per_behavior",
+    "Pause.behavior": PA + "test_pause_duration_ends_the_pause_per_behavior",
+    "Pause.onResume": PA + "test_pause_waits_then_resumes_with_typed_inputs",
     "Labels.labels": X + "test_labels_set_while_running_show_on_the_execution_and_in_search",
     "OutputValues.values": X + "test_output_values_are_read_by_later_tasks",
     # -- triggers

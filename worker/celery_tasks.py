@@ -15,9 +15,11 @@ from harrier.common.state import State, transition
 from harrier.worker.engine import Engine
 from harrier.worker.execute import execute_task
 from harrier.worker.kill_watch import LEASE_SECONDS
+from harrier.worker.pauses import pause_expired
 from harrier.worker.rerun import rerun_failed
 from harrier.worker.runtime import current
 from harrier.worker.subflows import SUBFLOW_ENDED, subflow_result
+from harrier.worker.tasks.pause import PAUSE_EXPIRED
 
 # Data between tasks goes through the store, never through Celery results.
 _OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True,
@@ -57,7 +59,8 @@ def advance(execution_id: str, action: str, flow: list[Any] | None = None,
     restart, `start_task` starts a flowable again and `finish` goes on from the
     end of the flow's tasks (its errors and finally tasks); `complete_task`
     ends a waiting task run (`task_id` is the run) in `state`; `subflow_ended`
-    ends a Subflow's waiting run after its `child` execution ended."""
+    ends a Subflow's waiting run after its `child` execution ended;
+    `pause_expired` ends a Pause whose pauseDuration passed."""
     engine = Engine.load(current(), execution_id)
     if action == "start":
         engine.start()
@@ -69,6 +72,8 @@ def advance(execution_id: str, action: str, flow: list[Any] | None = None,
         _retry_flowable(engine, task_id)
     elif action == "complete_task" and task_id is not None and state is not None:
         engine.complete_task(task_id, State(state), outputs, error)
+    elif action == PAUSE_EXPIRED and task_id is not None:
+        pause_expired(engine, task_id)
     elif action == SUBFLOW_ENDED and task_id is not None and child is not None:
         _subflow_ended(engine, task_id, child)
     elif action == "retry_flow":

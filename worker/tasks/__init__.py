@@ -13,6 +13,7 @@ from harrier.worker.tasks import (  # noqa: F401
     log,
     output_values,
     parallel,
+    pause,
     python_script,
     return_,
     sequential,
