@@ -216,6 +216,10 @@ SUPPORTED: dict[str, str] = {
     "Pause.pauseDuration": PA + "test_pause_duration_ends_the_pause_per_behavior",
     "Pause.behavior": PA + "test_pause_duration_ends_the_pause_per_behavior",
     "Pause.onResume": PA + "test_pause_waits_then_resumes_with_typed_inputs",
+    "Resume.executionId": PA + "test_resume_task_resumes_another_execution",
+    "Resume.namespace": PA + "test_resume_task_resumes_another_execution",
+    "Resume.flowId": PA + "test_resume_task_resumes_another_execution",
+    "Resume.inputs": PA + "test_resume_task_resumes_another_execution",
     "Labels.labels": X + "test_labels_set_while_running_show_on_the_execution_and_in_search",
     "OutputValues.values": X + "test_output_values_are_read_by_later_tasks",
     # -- triggers

@@ -15,11 +15,10 @@ from harrier.common.state import State, transition
 from harrier.worker.engine import Engine
 from harrier.worker.execute import execute_task
 from harrier.worker.kill_watch import LEASE_SECONDS
-from harrier.worker.pauses import pause_expired
+from harrier.worker.pauses import PAUSE_EXPIRED, pause_expired
 from harrier.worker.rerun import rerun_failed
 from harrier.worker.runtime import current
 from harrier.worker.subflows import SUBFLOW_ENDED, subflow_result
-from harrier.worker.tasks.pause import PAUSE_EXPIRED
 
 # Data between tasks goes through the store, never through Celery results.
 _OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True,

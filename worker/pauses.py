@@ -13,9 +13,17 @@ from harrier.common.errors import HarrierError
 from harrier.common.execution import WAITING, LogEntry, TaskRun
 from harrier.common.inputs import coerce_inputs, inputs_to_json
 from harrier.common.state import State, transition
+from harrier.common.task import Task
 from harrier.worker.engine import Engine
 from harrier.worker.subflows import notify_parent
-from harrier.worker.tasks.pause import Pause
+
+PAUSE_TYPE = "io.kestra.plugin.core.flow.Pause"
+# The advance action that ends a Pause whose pauseDuration passed.
+PAUSE_EXPIRED = "pause_expired"
+
+
+def _is_pause(task: Task) -> bool:
+    return PAUSE_TYPE in task.type_names
 
 
 class NotPaused(HarrierError):
@@ -38,7 +46,7 @@ def resume(engine: Engine, inputs: Mapping[str, Any]) -> None:
     outputs: dict[str, dict[str, Any]] = {}
     for run in runs:
         task = engine.index.task(run.task_id)
-        specs = task.on_resume if isinstance(task, Pause) else []
+        specs = getattr(task, "on_resume", []) if _is_pause(task) else []
         outputs[run.id] = {"onResume": inputs_to_json(coerce_inputs(specs, dict(inputs)))}
     if not engine.store.change_execution_state(execution_id, State.RUNNING,
                                                only_from=(State.PAUSED,)):
@@ -54,11 +62,12 @@ def pause_expired(engine: Engine, run_id: str) -> None:
     FAIL FAILED, CANCEL cancels the execution. A no-op if it was resumed."""
     run = engine.store.task_run(engine.execution.id, run_id)
     task = engine.index.task(run.task_id)
-    if run.state.current != State.PAUSED or not isinstance(task, Pause):
+    if run.state.current != State.PAUSED or not _is_pause(task):
         return
+    behavior = str(getattr(task, "behavior", "RESUME"))
     execution_id = engine.execution.id
-    message = f"pause duration expired ({task.behavior})"
-    if task.behavior == "CANCEL":
+    message = f"pause duration expired ({behavior})"
+    if behavior == "CANCEL":
         if not engine.store.change_execution_state(execution_id, State.CANCELLED,
                                                    only_from=(State.PAUSED,)):
             return
@@ -78,7 +87,7 @@ def pause_expired(engine: Engine, run_id: str) -> None:
                                                only_from=(State.PAUSED,)):
         return  # resumed or killed meanwhile
     engine.execution.state.current = State.RUNNING
-    state = {"RESUME": State.SUCCESS, "WARN": State.WARNING, "FAIL": State.FAILED}[task.behavior]
+    state = {"RESUME": State.SUCCESS, "WARN": State.WARNING, "FAIL": State.FAILED}[behavior]
     engine.store.append_log(LogEntry(execution_id, run.id, run.task_id,
                                      "INFO" if state == State.SUCCESS else "WARN", message))
     engine.complete_task(run_id, state, {},

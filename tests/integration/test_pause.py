@@ -94,6 +94,38 @@ tasks:
     assert ran_after == (behavior in ("RESUME", "WARN"))
 
 
+def test_resume_task_resumes_another_execution(harrier: Harrier) -> None:
+    paused = harrier.start(APPROVAL)
+    _paused(harrier, paused.id)
+    resumer = harrier.run("""
+id: resumer
+namespace: other
+inputs:
+  - id: target
+    type: STRING
+tasks:
+  - id: wrong_flow
+    type: io.kestra.plugin.core.execution.Resume
+    executionId: "{{ inputs.target }}"
+    namespace: team
+    flowId: not_approval
+    allowFailure: true
+  - id: go
+    type: io.kestra.plugin.core.execution.Resume
+    executionId: "{{ inputs.target }}"
+    namespace: team
+    flowId: approval
+    inputs:
+      approved: true
+      reason: "{{ flow.id }}"
+""", {"target": paused.id})
+    assert resumer.state.current == State.WARNING
+    assert "not of flowId" in (task_run(resumer, "wrong_flow").error or "")
+    done = harrier.store.wait_terminal(paused.id, 90)
+    assert done.state.current == State.SUCCESS, done.error
+    assert task_run(done, "after").outputs["value"] == "true/resumer"
+
+
 def test_killing_a_paused_execution(harrier: Harrier) -> None:
     execution = harrier.start(APPROVAL)
     _paused(harrier, execution.id)

@@ -15,6 +15,7 @@ from harrier.worker.tasks import (  # noqa: F401
     parallel,
     pause,
     python_script,
+    resume,
     return_,
     sequential,
     sleep,

@@ -18,11 +18,10 @@ from harrier.common.inputs import InputSpec
 from harrier.common.state import State
 from harrier.common.task import Task, register_task
 from harrier.worker.context import TaskContext, Waiting
+from harrier.worker.pauses import PAUSE_EXPIRED, PAUSE_TYPE
 
-PAUSE_EXPIRED = "pause_expired"
 
-
-@register_task("io.kestra.plugin.core.flow.Pause", "io.kestra.core.tasks.flows.Pause")
+@register_task(PAUSE_TYPE, "io.kestra.core.tasks.flows.Pause")
 class Pause(Task):
     pause_duration: timedelta | None = Field(None, alias="pauseDuration")
     behavior: Literal["RESUME", "WARN", "FAIL", "CANCEL"] = "RESUME"
