@@ -44,6 +44,7 @@ D = I + "test_dag.py::"
 X = I + "test_execution_tasks.py::"
 SF = I + "test_subflows.py::"
 PA = I + "test_pause.py::"
+KV = I + "test_kv.py::"
 
 # "Model.property" (the class that declares it, the YAML name) -> the test that
 # shows what it does.
@@ -220,6 +221,19 @@ SUPPORTED: dict[str, str] = {
     "Resume.namespace": PA + "test_resume_task_resumes_another_execution",
     "Resume.flowId": PA + "test_resume_task_resumes_another_execution",
     "Resume.inputs": PA + "test_resume_task_resumes_another_execution",
+    "KVSet.key": KV + "test_kv_tasks_and_the_kv_function",
+    "KVSet.value": KV + "test_kv_tasks_and_the_kv_function",
+    "KVSet.namespace": KV + "test_kv_tasks_and_the_kv_function",
+    "KVSet.overwrite": KV + "test_kv_tasks_and_the_kv_function",
+    "KVSet.ttl": KV + "test_kv_tasks_and_the_kv_function",
+    "KVGet.key": KV + "test_kv_tasks_and_the_kv_function",
+    "KVGet.namespace": KV + "test_kv_tasks_and_the_kv_function",
+    "KVGet.errorOnMissing": KV + "test_missing_keys_fail_where_kestra_fails",
+    "KVGetKeys.prefix": KV + "test_kv_tasks_and_the_kv_function",
+    "KVGetKeys.namespace": KV + "test_kv_tasks_and_the_kv_function",
+    "KVDelete.key": KV + "test_kv_tasks_and_the_kv_function",
+    "KVDelete.namespace": KV + "test_kv_tasks_and_the_kv_function",
+    "KVDelete.errorOnMissing": KV + "test_missing_keys_fail_where_kestra_fails",
     "Labels.labels": X + "test_labels_set_while_running_show_on_the_execution_and_in_search",
     "OutputValues.values": X + "test_output_values_are_read_by_later_tasks",
     # -- triggers
@@ -287,6 +301,8 @@ REJECTED: dict[str, str] = {
                "{type: io.kestra.plugin.scripts.runner.docker.Docker, shmSize: 1g}}]\n",
     "scheduleDate": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
                     "namespace: n, flowId: f, scheduleDate: '2030-01-01T00:00:00Z'}]\n",
+    "kvType": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.kv.Set, "
+              "key: k, value: '1', kvType: NUMBER}]\n",
     "restartBehavior": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
                        "namespace: n, flowId: f, restartBehavior: RETRY_FAILED}]\n",
     "ExecutionStatus": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: w\n    type: "

@@ -36,6 +36,7 @@ from harrier.common.errors import HarrierError, InputError, TemplateError
 from harrier.common.execution import Attempt, Execution, LogEntry, TaskRun, new_id
 from harrier.common.flow import Flow
 from harrier.common.inputs import InputSpec, coerce_inputs, to_json_value
+from harrier.common.kv import template_function as kv_template_function
 from harrier.common.retry import RetryPolicy
 from harrier.common.state import State, StateRecord, now, transition
 from harrier.common.store import BlockProgress, BlockRef
@@ -567,9 +568,11 @@ class Engine:
 
     # -- templates
     def context(self, task: Task | None = None, run: TaskRun | None = None) -> dict[str, Any]:
-        return build_context(self.flow, self.execution, task, run,
-                             outputs=StoredOutputs(self.store, self.execution.id,
-                                                   self.flow.index))
+        context = build_context(self.flow, self.execution, task, run,
+                                outputs=StoredOutputs(self.store, self.execution.id,
+                                                      self.flow.index))
+        context["kv"] = kv_template_function(self.store, self.flow.namespace)
+        return context
 
 
 class _Control(FlowControl):
