@@ -98,11 +98,14 @@ def trigger_inputs(flow: Flow, trigger: WebhookTrigger,
 async def webhook(namespace: str, flow_id: str, key: str, request: Request,
                   ctx: Ctx) -> JSONResponse:
     """Create and start an execution; the answer is the execution (with its id)."""
-    flow, trigger = await run_in_threadpool(_resolve, ctx, namespace, flow_id, key)
+    # The body is already in memory (BodyLimit read it), so reading it before
+    # the key is checked costs nothing; then one trip to a worker thread for
+    # all the blocking work.
     data = await read_limited(request, ctx.settings.webhook_max_body, "webhook body")
-    variables = trigger_variables(trigger, request, parse_body(data))
 
     def start() -> dict[str, Any]:
+        flow, trigger = _resolve(ctx, namespace, flow_id, key)
+        variables = trigger_variables(trigger, request, parse_body(data))
         inputs = trigger_inputs(flow, trigger, variables)
         return launch(ctx, flow, inputs, trigger=variables).to_json()
 
