@@ -65,6 +65,17 @@ class _Named(dict):
         super().__init__(data)
         self._path = path
 
+    def __missing__(self, key: str) -> _Named:
+        # Dotted keys nest, as Kestra nests them: `labels.system.correlationId`
+        # reads the label `system.correlationId`, `inputs.nested.string` the
+        # input with id `nested.string`.
+        prefix = f"{key}."
+        found = {k[len(prefix):]: v for k, v in self.items()
+                 if isinstance(k, str) and k.startswith(prefix)}
+        if not found:
+            raise KeyError(key)
+        return _Named(found, f"{self._path}.{key}")
+
 
 class LazyMapping(Mapping[str, Any]):
     """A context mapping whose values are fetched when a template reads them
@@ -220,10 +231,15 @@ def render_string(source: str, context: Mapping[str, Any], *, field: str = "",
         raise _fail(source, field, f"template syntax error: {exc.message}", exc.lineno) from exc
 
     def secret(name: str) -> str:
-        if secrets is None or name not in secrets:
+        # Kestra upper-cases the name: secret('my_secret') reads SECRET_MY_SECRET.
+        key = name if secrets is not None and name in secrets else str(name).upper()
+        broken = getattr(secrets, "undecodable", {})
+        if key in broken:
+            raise ValueError(f"secret {name!r}: {broken[key]}")
+        if secrets is None or key not in secrets:
             known = _names(secrets.keys()) if secrets else "none configured"
             raise ValueError(f"secret {name!r} is not defined (known secrets: {known})")
-        value = secrets[name]
+        value = secrets[key]
         if secrets_used is not None:
             secrets_used.add(value)
         return value

@@ -154,6 +154,11 @@ def load_yaml(text: str, source: str = "<string>") -> YamlDocument:
         line = mark.line + 1 if mark else None
         column = mark.column + 1 if mark else None
         what = " ".join(str(x) for x in (exc.context, exc.problem) if x)
+        tab_line = _tab_indented_line(text, line)
+        if tab_line is not None:
+            line, column = tab_line, 1
+            what = ("the line is indented with a tab; YAML indentation must use spaces "
+                    "(replace the tabs with spaces)")
         raise FlowValidationError(
             [Problem(source, line, column, "", f"invalid YAML: {what}")]) from None
     except yaml.YAMLError as exc:
@@ -168,6 +173,20 @@ def load_yaml(text: str, source: str = "<string>") -> YamlDocument:
     if problems:
         raise FlowValidationError(problems)
     return document
+
+
+def _tab_indented_line(text: str, near: int | None) -> int | None:
+    """The line indented with a tab that made the parser fail: the failing line
+    or, as PyYAML often notices a line later, the one before it."""
+    if near is None:
+        return None
+    lines = text.splitlines()
+    for number in (near, near - 1):
+        if 0 < number <= len(lines):
+            indent = lines[number - 1][:len(lines[number - 1]) - len(lines[number - 1].lstrip())]
+            if "\t" in indent:
+                return number
+    return None
 
 
 def _build(node: yaml.Node, path: Path, document: YamlDocument,

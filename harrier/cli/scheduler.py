@@ -30,6 +30,7 @@ from harrier.scheduler.api.auth import check_exposure
 from harrier.scheduler.backfill import BackfillError, backfill_ticks, pick_trigger
 from harrier.scheduler.firing import FireContext, fire_tick, schedule_of
 from harrier.scheduler.flow_catalog import FlowCatalog, ScheduledTrigger
+from harrier.scheduler.task_rescue import TaskRescue
 from harrier.scheduler.triggers import TriggerLoop
 from harrier.scheduler.ui import create_web_app
 
@@ -45,7 +46,8 @@ def _configure_logging(settings: Settings) -> None:
 def _fire_context(settings: Settings) -> FireContext:
     store = RedisStore.from_settings(settings)
     app = configure_app(settings)
-    return FireContext(store, app, store.redis, replica=f"{socket.gethostname()}:{os.getpid()}")
+    return FireContext(store, app, store.redis, replica=f"{socket.gethostname()}:{os.getpid()}",
+                       secrets=settings.secrets)
 
 
 def _load_api(settings: Settings, context: FireContext) -> Any:
@@ -94,6 +96,10 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
                 os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's supervisor stops its workers
 
     thread = threading.Thread(target=run_loop, name="harrier-trigger-loop")
+    # Next to the cron ticks: task runs whose worker died are sent again.
+    rescue = TaskRescue(RedisStore.from_settings(settings), context.app, settings)
+    rescuer = threading.Thread(target=rescue.run, args=(stop,), name="harrier-task-rescue",
+                               daemon=True)
     log.info("scheduler %s: flows from %s, %d schedule(s)%s", context.replica,
              settings.flows_dir, len(catalog.schedules()),
              "" if no_api else f", API on {host}:{port}")
@@ -105,6 +111,7 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         thread.start()
+        rescuer.start()
         while not stop.wait(0.5):
             pass
     elif settings.api_workers > 1:
@@ -120,6 +127,7 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
                                 log_level=settings.log_level.lower(), lifespan="on")
         server = uvicorn.Server(config)
         thread.start()
+        rescuer.start()
         server.run()  # handles SIGTERM and SIGINT itself, in the main thread
         stop.set()
     thread.join(30)

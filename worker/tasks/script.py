@@ -65,6 +65,9 @@ class ScriptTask(Task):
         def log_line(stream: str, line: str) -> None:
             level = "INFO" if stream == "stdout" else (
                 "WARN" if self.warning_on_std_err else "INFO")
+            if stream != "stdout" and self.warning_on_std_err:
+                # Kestra's warningOnStdErr: output on stderr makes the task a WARNING.
+                ctx.warning = "the task wrote to stderr (warningOnStdErr)"
             ctx.log(level, line)
             if on_line is not None:
                 on_line(stream, line)
