@@ -27,8 +27,13 @@ class ApiContext:
     def flow(self, namespace: str, flow_id: str) -> Flow:
         """The latest revision of a flow; the store is the one source of flows
         (the scheduler pushes HARRIER_FLOWS_DIR flows into it)."""
+        return self.flow_revision(namespace, flow_id)[0]
+
+    def flow_revision(self, namespace: str, flow_id: str) -> tuple[Flow, int]:
+        """The latest revision of a flow and its number in the store."""
         record = self.store.get_flow(namespace, flow_id)
-        return parsed_flow(record.source, f"{namespace}.{flow_id}@{record.revision}")
+        return (parsed_flow(record.source, f"{namespace}.{flow_id}@{record.revision}"),
+                record.revision)
 
 
 @lru_cache(maxsize=256)
