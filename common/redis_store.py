@@ -22,7 +22,7 @@ from harrier.common.errors import (
     IllegalTransition,
     StoreUnavailable,
 )
-from harrier.common.execution import WAITING, Execution, LogEntry, TaskRun
+from harrier.common.execution import WAITING, Execution, LogEntry, TaskRun, run_key
 from harrier.common.lua import lua_script
 from harrier.common.settings import Settings
 from harrier.common.state import State, StateHistory, StateRecord, can_transition, now
@@ -125,6 +125,22 @@ class RedisStore:
         self._known_flows[(namespace, flow_id, revision)] = record
         return record
 
+    def keep_flow_source(self, namespace: str, flow_id: str, source: str) -> FlowRecord:
+        try:
+            current = self.get_flow(namespace, flow_id)
+        except FlowNotFound:
+            current = None
+        if current is not None and current.source == source:
+            return current
+        document = json.dumps({"source": source, "updated": datetime.now(UTC).isoformat()})
+        with self._errors():
+            # Its own counter: the flow's `latest` and the set of deployed flows
+            # (what the scheduler arms) stay as they are.
+            revision = -int(self.redis.incr(self._k("flow", namespace, flow_id, "one-off")))
+            self.redis.hset(self._k("flow", namespace, flow_id, "revisions"), str(revision),
+                            document)
+        return self.get_flow(namespace, flow_id, revision)
+
     def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> FlowRecord:
         with self._errors():
             if revision is None:
@@ -159,6 +175,8 @@ class RedisStore:
             raw = self.redis.hgetall(self._k("flow", namespace, flow_id, "revisions"))
         records = []
         for revision, value in raw.items():
+            if int(revision) < 0:
+                continue  # a one-off run's source, not a revision of the flow
             data = json.loads(value)
             records.append(FlowRecord(namespace, flow_id, int(revision), data["source"],
                                       datetime.fromisoformat(data["updated"])))
@@ -179,7 +197,7 @@ class RedisStore:
     # `state`, `error`, `outputs`, `halted`; its state history is a list.
     def create_execution(self, execution: Execution) -> None:
         score = execution.start_date.timestamp()
-        data = execution.to_json()
+        data = execution.to_json(reveal=True)
         data.pop("taskRunList")
         state = execution.state.current.value
         prefixes = self._state_prefixes(execution.namespace, execution.flow_id)
@@ -298,6 +316,32 @@ class RedisStore:
     def set_execution_outputs(self, execution_id: str, outputs: dict) -> None:
         with self._errors():
             self.redis.hset(self._k("exec", execution_id), "outputs", json.dumps(outputs))
+
+    def set_execution_labels(self, execution_id: str, labels: dict[str, str]) -> None:
+        # Rare (a Labels task): the document is rewritten under WATCH, so two
+        # Labels tasks at once both land.
+        key = self._k("exec", execution_id)
+        with self._errors(), self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    doc, score = pipe.hmget(key, "doc", "score")
+                    if doc is None:
+                        raise ExecutionNotFound(f"execution {execution_id} not found")
+                    data = json.loads(doc)
+                    current = {item["key"]: item["value"] for item in data.get("labels") or []}
+                    merged = {**current, **labels}
+                    data["labels"] = [{"key": k, "value": v} for k, v in merged.items()]
+                    pipe.multi()
+                    pipe.hset(key, "doc", json.dumps(data))
+                    for name, value in labels.items():
+                        if name in current and current[name] != value:
+                            pipe.zrem(self._label_index(name, current[name]), execution_id)
+                        pipe.zadd(self._label_index(name, value), {execution_id: float(score)})
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
 
     def search_executions(self, query: ExecutionQuery) -> tuple[list[Execution], int]:
         low = query.start_after.timestamp() if query.start_after else "-inf"
@@ -438,7 +482,7 @@ class RedisStore:
         with self._errors():
             raw = self._task_run(
                 keys=self._execution_keys(execution_id),
-                args=[f"{task_run.task_id}\x00{task_run.value or ''}", task_run.id,
+                args=[task_run.key, task_run.id,
                       json.dumps(task_run.to_json()), beat, history])
         return TaskRun.from_json(json.loads(raw))
 
@@ -448,7 +492,7 @@ class RedisStore:
         with self._errors():
             found = self._begin_run(
                 keys=[*self._execution_keys(execution_id), self._live],
-                args=[_run_key(task_run), task_run.id, json.dumps(task_run.to_json()), beat,
+                args=[task_run.key, task_run.id, json.dumps(task_run.to_json()), beat,
                       _history_entry(State.RUNNING, now()),
                       _live_member(task_run) if _is_live(task_run) else ""])
         if not found:
@@ -468,11 +512,11 @@ class RedisStore:
         return TaskRun.from_json(json.loads(raw))
 
     def find_task_run(self, execution_id: str, task_id: str,
-                      value: str | None = None) -> TaskRun | None:
+                      values: tuple[str, ...] = ()) -> TaskRun | None:
         with self._errors():
             raw = self._find_run(keys=[self._k("exec", execution_id, "runkeys"),
                                        self._k("exec", execution_id, "runs")],
-                                 args=[f"{task_id}\x00{value or ''}"])
+                                 args=[run_key(task_id, values)])
         return TaskRun.from_json(json.loads(raw)) if raw else None
 
     def save_task_run(self, task_run: TaskRun) -> None:
@@ -505,13 +549,13 @@ class RedisStore:
         with self._errors():
             pipe = self.redis.pipeline()
             for run_id in task_run_ids:
+                # Also the end markers of a loop's iterations (end_block_item).
+                pipe.hdel(self._k("exec", execution_id, "ended"), run_id)
                 run = runs.get(run_id)
                 if run is None:
                     continue
                 pipe.hdel(self._k("exec", execution_id, "runs"), run_id)
-                pipe.hdel(self._k("exec", execution_id, "ended"), run_id)
-                pipe.hdel(self._k("exec", execution_id, "runkeys"),
-                          f"{run.task_id}\x00{run.value or ''}")
+                pipe.hdel(self._k("exec", execution_id, "runkeys"), run.key)
             pipe.execute()
 
     # -- blocks
@@ -538,6 +582,39 @@ class RedisStore:
         if raw[10]:
             progress = replace(progress, finished=State(raw[10].decode()))
         return progress
+
+    def end_block_item(self, block: BlockRef, marker: str, state: State, *,
+                       may_continue: bool) -> BlockProgress | None:
+        execution_id = block.execution_id
+        with self._errors():
+            raw = self._end_run(
+                keys=[*self._execution_keys(execution_id), self._k("exec", execution_id, "done"),
+                      self._live],
+                args=[marker, "", state.value, block.key, "1" if may_continue else "0", "0",
+                      repr(now().timestamp()), self.retention, ""])
+        if not raw:
+            return None
+        claimed = int(raw[4])
+        return _progress(raw, () if claimed < 0 else (claimed,))
+
+    def put_loop_values(self, execution_id: str, run_id: str, values: list[str]) -> None:
+        # In the blocks hash, so they expire and go with the execution's other keys.
+        key = self._k("exec", execution_id, "blocks")
+        with self._errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for start in range(0, len(values), _LOOP_VALUES_CHUNK):
+                chunk = values[start:start + _LOOP_VALUES_CHUNK]
+                pipe.hset(key, mapping={f"{run_id}\x1evalue\x1f{start + i}": value
+                                        for i, value in enumerate(chunk)})
+            pipe.execute()
+
+    def loop_value(self, execution_id: str, run_id: str, index: int) -> str:
+        with self._errors():
+            raw = self.redis.hget(self._k("exec", execution_id, "blocks"),
+                                  f"{run_id}\x1evalue\x1f{index}")
+        if raw is None:
+            raise ExecutionNotFound(f"value {index} of loop run {run_id} not found")
+        return raw.decode()
 
     def block_progress(self, block: BlockRef) -> BlockProgress | None:
         prefix = f"{block.key}\x1f"
@@ -673,8 +750,7 @@ def _live_member(run: TaskRun) -> str:
     return f"{run.execution_id}:{run.id}"
 
 
-def _run_key(run: TaskRun) -> str:
-    return f"{run.task_id}\x00{run.value or ''}"
+_LOOP_VALUES_CHUNK = 1000
 
 
 def _head(doc: bytes, state: bytes, error: bytes | None, halted: bytes | None) -> Execution:

@@ -24,6 +24,7 @@ from harrier.common.errors import ExecutionNotFound, HarrierError, InputError, S
 from harrier.common.execution import new_id
 from harrier.common.state import State
 from harrier.common.store import ExecutionStore
+from harrier.common.trigger_conditions import ConditionError
 from harrier.common.triggers import ScheduleTrigger
 from harrier.scheduler.executions import create_execution, resume_start, start_execution
 from harrier.scheduler.flow_catalog import ScheduledTrigger, trigger_key_text
@@ -47,6 +48,7 @@ class FireContext:
     app: Celery
     redis: redis.Redis
     replica: str = field(default_factory=lambda: f"{socket.gethostname()}")
+    secrets: Mapping[str, str] = field(default_factory=dict)  # for conditions' templates
 
 
 @lru_cache(maxsize=65536)
@@ -103,6 +105,8 @@ def complete_fire(context: FireContext, entry: ScheduledTrigger, fire: PendingFi
     why = str(fire.details.get("why") or "tick")
     inputs = fire.details.get("inputs")
     created = False
+    variables = trigger_variables(schedule_of(entry.trigger), tick) | (
+        {"backfill": True} if why == "backfill" else {})
     try:
         head = None
         if resume:
@@ -110,12 +114,14 @@ def complete_fire(context: FireContext, entry: ScheduledTrigger, fire: PendingFi
                 head = context.store.execution_head(fire.execution_id)
             except ExecutionNotFound:
                 head = None
+        if head is None and not _conditions_hold(context, entry, variables, tick):
+            _fire_done(context, fire)
+            return None
         if head is None:
             execution = create_execution(
                 context.store, flow, entry.trigger.inputs if inputs is None else inputs,
-                trigger=trigger_variables(schedule_of(entry.trigger), tick) | (
-                    {"backfill": True} if why == "backfill" else {}),
-                labels=fire.details.get("labels"), execution_id=fire.execution_id)
+                trigger=variables, labels=fire.details.get("labels"),
+                execution_id=fire.execution_id)
             created = True
             start_execution(context.app, flow, execution, store=context.store)
         elif head.state.current == State.CREATED:
@@ -139,14 +145,40 @@ def complete_fire(context: FireContext, entry: ScheduledTrigger, fire: PendingFi
                  flow.namespace, flow.id, entry.trigger.id,
                  why if not resume else f"{why}, completed for a dead replica",
                  _utc_iso(tick), fire.execution_id)
-    try:
-        fire_done(context.redis, fire.trigger_key, tick)
-        if fire.details.get("record", True):
-            record_fired(context.redis, fire.trigger_key, tick)
-    except StoreUnavailable as exc:
-        log.warning("could not record tick %s of %s as fired: %s", _utc_iso(tick),
-                    fire.trigger_key, exc)
+    _fire_done(context, fire)
     return fire.execution_id if created else None
+
+
+def _fire_done(context: FireContext, fire: PendingFire) -> None:
+    try:
+        fire_done(context.redis, fire.trigger_key, fire.tick)
+        if fire.details.get("record", True):
+            record_fired(context.redis, fire.trigger_key, fire.tick)
+    except StoreUnavailable as exc:
+        log.warning("could not record tick %s of %s as fired: %s", _utc_iso(fire.tick),
+                    fire.trigger_key, exc)
+
+
+def _conditions_hold(context: FireContext, entry: ScheduledTrigger, variables: dict[str, Any],
+                     tick: datetime) -> bool:
+    """The trigger's `conditions` and `when` for this tick (Kestra skips the tick
+    when one is false; one that cannot be evaluated is logged and skips it too)."""
+    trigger = entry.trigger
+    if not trigger.conditions and trigger.when is None:
+        return True
+    flow = entry.flow
+    try:
+        if trigger.should_fire({"trigger": variables,
+                                "flow": {"id": flow.id, "namespace": flow.namespace}},
+                               context.secrets):
+            return True
+    except ConditionError as exc:
+        log.error("flow %s.%s trigger %s: tick %s skipped, a condition cannot be evaluated: "
+                  "%s", flow.namespace, flow.id, trigger.id, _utc_iso(tick), exc)
+        return False
+    log.info("flow %s.%s trigger %s: tick %s skipped, its conditions are false",
+             flow.namespace, flow.id, trigger.id, _utc_iso(tick))
+    return False
 
 
 def _utc_iso(tick: datetime) -> str:

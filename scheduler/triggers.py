@@ -31,7 +31,7 @@ from harrier.scheduler.tick_claim import (
     record_fired,
     take_stale_pending_fires,
 )
-from harrier.scheduler.trigger_state import RedisTriggerStates, TriggerStates
+from harrier.scheduler.trigger_state import RedisTriggerStates, TriggerStates, stopped_after
 
 log = logging.getLogger("harrier.scheduler.triggers")
 
@@ -85,6 +85,7 @@ class TriggerLoop:
         self._to_recover: set[TriggerKey] = set()
         self._pending: deque[tuple[TriggerKey, datetime, str]] = deque()
         self._backfills: dict[TriggerKey, BackfillCursor] = {}
+        self._now = clock()
         self.pending_grace = pending_grace
         self._pending_checked = 0.0  # monotonic
         self._pool = ThreadPoolExecutor(max_workers=fire_threads,
@@ -97,6 +98,7 @@ class TriggerLoop:
     # -- one iteration
     def step(self, now: datetime | None = None) -> list[Fired]:
         now = now or self.clock()
+        self._now = now
         self._sync(now)
         try:
             self._disabled = self.states.disabled_keys()
@@ -259,14 +261,24 @@ class TriggerLoop:
         armed = self._armed.get(key)
         if armed is None:
             return None  # removed meanwhile
-        backfill = armed.entry.trigger.backfill if why == "backfill" else None
-        if backfill is None and trigger_key_text(key) in self._disabled:
-            # Passed, not missed: enabling the trigger again does not replay it.
-            try:
-                record_fired(self.context.redis, trigger_key_text(key), tick)
-            except StoreUnavailable as exc:
-                log.warning("could not record skipped tick of %s: %s", trigger_key_text(key),
-                            exc)
+        trigger = armed.entry.trigger
+        backfill = trigger.backfill if why == "backfill" else None
+        text = trigger_key_text(key)
+        try:
+            if backfill is None and (text in self._disabled or stopped_after(
+                    self.states, self.context.store, text, trigger)):
+                # Passed, not missed: enabling the trigger again does not replay it.
+                record_fired(self.context.redis, text, tick)
+                return None
+            late = self._now - tick
+            if backfill is None and trigger.late_maximum_delay is not None and \
+                    late > trigger.late_maximum_delay:
+                log.warning("trigger %s: tick %s skipped, %s late (lateMaximumDelay %s)",
+                            text, tick.isoformat(), late, trigger.late_maximum_delay)
+                record_fired(self.context.redis, text, tick)
+                return None
+        except StoreUnavailable as exc:
+            log.warning("could not record skipped tick of %s: %s", text, exc)
             return None
         try:
             execution_id = fire_tick(
@@ -278,6 +290,12 @@ class TriggerLoop:
                         tick.isoformat(), trigger_key_text(key), exc)
             self._to_recover.add(key)
             return None
+        if execution_id is not None and trigger.stop_after:
+            try:
+                self.states.set_last_execution(text, execution_id)
+            except StoreUnavailable as exc:
+                log.warning("trigger %s: stopAfter cannot follow execution %s: %s", text,
+                            execution_id, exc)
         return Fired(key, tick, execution_id)
 
 

@@ -1,10 +1,17 @@
 """Built-in task types; importing this package registers them all."""
 
 from harrier.worker.tasks import (  # noqa: F401
+    allow_failure,
+    assert_,
     commands,
+    dag,
+    echo,
     fail,
+    for_each,
     if_,
+    labels,
     log,
+    output_values,
     parallel,
     python_script,
     return_,
