@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import click
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_ready, worker_shutdown
 
 from harrier.cli.output import print_json
 from harrier.common.celery_app import broker_problem, configure_app
@@ -16,7 +16,6 @@ from harrier.common.errors import DockerError, HarrierError
 from harrier.common.redis_store import RedisStore
 from harrier.common.settings import Settings
 from harrier.worker.kill_watch import LEASE_SECONDS
-from harrier.worker.parent_watch import die_with_parent
 from harrier.worker.presence import PresenceBeat
 from harrier.worker.runtime import Runtime, install
 from harrier.worker.workdirs import remove_crashed
@@ -58,10 +57,6 @@ def worker_command(concurrency: int | None, pool: str, queues: str | None,
     _remove_crashed_workdirs(settings, store)
 
     presence: list[PresenceBeat] = []
-
-    @worker_process_init.connect(weak=False)
-    def tie_to_parent(sender: object = None, **_: object) -> None:
-        die_with_parent()  # a prefork pool process, and its tasks, die with the worker
 
     @worker_ready.connect(weak=False)
     def announce(sender: object = None, **_: object) -> None:
