@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,11 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from harrier.common.errors import FlowValidationError, Problem
 from harrier.common.flow_index import FlowIndex
 from harrier.common.inputs import InputSpec
+from harrier.common.plugin_defaults import PluginDefault, apply_defaults, parse_plugin_defaults
 from harrier.common.retry import RetryPolicy
 from harrier.common.task import Task, known_task_types, task_class
 from harrier.common.template_check import template_problems
 from harrier.common.triggers import TRIGGER_TYPES, Trigger
 from harrier.common.yaml_source import YamlDocument, load_yaml
+
+# The flow's pluginDefaults while its tasks are parsed.
+_DEFAULTS: ContextVar[tuple[PluginDefault, ...]] = ContextVar("plugin_defaults", default=())
 
 FLOW_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 NAMESPACE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
@@ -129,16 +134,21 @@ def parse_flow(text: str, source: str = "<string>") -> Flow:
 
     problems: list[Problem] = []
     fields: dict[str, Any] = dict(data)
-    for name in ("tasks", "errors", "finally"):
-        if name in fields:
-            fields[name] = _parse_task_list(fields[name], (name,), document, problems)
+    defaults: list[PluginDefault] = []
+    for key in ("taskDefaults", "pluginDefaults"):  # the older name's entries apply first
+        if key in fields:
+            entries, bad = parse_plugin_defaults(fields.pop(key), key, document)
+            defaults += entries
+            problems += bad
+    token = _DEFAULTS.set(tuple(defaults))
+    try:
+        for name in ("tasks", "errors", "finally"):
+            if name in fields:
+                fields[name] = _parse_task_list(fields[name], (name,), document, problems)
+    finally:
+        _DEFAULTS.reset(token)
     if "triggers" in fields:
         fields["triggers"] = _parse_triggers(fields["triggers"], document, problems)
-    if "pluginDefaults" in fields or "taskDefaults" in fields:
-        key = "pluginDefaults" if "pluginDefaults" in fields else "taskDefaults"
-        problems.append(document.problem((key,), "plugin defaults are not supported by "
-                                         "Harrier yet; set the properties on each task"))
-        fields.pop(key)
     if problems:
         # Do not validate the flow model over broken tasks: errors would double up.
         fields["tasks"] = [t for t in fields.get("tasks") or [] if isinstance(t, Task)]
@@ -195,7 +205,7 @@ def _parse_task(raw: object, path: tuple[str | int, ...], document: YamlDocument
         problems.append(document.problem((*path, "type"),
                                          f"unknown task type {type_name!r}; known types: {known}"))
         return None
-    fields = dict(raw)
+    fields = apply_defaults(dict(raw), cls, _DEFAULTS.get())
     child_problems: list[Problem] = []
     child_properties = cls.all_child_properties() if hasattr(cls, "all_child_properties") \
         else ()
