@@ -51,6 +51,16 @@ class Attempt:
                    data.get("workerId"))
 
 
+# In a value path, marks one iteration of a LoopUntil (whose iterations have no
+# value): the runs of each iteration get their own keys.
+ITERATION_MARK = "\x1d"
+
+
+def plain_values(value_path: tuple[str, ...]) -> tuple[str, ...]:
+    """The loop values of a path, without LoopUntil's iteration marks."""
+    return tuple(value for value in value_path if not value.startswith(ITERATION_MARK))
+
+
 def run_key(task_id: str, value_path: tuple[str, ...] = ()) -> str:
     """The key of a task's run: one per task, and per loop value inside loops
     (Kestra runs a loop once per distinct value, so values tell runs apart)."""
@@ -92,6 +102,13 @@ class TaskRun:
     def key(self) -> str:
         """What identifies the run in its execution: its task and loop values."""
         return run_key(self.task_id, self.value_path)
+
+    @property
+    def latest_key(self) -> str | None:
+        """Inside a LoopUntil's iterations: the key that finds the latest
+        iteration's run (what `outputs.task` reads), else None."""
+        plain = plain_values(self.value_path)
+        return run_key(self.task_id, plain) if plain != self.value_path else None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -465,7 +465,7 @@ class RedisStore:
             found = self._begin_run(
                 keys=self._execution_keys(execution_id),
                 args=[task_run.key, task_run.id, json.dumps(task_run.to_json()), beat,
-                      _history_entry(State.RUNNING, now())])
+                      _history_entry(State.RUNNING, now()), task_run.latest_key or ""])
         if not found:
             raise ExecutionNotFound(f"execution {execution_id} not found")
         raw, created, state, doc, error = found

@@ -96,6 +96,18 @@ class FlowControl(Protocol):
     def set_outputs(self, outputs: dict[str, Any]) -> None:
         """Record outputs on the flowable's task run."""
 
+    def run_iteration(self, block: str, iteration: int, *, delay: float = 0) -> None:
+        """Run a block as iteration `iteration` of a loop without values
+        (LoopUntil): its runs are new ones, kept beside the earlier iterations'.
+        `delay` seconds from now, holding no worker slot meanwhile.
+        iteration_ended follows."""
+
+    def elapsed(self) -> timedelta:
+        """How long ago the flowable's run started."""
+
+    def log(self, level: str, message: str) -> None:
+        """A log line of the flowable's task run."""
+
     def start_counter(self, name: str, total: int) -> None:
         """A counter of `total` items in the store, kept with the flowable's run
         (a Dag counts each task's dependencies): see count()."""
@@ -169,6 +181,11 @@ class FlowableTask(Task):
     def block_ended(self, ctl: FlowControl, block: str, state: State) -> None:
         """A block this flowable ran has ended in `state`: by default the
         flowable ends in the same state."""
+        ctl.end(state)
+
+    def iteration_ended(self, ctl: FlowControl, block: str, iteration: int,
+                        state: State) -> None:
+        """An iteration started with run_iteration has ended in `state`."""
         ctl.end(state)
 
 

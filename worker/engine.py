@@ -33,7 +33,14 @@ from harrier.common.dispatch import (
 )
 from harrier.common.durations import format_duration
 from harrier.common.errors import HarrierError, TemplateError
-from harrier.common.execution import Attempt, Execution, LogEntry, TaskRun, new_id
+from harrier.common.execution import (
+    ITERATION_MARK,
+    Attempt,
+    Execution,
+    LogEntry,
+    TaskRun,
+    new_id,
+)
 from harrier.common.flow import Flow
 from harrier.common.retry import RetryPolicy
 from harrier.common.state import State, StateRecord, now, transition
@@ -121,6 +128,19 @@ class Engine:
         """Start one task of the flow (a flowable whose run a restart removed)."""
         self._do(lambda: self._start_task(self.index.task(task_id), parent_run_id,
                                           scope or Scope()))
+
+    def next_iteration(self, run_id: str, block: str, iteration: int) -> None:
+        """The delay before a LoopUntil's next iteration has passed: run it."""
+        self._do(lambda: self._next_iteration(run_id, block, iteration))
+
+    def _next_iteration(self, run_id: str, block: str, iteration: int) -> None:
+        run = self.store.task_run(self.execution.id, run_id)
+        if run.state.current.terminated or self.stopping:
+            return  # killed while it waited: the kill ended it
+        owner = self.index.task(run.task_id)
+        assert isinstance(owner, FlowableTask)
+        scope = Scope(None, iteration, (*run.value_path, f"{ITERATION_MARK}{iteration}"))
+        self._run_block(owner, run.id, block, 1, scope)
 
     def finish(self) -> None:
         """Go on from the end of the flow's `tasks` (restart of a failed finally)."""
@@ -282,11 +302,17 @@ class Engine:
         if run.state.current.terminated:
             return
         control = _Control(self, owner, run)
-        if instance:
+        if instance and owner.is_loop:
             self._iteration_ended(owner, run, block, int(instance), state)
             return
         if self.stopping:
             control.end(State.KILLED if state == State.SUCCESS else state)
+            return
+        if instance:
+            try:
+                owner.iteration_ended(control, block, int(instance), state)
+            except (TemplateError, HarrierError) as exc:
+                control.fail(str(exc))
             return
         if block in PHASE_BLOCKS:
             self._phase_ended(owner, run, block, state)
@@ -586,6 +612,22 @@ class _Control(FlowControl):
     def set_outputs(self, outputs: dict[str, Any]) -> None:
         self._run.outputs.update(outputs)
         self._engine.store.save_task_run(self._run)
+
+    def run_iteration(self, block: str, iteration: int, *, delay: float = 0) -> None:
+        if delay <= 0:
+            self._engine._next_iteration(self._run.id, block, iteration)
+            return
+        engine = self._engine
+        publish([advance_message(engine.flow_ref, engine.execution.id, "next_iteration",
+                                 task_id=self._run.id, block=block, iteration=iteration)],
+                countdown=delay)
+
+    def elapsed(self) -> timedelta:
+        return now() - (self._run.state.start_date or now())
+
+    def log(self, level: str, message: str) -> None:
+        self._engine.store.append_log(LogEntry(
+            self._engine.execution.id, self._run.id, self._task.id, level, message))
 
     def start_counter(self, name: str, total: int) -> None:
         self._engine.store.start_block(self._engine._block_ref(self._run.id, name), total, 0)

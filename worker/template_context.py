@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from harrier.common.execution import Execution, TaskRun
+from harrier.common.execution import Execution, TaskRun, plain_values
 from harrier.common.flow import Flow
 from harrier.common.flow_index import FlowIndex
 from harrier.common.inputs import coerce_inputs
@@ -29,13 +29,14 @@ def outputs_of(task_runs: list[TaskRun]) -> dict[str, Any]:
     outputs: dict[str, Any] = {}
     for run in task_runs:
         if run.state.current in _DONE or run.outputs:
-            if not run.value_path:
+            path = plain_values(run.value_path)  # a LoopUntil's latest iteration wins
+            if not path:
                 outputs[run.task_id] = run.outputs
                 continue
             level = outputs.setdefault(run.task_id, {})
-            for value in run.value_path[:-1]:
+            for value in path[:-1]:
                 level = level.setdefault(value, {})
-            level[run.value_path[-1]] = run.outputs
+            level[path[-1]] = run.outputs
     return outputs
 
 
@@ -191,11 +192,12 @@ def _parents(flow: Flow, task: Task, run: TaskRun) -> list[dict[str, Any]]:
         chain = flow.index.ancestors(task.id)
     except KeyError:
         return []
+    values = plain_values(run.value_path)
     found: list[dict[str, Any]] = []
     loops_above = 0
     owner_is_loop = False
     for ancestor in chain:
-        value = run.value_path[loops_above - 1] if owner_is_loop else None
+        value = values[loops_above - 1] if owner_is_loop else None
         found.append({"taskrun": {"value": value}})
         owner_is_loop = isinstance(ancestor, FlowableTask) and ancestor.is_loop
         loops_above += owner_is_loop

@@ -10,6 +10,7 @@ from harrier.worker.tasks import (  # noqa: F401
     if_,
     labels,
     log,
+    loop_until,
     output_values,
     parallel,
     python_script,
