@@ -113,11 +113,11 @@ def subtree(index: FlowIndex, owner: str | None, block: str) -> list[Task]:
 
 
 def _known(index: FlowIndex, task_id: str) -> bool:
+    """A task the engine runs on its own (not one run inside its owner's attempt)."""
     try:
-        index.node(task_id)
+        return not index.node(task_id).inline
     except KeyError:
         return False
-    return True
 
 
 def _descendants(runs: dict[str, TaskRun], root_id: str) -> set[str]:

@@ -20,4 +20,5 @@ from harrier.worker.tasks import (  # noqa: F401
     spark_cli,
     spark_submit,
     switch,
+    working_directory,
 )

@@ -41,8 +41,8 @@ class CheckFrequency(BaseModel):
 class LoopUntil(FlowableTask):
     condition: str | bool
     tasks: list[Task] = Field(min_length=1)
-    check_frequency: CheckFrequency = Field(default_factory=lambda: CheckFrequency.model_validate({}),
-                                            alias="checkFrequency")
+    check_frequency: CheckFrequency = Field(
+        default_factory=lambda: CheckFrequency.model_validate({}), alias="checkFrequency")
     fail_on_max_reached: bool = Field(False, alias="failOnMaxReached")
 
     def start(self, ctl: FlowControl) -> None:
