@@ -56,6 +56,20 @@ class Attempt:
 ITERATION_MARK = "\x1d"
 
 
+# In a value path, an iteration of a Kestra 2.0 Loop: its index and value,
+# ITEM_MARK + "3" + "\x1f" + value (templates see them as item.index, item.value).
+ITEM_MARK = "\x1e"
+
+
+def loop_item(value_path: tuple[str, ...]) -> dict[str, Any] | None:
+    """Kestra 2.0's `item` (value and index) of the innermost Loop in a path."""
+    for element in reversed(value_path):
+        if element.startswith(ITEM_MARK):
+            index, _, value = element[1:].partition("\x1f")
+            return {"value": value, "index": int(index)}
+    return None
+
+
 def plain_values(value_path: tuple[str, ...]) -> tuple[str, ...]:
     """The loop values of a path, without LoopUntil's iteration marks."""
     return tuple(value for value in value_path if not value.startswith(ITERATION_MARK))

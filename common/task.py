@@ -8,7 +8,7 @@ from datetime import timedelta
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harrier.common.durations import parse_duration
 from harrier.common.retry import RetryPolicy
@@ -59,7 +59,18 @@ class Task(BaseModel):
     task_runner: TaskRunnerSpec | None = Field(None, alias="taskRunner")
     worker_group: WorkerGroup | None = Field(None, alias="workerGroup")
     log_level: str | None = Field(None, alias="logLevel")
+    # Kestra 2.0 renamed runIf to `when`; either name is accepted (not both).
     run_if: str | bool | None = Field(None, alias="runIf")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _when(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "when" in data:
+            if "runIf" in data:
+                raise ValueError("runIf and when are the same property (Kestra 2.0 renamed "
+                                 "runIf to when): give only one")
+            data = {("runIf" if key == "when" else key): value for key, value in data.items()}
+        return data
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -147,6 +158,11 @@ class FlowableTask(Task):
     @classmethod
     def all_child_properties(cls) -> tuple[str, ...]:
         return (*cls.child_properties, *PHASE_BLOCKS)
+
+    def path_element(self, index: int, value: str) -> str:
+        """How a loop's iteration is named in its runs' value paths (and so in
+        `outputs.task[...]`): by default its value."""
+        return value
 
     def iteration_window(self) -> int:
         """How many of a loop iteration's tasks run at once (1: in order; 0: all)."""

@@ -14,7 +14,7 @@ from harrier.common.template_filters import FILTERS, FUNCTIONS, TESTS
 
 # What templates can see (worker/template_context.py builds it).
 CONTEXT_NAMES = frozenset({"flow", "execution", "inputs", "outputs", "vars", "trigger",
-                           "labels", "task", "taskrun", "parent", "parents"})
+                           "labels", "task", "taskrun", "parent", "parents", "item"})
 _JINJA_GLOBALS = frozenset({"range", "dict", "lipsum", "cycler", "joiner", "namespace", "secret",
                             "loop", "true", "false", "none", "null"})
 _PARSER = Environment()

@@ -249,7 +249,7 @@ class Engine:
 
     def _start_iteration(self, owner: FlowableTask, run: TaskRun, block: str, index: int,
                          value: str) -> None:
-        scope = Scope(value, index, (*run.value_path, value))
+        scope = Scope(value, index, (*run.value_path, owner.path_element(index, value)))
         self._run_block(owner, run.id, block, owner.iteration_window(), scope)
 
     def _iteration_ended(self, owner: FlowableTask, run: TaskRun, block: str, index: int,
@@ -360,7 +360,8 @@ class Engine:
     # -- flowables
     def _start_flowable(self, task: FlowableTask, parent_run_id: str, scope: Scope) -> None:
         state = StateRecord.start(State.CREATED)
-        transition(state, State.RUNNING, what=f"task {task.id}")
+        if task.run_if is None:  # with a runIf it may still end SKIPPED, from CREATED
+            transition(state, State.RUNNING, what=f"task {task.id}")
         run, created, head = self.store.begin_task_run(self.execution.id, TaskRun(
             id=new_id(), execution_id=self.execution.id, namespace=self.execution.namespace,
             flow_id=self.execution.flow_id, task_id=task.id, task_path=task.id,
@@ -374,9 +375,12 @@ class Engine:
             control.end(State.KILLED)
             return
         try:
-            if task.run_if is not None and not is_true(control.render(task.run_if, "runIf")):
-                control.end(State.SKIPPED)
-                return
+            if task.run_if is not None:
+                if not is_true(control.render(task.run_if, "runIf")):
+                    control.end(State.SKIPPED)
+                    return
+                transition(run.state, State.RUNNING, what=f"task {task.id}")
+                self.store.save_task_run(run)
             task.start(control)
         except (TemplateError, HarrierError) as exc:
             control.fail(str(exc))
@@ -587,7 +591,8 @@ class Engine:
     def context(self, task: Task | None = None, run: TaskRun | None = None) -> dict[str, Any]:
         return build_context(self.flow, self.execution, task, run,
                              outputs=StoredOutputs(self.store, self.execution.id,
-                                                   self.flow.index))
+                                                   self.flow.index,
+                                                   run.value_path if run else ()))
 
 
 class _Control(FlowControl):

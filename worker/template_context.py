@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from harrier.common.execution import Execution, TaskRun, plain_values
+from harrier.common.execution import ITEM_MARK, Execution, TaskRun, loop_item, plain_values
 from harrier.common.flow import Flow
 from harrier.common.flow_index import FlowIndex
 from harrier.common.inputs import coerce_inputs
@@ -94,10 +94,13 @@ class StoredOutputs(LazyMapping):
     _path = "outputs"
 
     def __init__(self, store: ExecutionStore, execution_id: str,
-                 index: FlowIndex | None = None) -> None:
+                 index: FlowIndex | None = None, path: tuple[str, ...] = ()) -> None:
         self._store = store
         self._execution_id = execution_id
         self._index = index
+        # The value path of the run whose templates read: inside a Kestra 2.0
+        # Loop's iteration, `outputs.task` is the same iteration's run.
+        self._items = tuple(plain_values(path))
         self._found: dict[str, Any] = {}
         self._everything: dict[str, Any] | None = None
 
@@ -107,6 +110,13 @@ class StoredOutputs(LazyMapping):
         if self._everything is not None:
             return self._everything[task_id]
         depth = self._loop_depth(task_id)
+        if depth and len(self._items) >= depth and all(
+                element.startswith(ITEM_MARK) for element in self._items[:depth]):
+            run = self._store.find_task_run(self._execution_id, task_id, self._items[:depth])
+            if run is None or not (run.state.current in _DONE or run.outputs):
+                raise KeyError(task_id)
+            self._found[task_id] = run.outputs
+            return run.outputs
         if depth:
             self._found[task_id] = _LoopOutputs(self._store, self._execution_id, task_id, depth)
             return self._found[task_id]
@@ -176,6 +186,9 @@ def build_context(flow: Flow, execution: Execution, task: Task | None = None,
             "iteration": task_run.iteration,
             "parentId": task_run.parent_task_run_id,
         }
+        item = loop_item(task_run.value_path)
+        if item is not None:
+            context["item"] = item
         if task is not None and task_run.parent_task_run_id:
             parents = _parents(flow, task, task_run)
             if parents:

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from harrier.common.errors import HarrierError
+from harrier.common.execution import ITEM_MARK
 from harrier.common.task import FlowableTask, FlowControl, Task, register_task
 from harrier.worker.template_context import loop_value_text
 
@@ -149,3 +150,31 @@ class EachParallel(_Loop):
 
     def iteration_window(self) -> int:
         return 0
+
+
+@register_task("io.kestra.plugin.core.flow.Loop")
+class Loop(_Loop):
+    """Kestra 2.0's loop: like ForEach, but every task inside an iteration,
+    nested or not, reads `item.value` and `item.index` (0-based), and
+    `outputs.task` inside an iteration is that iteration's run."""
+
+    values: Any
+    tasks: list[Task] = Field(min_length=1)
+    concurrency_limit: int = Field(1, ge=0, alias="concurrencyLimit")
+
+    @field_validator("values")
+    @classmethod
+    def _check_values(cls, value: object) -> object:
+        if isinstance(value, dict):
+            raise ValueError("values: a map is not supported yet; give a list (of objects, "
+                             "read with fromJson(item.value))")
+        return check_values(value, "values")
+
+    def _values_property(self) -> Any:
+        return self.values
+
+    def window(self) -> int:
+        return self.concurrency_limit
+
+    def path_element(self, index: int, value: str) -> str:
+        return f"{ITEM_MARK}{index}\x1f{value}"
