@@ -123,6 +123,9 @@ class FlowControl(Protocol):
         """A counter of `total` items in the store, kept with the flowable's run
         (a Dag counts each task's dependencies): see count()."""
 
+    def reset_counter(self, name: str, markers: list[str]) -> None:
+        """Forget a counter and these markers counted in it (a restart)."""
+
     def count(self, name: str, marker: str, state: State) -> BlockProgress | None:
         """Count one item of a counter in `state`, once per `marker` (None: it
         was counted before). Several workers may count at once: exactly one
@@ -203,6 +206,12 @@ class FlowableTask(Task):
                         state: State) -> None:
         """An iteration started with run_iteration has ended in `state`."""
         ctl.end(state)
+
+    def reopened(self, ctl: FlowControl, children: dict[str, State]) -> None:
+        """A restart reopened the flowable's run: its failed children run again
+        (their ends come back through block_ended); `children` are the states
+        of those that stay ended. Blocks are recounted by the engine."""
+        return None
 
 
 def _attribute(cls: type[Task], yaml_name: str) -> str:

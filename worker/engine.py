@@ -142,6 +142,13 @@ class Engine:
         scope = Scope(None, iteration, (*run.value_path, f"{ITERATION_MARK}{iteration}"))
         self._run_block(owner, run.id, block, 1, scope)
 
+    def reopen_flowable(self, run: TaskRun, children: dict[str, State]) -> None:
+        """A restart reopened `run` (its failed children run again): let its
+        flowable rebuild what it keeps, from the children that stay ended."""
+        task = self.index.task(run.task_id)
+        assert isinstance(task, FlowableTask)
+        self._do(lambda: task.reopened(_Control(self, task, run), children))
+
     def finish(self) -> None:
         """Go on from the end of the flow's `tasks` (restart of a failed finally)."""
         progress = self.store.block_progress(self._block_ref("", "tasks"))
@@ -636,6 +643,12 @@ class _Control(FlowControl):
 
     def start_counter(self, name: str, total: int) -> None:
         self._engine.store.start_block(self._engine._block_ref(self._run.id, name), total, 0)
+
+    def reset_counter(self, name: str, markers: list[str]) -> None:
+        ref = self._engine._block_ref(self._run.id, name)
+        self._engine.store.set_block_progress(ref, None)
+        self._engine.store.reset_task_runs(self._engine.execution.id,
+                                           [f"{self._run.id}#{name}#{m}" for m in markers])
 
     def count(self, name: str, marker: str, state: State) -> BlockProgress | None:
         return self._engine.store.end_block_item(

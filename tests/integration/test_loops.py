@@ -477,3 +477,29 @@ tasks:
       - {{id: t, {OK}}}
 """, "bad.yaml")
     assert "bad.yaml:8:" in str(caught.value) and "positive duration" in str(caught.value)
+
+
+def test_restart_of_a_failed_loop_until_iteration_goes_on_from_it(run: Runner, tmp_path):
+    fixed = tmp_path / "fixed"
+    started = run.start(f"""
+id: until-restart
+namespace: test
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.LoopUntil
+    condition: "{{{{ outputs.loop.iterationCount >= 2 }}}}"
+    checkFrequency: {{interval: PT0.05S}}
+    tasks:
+      - id: work
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands: ["test {{{{ outputs.loop.iterationCount }}}} = 1 || test -e {fixed}"]
+""")
+    failed = run.wait(started.id)
+    assert failed.state.current == State.FAILED
+    assert sorted(r.iteration for r in runs_of(failed, "work")) == [0, 1]
+    fixed.touch()
+    done = run.restart(started.id)
+    assert done.state.current == State.SUCCESS, [(r.task_id, r.iteration, r.state.current)
+                                                 for r in done.task_runs]
+    work = sorted(runs_of(done, "work"), key=lambda r: r.iteration)
+    assert [len(r.attempts) for r in work] == [1, 2]

@@ -81,6 +81,23 @@ class Dag(FlowableTask):
             if not entry.depends_on:
                 self._run_task(ctl, entry)
 
+    def reopened(self, ctl: FlowControl, children: dict[str, State]) -> None:
+        """A restart: count again, from scratch, what has settled. The tasks that
+        stay ended settle now (in dependency order), which starts what depended
+        on them and never ran; the failed ones run again and settle when they end."""
+        ctl.reset_counter(_SETTLED, [entry.task.id for entry in self.tasks])
+        for entry in self.tasks:
+            if entry.depends_on:
+                ctl.reset_counter(_waiting(entry.task.id), list(entry.depends_on))
+        ctl.start_counter(_SETTLED, len(self.tasks))
+        for entry in self.tasks:
+            if entry.depends_on:
+                ctl.start_counter(_waiting(entry.task.id), len(entry.depends_on))
+        for task_id in _dependency_order(self.tasks):
+            state = children.get(task_id)
+            if state in _GOOD:
+                self._settled(ctl, task_id, state)
+
     def _run_task(self, ctl: FlowControl, entry: DagTask) -> None:
         # A disabled task is left out of the flow, as in Kestra: its block is
         # empty and ends at once, so what depends on it goes on.
@@ -110,6 +127,17 @@ class Dag(FlowableTask):
                     pending.append((dependent, State.SKIPPED))
             if progress.ended >= progress.total:
                 ctl.end(progress.state)
+
+
+def _dependency_order(entries: list[DagTask]) -> list[str]:
+    done: list[str] = []
+    pending = {entry.task.id: set(entry.depends_on) for entry in entries}
+    while pending:
+        ready = [task_id for task_id, needs in pending.items() if needs <= set(done)]
+        done.extend(ready)
+        for task_id in ready:
+            del pending[task_id]
+    return done
 
 
 def _waiting(task_id: str) -> str:
