@@ -41,6 +41,18 @@ class Channel(memory.Channel):
         super()._put_fanout(exchange, message, routing_key, **kwargs)
         _announce()
 
+    # An ack frees a prefetch slot: a consumer that stopped taking messages
+    # because every pool thread was busy may take the next one now, instead of
+    # after its capped wait (that wait was most of a task's cost in a wide
+    # Parallel, see bench/scale.py).
+    def basic_ack(self, delivery_tag: Any, multiple: bool = False) -> None:
+        super().basic_ack(delivery_tag, multiple=multiple)
+        _announce()
+
+    def basic_reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        super().basic_reject(delivery_tag, requeue=requeue)
+        _announce()
+
 
 class Transport(memory.Transport):
     Channel = Channel

@@ -15,6 +15,11 @@ from harrier.common.state import State, StateRecord, iso, now, parse_iso
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
+# The key a waiting task run (a Pause, a Subflow's parent) keeps in its
+# outputs, with the reason: it is RUNNING without a process, so no heartbeat.
+WAITING = "_waiting"
+
+
 def new_id() -> str:
     """A 22-character random id, like Kestra's base62 UUIDs (128 random bits)."""
     number = int.from_bytes(secrets.token_bytes(16), "big")
@@ -180,6 +185,9 @@ class Execution:
     # the execution the first attempt was.
     attempt_number: int = 1
     original_id: str | None = None
+    # Ids of the inputs declared SECRET: their values are masked wherever the
+    # execution is shown (API, CLI, UI, logs), kept only for the tasks.
+    secret_inputs: list[str] = field(default_factory=list)
 
     @property
     def start_date(self) -> datetime:
@@ -188,13 +196,25 @@ class Execution:
     def task_run(self, task_run_id: str) -> TaskRun | None:
         return next((t for t in self.task_runs if t.id == task_run_id), None)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def shown_inputs(self) -> dict[str, Any]:
+        """The inputs as shown to people: SECRET values masked."""
+        return {k: "******" if k in self.secret_inputs and v is not None else v
+                for k, v in self.inputs.items()}
+
+    def secret_values(self) -> list[str]:
+        """The values of SECRET inputs (what logs must mask)."""
+        return [str(self.inputs[k]) for k in self.secret_inputs
+                if self.inputs.get(k) not in (None, "")]
+
+    def to_json(self, *, reveal: bool = False) -> dict[str, Any]:
+        """Kestra's JSON of the execution, SECRET inputs masked; `reveal` (the
+        store's own copy) keeps their values and which they are."""
+        data = {
             "id": self.id,
             "namespace": self.namespace,
             "flowId": self.flow_id,
             "flowRevision": self.flow_revision,
-            "inputs": self.inputs,
+            "inputs": self.inputs if reveal else self.shown_inputs(),
             "labels": [{"key": k, "value": v} for k, v in self.labels.items()],
             "state": self.state.to_json(),
             "taskRunList": [t.to_json() for t in self.task_runs],
@@ -205,6 +225,9 @@ class Execution:
             "originalId": self.original_id or self.id,
             "metadata": {"attemptNumber": self.attempt_number},
         }
+        if reveal and self.secret_inputs:
+            data["secretInputs"] = list(self.secret_inputs)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Execution:
@@ -218,6 +241,7 @@ class Execution:
             created=parse_iso(data["created"]), error=data.get("error"),
             attempt_number=int((data.get("metadata") or {}).get("attemptNumber", 1)),
             original_id=data.get("originalId"),
+            secret_inputs=list(data.get("secretInputs") or []),
         )
 
 

@@ -23,6 +23,7 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._flows: dict[tuple[str, str], list[FlowRecord]] = {}
+        self._one_off: dict[tuple[str, str], list[FlowRecord]] = {}
         self._executions: dict[str, Execution] = {}
         self._halted: dict[str, str] = {}
         self._deleted: set[tuple[str, str]] = set()
@@ -48,8 +49,24 @@ class MemoryStore:
             revisions.append(record)
             return record
 
+    def keep_flow_source(self, namespace: str, flow_id: str, source: str) -> FlowRecord:
+        with self._lock:
+            revisions = self._flows.get((namespace, flow_id))
+            if revisions and revisions[-1].source == source and \
+                    (namespace, flow_id) not in self._deleted:
+                return revisions[-1]
+            kept = self._one_off.setdefault((namespace, flow_id), [])
+            record = FlowRecord(namespace, flow_id, -(len(kept) + 1), source, now())
+            kept.append(record)
+            return record
+
     def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> FlowRecord:
         with self._lock:
+            if revision is not None and revision < 0:
+                kept = self._one_off.get((namespace, flow_id), [])
+                if -revision > len(kept):
+                    raise FlowNotFound(f"flow {namespace}.{flow_id} has no revision {revision}")
+                return kept[-revision - 1]
             revisions = self._flows.get((namespace, flow_id))
             if not revisions or (revision is None and (namespace, flow_id) in self._deleted):
                 raise FlowNotFound(f"flow {namespace}.{flow_id} not found")

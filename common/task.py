@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harrier.common.durations import parse_duration
 from harrier.common.retry import RetryPolicy
@@ -58,9 +58,12 @@ class Task(BaseModel):
     disabled: bool = False
     task_runner: TaskRunnerSpec | None = Field(None, alias="taskRunner")
     worker_group: WorkerGroup | None = Field(None, alias="workerGroup")
-    log_level: str | None = Field(None, alias="logLevel")
-    # Kestra 2.0 renamed runIf to `when`; either name is accepted (not both).
-    run_if: str | bool | None = Field(None, alias="runIf")
+    # The least level of the task's logs that is kept (Kestra's logLevel).
+    log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] | None = Field(
+        None, alias="logLevel")
+    # Kestra 2.0 names it `when`; both names are accepted (not both at once).
+    run_if: str | bool | None = Field(None, alias="runIf",
+                                      validation_alias=AliasChoices("runIf", "when", "run_if"))
 
     @model_validator(mode="before")
     @classmethod
@@ -134,6 +137,9 @@ class FlowControl(Protocol):
     def end(self, state: State, error: str | None = None) -> None:
         """End the flowable's task run (after its errors and finally tasks,
         which the engine runs); its owner goes on."""
+
+    def fail(self, message: str) -> None:
+        """Log `message` as an error and end the flowable's run FAILED."""
 
 
 # Blocks every flowable may have, run by the engine after the flowable's own:

@@ -20,6 +20,8 @@ pytest_plugins = [
     "tests.fixtures.workers",
     "tests.fixtures.rabbitmq",
     "tests.fixtures.browser",
+    "tests.fixtures.api_server",
+    "tests.fixtures.modes",
 ]
 
 

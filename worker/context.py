@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harrier.common.execution import Execution, TaskRun
+from harrier.common.execution import WAITING, Execution, TaskRun
 from harrier.common.flow import Flow
 from harrier.common.settings import Settings
 from harrier.common.state import State
 from harrier.common.store import ExecutionStore
 from harrier.worker.runners.base import TaskRunner
 
-WAITING = "_waiting"  # the key a waiting run keeps in its outputs, with the reason
+__all__ = ["WAITING", "TaskContext", "Waiting"]
 
 
 @dataclass
@@ -38,10 +38,13 @@ class TaskContext:
     flow: Flow
     settings: Settings
     store: ExecutionStore
-    workdir: Path
+    # The attempt's directory, created on first use: most tasks (Log, Return,
+    # flowables) never touch it, and a mkdir plus its removal cost more than
+    # the task itself (see bench/scale.py).
+    workdir_path: Path
     attempt: int  # 1-based number of this attempt
     variables: dict[str, Any]  # the template context
-    render_value: Callable[..., Any]  # render_value(value, field=..., shell=...)
+    render_value: Callable[..., Any]  # render_value(value, field=..., shell=..., python=...)
     log: Callable[[str, str], None]  # log(level, message)
     runner: Callable[[Any], TaskRunner]  # runner(task) -> the task runner to use
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -49,6 +52,21 @@ class TaskContext:
     # a redelivered attempt can re-attach instead of starting over.
     checkpoint: Callable[[dict[str, Any]], None] = lambda data: None
     previous_checkpoint: dict[str, Any] = field(default_factory=dict)
+    # Set by a task that succeeded with a warning (e.g. stderr with
+    # warningOnStdErr): its run ends WARNING instead of SUCCESS.
+    warning: str | None = None
 
-    def render(self, value: Any, field: str, *, shell: bool = False) -> Any:
-        return self.render_value(value, field=field, shell=shell)
+    workdir_created: bool = False
+
+    @property
+    def workdir(self) -> Path:
+        if not self.workdir_created:
+            self.workdir_path.mkdir(parents=True, exist_ok=True)
+            self.workdir_created = True
+        return self.workdir_path
+
+    def render(self, value: Any, field: str, *, shell: bool = False,
+               python: bool = False) -> Any:
+        """Render `value`; shell=True / python=True escape each printed value for
+        the shell or Python context it lands in (see common.templating.render)."""
+        return self.render_value(value, field=field, shell=shell, python=python)

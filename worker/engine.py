@@ -32,7 +32,7 @@ from harrier.common.dispatch import (
     start_messages,
 )
 from harrier.common.durations import format_duration
-from harrier.common.errors import HarrierError, TemplateError
+from harrier.common.errors import HarrierError, InputError, TemplateError
 from harrier.common.execution import (
     ITERATION_MARK,
     Attempt,
@@ -42,14 +42,15 @@ from harrier.common.execution import (
     new_id,
 )
 from harrier.common.flow import Flow
+from harrier.common.inputs import InputSpec, coerce_inputs, to_json_value
 from harrier.common.retry import RetryPolicy
 from harrier.common.state import State, StateRecord, now, transition
 from harrier.common.store import BlockProgress, BlockRef
 from harrier.common.task import PHASE_BLOCKS, FlowableTask, FlowControl, Task
 from harrier.common.templating import render
+from harrier.common.truth import is_true
 from harrier.worker.context import WAITING
 from harrier.worker.runtime import Runtime
-from harrier.worker.tasks.conditions import is_true
 from harrier.worker.template_context import StoredOutputs, build_context
 
 log = logging.getLogger(__name__)
@@ -471,6 +472,7 @@ class Engine:
             labels=dict(self.execution.labels), trigger=self.execution.trigger,
             attempt_number=attempts_made + 1,
             original_id=self.execution.original_id or self.execution.id,
+            secret_inputs=list(self.execution.secret_inputs),
             state=StateRecord.start(State.CREATED))
         # The next attempt exists before this one ends, so whoever sees this
         # execution RETRIED finds it.
@@ -564,12 +566,16 @@ class Engine:
         outputs: dict[str, Any] = {}
         for output in self.flow.outputs:
             try:
-                outputs[output.id] = render(output.value, context, field=f"outputs.{output.id}",
-                                            secrets=self.runtime.settings.secrets)
-            except TemplateError as exc:
+                value = render(output.value, context, field=f"outputs.{output.id}",
+                               secrets=self.runtime.settings.secrets)
+                typed = coerce_inputs([InputSpec(id=output.id, type=output.type)],
+                                      {output.id: value})
+                outputs[output.id] = to_json_value(typed[output.id])
+            except (TemplateError, InputError) as exc:
+                message = str(exc).replace("input ", "output ", 1)
                 self.store.append_log(LogEntry(self.execution.id, None, None, "ERROR",
-                                               str(exc)))
-                return outputs, str(exc)
+                                               message))
+                return outputs, message
         return outputs, None
 
     # -- replay after a crash

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from harrier.common.dispatch import FlowRef
@@ -20,15 +19,16 @@ from harrier.common.execution import Attempt, LogEntry, TaskRun, new_id
 from harrier.common.state import State, StateRecord, now, transition
 from harrier.common.task import Task
 from harrier.common.templating import mask_secrets, render
+from harrier.common.truth import is_true
 from harrier.worker.context import WAITING, TaskContext, Waiting
 from harrier.worker.engine import Engine
 from harrier.worker.kill_watch import LEASE_SECONDS
 from harrier.worker.runners.registry import runner_for
 from harrier.worker.runtime import Runtime
-from harrier.worker.tasks.conditions import is_true
-from harrier.worker.workdirs import remove_later
+from harrier.worker.workdirs import attempt_dir, remove_later
 
 log = logging.getLogger(__name__)
+_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 
 _STOPPED = (State.KILLING, State.KILLED, State.CANCELLED)
 
@@ -98,10 +98,12 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         transition(lost.state, State.FAILED, what=f"attempt of {task_id}")
         lost.error = "worker lost while running this attempt"
     context = engine.context(task, run)
-    secrets_used: set[str] = set()
+    # SECRET inputs are masked in logs like secret() values, however they got there.
+    secrets_used: set[str] = set(execution.secret_values())
 
-    def render_value(value: Any, field: str = "", shell: bool = False) -> Any:
-        return render(value, context, field=f"{task_id}.{field}", shell=shell,
+    def render_value(value: Any, field: str = "", shell: bool = False,
+                     python: bool = False) -> Any:
+        return render(value, context, field=f"{task_id}.{field}", shell=shell, python=python,
                       secrets=runtime.settings.secrets, secrets_used=secrets_used)
 
     run_if_error: TemplateError | None = None
@@ -123,7 +125,11 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         store.save_task_run(run)  # a RUNNING save also records the first heartbeat
     context["taskrun"]["attemptsCount"] = len(run.attempts) - 1
 
+    least = _LEVELS.index(task.log_level) if task.log_level else 0
+
     def write_log(level: str, message: str) -> None:
+        if level in _LEVELS and _LEVELS.index(level) < least:
+            return  # below the task's logLevel: dropped, as in Kestra
         store.append_log(LogEntry(execution_id, run.id, task_id, level,
                                   mask_secrets(message, secrets_used),
                                   attempt=len(run.attempts)))
@@ -132,20 +138,18 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         run.outputs["_checkpoint"] = {**run.outputs.get("_checkpoint", {}), **data}
         store.save_task_run(run)
 
-    # One flat directory per attempt: one mkdir, not four, on a hot path.
-    workdir = runtime.settings.work_root / f"{execution_id}-{run.id}-{len(run.attempts)}"
+    workdir = attempt_dir(runtime.settings.work_root, execution_id, run.id, len(run.attempts))
     ctx = TaskContext(
         execution=execution, task_run=run, flow=flow, settings=runtime.settings, store=store,
-        workdir=workdir, attempt=len(run.attempts), variables=context,
+        workdir_path=workdir, attempt=len(run.attempts), variables=context,
         render_value=render_value, log=write_log,
         runner=lambda t: runner_for(t, runtime.settings), checkpoint=checkpoint,
         previous_checkpoint=previous)
     try:
         if run_if_error is not None:
             raise run_if_error
-        workdir.mkdir(parents=True, exist_ok=True)
         with runtime.kill_watch.watching(execution_id, ctx.cancel, run.id), \
-                _scratch(workdir, keep=_keeps_files(task)):
+                _scratch(ctx, keep=_keeps_files(task)):
             outputs = task.run(ctx)  # type: ignore[attr-defined]
     except TaskKilled:
         write_log("WARN", "killed")
@@ -165,7 +169,8 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         return _wait(engine, run, outputs)
     run.outputs = {**{k: v for k, v in run.outputs.items() if k == "_checkpoint"},
                    **(outputs or {})}
-    warn = task.retry is not None and task.retry.warning_on_retry and len(run.attempts) > 1
+    warn = ctx.warning is not None or (
+        task.retry is not None and task.retry.warning_on_retry and len(run.attempts) > 1)
     return _end(engine, task, run, State.WARNING if warn else State.SUCCESS, None)
 
 
@@ -179,15 +184,15 @@ def _keeps_files(task: Task) -> bool:
 
 
 @contextmanager
-def _scratch(workdir: Path, *, keep: bool) -> Iterator[None]:
-    """The attempt's working directory goes away with the attempt (just after
-    it, in the background), unless the task declared outputFiles (their paths
-    are outputs later tasks may read)."""
+def _scratch(ctx: TaskContext, *, keep: bool) -> Iterator[None]:
+    """The attempt's working directory, if the task made one, goes away with
+    the attempt (just after it, in the background), unless the task declared
+    outputFiles (their paths are outputs later tasks may read)."""
     try:
         yield
     finally:
-        if not keep:
-            remove_later(workdir)
+        if ctx.workdir_created and not keep:
+            remove_later(ctx.workdir_path)
 
 
 def _failed(engine: Engine, task: Task, run: TaskRun, message: str, write_log: Any, *,

@@ -3,6 +3,7 @@ Celery app, installed once at start-up (before prefork workers fork)."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,9 @@ class Runtime:
     _flows: dict[tuple[str, str, int], Flow] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     kill_watch: KillWatch = field(init=False)
+    # Threads of one process (the embedded worker, a threads pool) that all
+    # start on a new flow would each parse it: one parses, the others wait.
+    _flows_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.kill_watch = KillWatch(self.store)
@@ -31,12 +35,16 @@ class Runtime:
         """The exact revision an execution was created with, parsed once per process."""
         key = (namespace, flow_id, revision)
         flow = self._flows.get(key)
-        if flow is None:
-            record = self.store.get_flow(namespace, flow_id, revision)
-            flow = parse_flow(record.source, f"{namespace}.{flow_id}@{revision}")
-            if len(self._flows) > 512:
-                self._flows.clear()
-            self._flows[key] = flow
+        if flow is not None:
+            return flow
+        with self._flows_lock:
+            flow = self._flows.get(key)
+            if flow is None:
+                record = self.store.get_flow(namespace, flow_id, revision)
+                flow = parse_flow(record.source, f"{namespace}.{flow_id}@{revision}")
+                if len(self._flows) > 512:
+                    self._flows.clear()
+                self._flows[key] = flow
         return flow
 
 

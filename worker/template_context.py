@@ -160,7 +160,7 @@ def build_context(flow: Flow, execution: Execution, task: Task | None = None,
                   outputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """`outputs`: the outputs of earlier tasks (StoredOutputs); by default taken
     from the task runs the execution carries."""
-    start = KestraDateTime.of(execution.start_date)
+    start = _millis(execution.start_date)
     context: dict[str, Any] = {
         "flow": {"id": flow.id, "namespace": flow.namespace,
                  "revision": execution.flow_revision, "description": flow.description},
@@ -179,7 +179,7 @@ def build_context(flow: Flow, execution: Execution, task: Task | None = None,
         started = task_run.state.start_date
         context["taskrun"] = {
             "id": task_run.id,
-            "startDate": KestraDateTime.of(started) if started else start,
+            "startDate": _millis(started) if started else start,
             # Kestra counts attempts made before this one: 0 on the first attempt.
             "attemptsCount": max(0, len(task_run.attempts) - 1),
             "value": task_run.value,
@@ -195,6 +195,12 @@ def build_context(flow: Flow, execution: Execution, task: Task | None = None,
                 context["parent"] = parents[0]
                 context["parents"] = parents
     return context
+
+
+def _millis(value: datetime) -> KestraDateTime:
+    # Kestra keeps state dates to the millisecond (2026-12-01T13:27:00.945Z),
+    # as our JSON does; templates must print the same instant.
+    return KestraDateTime.of(value.replace(microsecond=value.microsecond // 1000 * 1000))
 
 
 def _parents(flow: Flow, task: Task, run: TaskRun) -> list[dict[str, Any]]:

@@ -72,6 +72,6 @@ def test_bad_defaults_are_validation_errors_at_their_line(defaults, expected, wh
 def test_a_task_still_missing_a_required_property_is_reported_on_the_task():
     with pytest.raises(FlowValidationError) as caught:
         parse_flow(flow("""  - type: io.kestra.plugin.core.log.Log
-    values: {level: WARN}""", "  - {id: a, type: io.kestra.plugin.core.debug.Return}"),
+    values: {level: WARN}""", "  - {id: a, type: io.kestra.plugin.core.log.Log}"),
                    "d.yaml")
-    assert "missing required property 'format'" in str(caught.value)
+    assert "missing required property 'message'" in str(caught.value)

@@ -25,7 +25,8 @@ def rechunk(data: bytes, cuts: list[int]) -> list[bytes]:
 
 lines_strategy = st.lists(
     st.tuples(st.sampled_from(["stdout", "stderr"]),
-              st.text(alphabet=st.characters(blacklist_characters="\n\r"), max_size=30)),
+              st.text(alphabet=st.characters(blacklist_categories=("Cs",),
+                                             blacklist_characters="\n\r"), max_size=30)),
     max_size=20)
 
 

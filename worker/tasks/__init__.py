@@ -5,6 +5,7 @@ from harrier.worker.tasks import (  # noqa: F401
     assert_,
     commands,
     dag,
+    echo,
     fail,
     for_each,
     if_,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from harrier.common.durations import parse_duration
 from harrier.common.state import State
 from harrier.common.task import FlowableTask, FlowControl, Task, register_task
-from harrier.worker.tasks.conditions import is_true
+from harrier.common.truth import is_true
 
 
 class CheckFrequency(BaseModel):

@@ -58,11 +58,16 @@ class ScriptTask(Task):
         for name, content in self.input_files.items():
             target = ctx.workdir / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(str(ctx.render(content, f"inputFiles.{name}")), encoding="utf-8")
+            # A Python file (python.Commands' main.py) is rendered as Python source.
+            text = ctx.render(content, f"inputFiles.{name}", python=name.endswith(".py"))
+            target.write_text(str(text), encoding="utf-8")
 
         def log_line(stream: str, line: str) -> None:
             level = "INFO" if stream == "stdout" else (
                 "WARN" if self.warning_on_std_err else "INFO")
+            if stream != "stdout" and self.warning_on_std_err:
+                # Kestra's warningOnStdErr: output on stderr makes the task a WARNING.
+                ctx.warning = "the task wrote to stderr (warningOnStdErr)"
             ctx.log(level, line)
             if on_line is not None:
                 on_line(stream, line)

@@ -22,9 +22,9 @@ from harrier.common.execution import Attempt, LogEntry, TaskRun, new_id
 from harrier.common.state import State, StateRecord, transition
 from harrier.common.task import Task, register_task
 from harrier.common.templating import mask_secrets, render
+from harrier.common.truth import is_true
 from harrier.worker.context import TaskContext, Waiting
 from harrier.worker.runners.registry import runner_for
-from harrier.worker.tasks.conditions import is_true
 from harrier.worker.tasks.script import collect_files
 from harrier.worker.template_context import StoredOutputs, build_context
 
@@ -122,11 +122,12 @@ def _run_child(ctx: TaskContext, child: Task) -> None:
         return
     variables = build_context(ctx.flow, head, child, run,
                               outputs=StoredOutputs(store, ctx.execution.id, ctx.flow.index))
-    secrets_used: set[str] = set()
+    secrets_used: set[str] = set(head.secret_values())
 
-    def render_value(value: Any, field: str = "", shell: bool = False) -> Any:
+    def render_value(value: Any, field: str = "", shell: bool = False,
+                     python: bool = False) -> Any:
         return render(value, variables, field=f"{child.id}.{field}", shell=shell,
-                      secrets=ctx.settings.secrets, secrets_used=secrets_used)
+                      python=python, secrets=ctx.settings.secrets, secrets_used=secrets_used)
 
     def write_log(level: str, message: str) -> None:
         store.append_log(LogEntry(ctx.execution.id, run.id, child.id, level,
@@ -135,7 +136,8 @@ def _run_child(ctx: TaskContext, child: Task) -> None:
 
     child_ctx = TaskContext(
         execution=head, task_run=run, flow=ctx.flow, settings=ctx.settings, store=store,
-        workdir=ctx.workdir, attempt=len(run.attempts), variables=variables,
+        workdir_path=ctx.workdir, workdir_created=True, attempt=len(run.attempts),
+        variables=variables,
         render_value=render_value, log=write_log,
         runner=lambda task: runner_for(task, ctx.settings), cancel=ctx.cancel)
     try:
@@ -158,7 +160,8 @@ def _run_child(ctx: TaskContext, child: Task) -> None:
         raise TaskFailed(f"task {child.id} waits (Pause, Subflow...): not allowed inside a "
                          "WorkingDirectory")
     run.outputs = dict(outputs or {})
-    _end(ctx, run, child, State.SUCCESS, None)
+    _end(ctx, run, child, State.WARNING if child_ctx.warning else State.SUCCESS,
+         child_ctx.warning)
 
 
 def _end(ctx: TaskContext, run: TaskRun, child: Task, state: State, error: str | None,
