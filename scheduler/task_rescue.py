@@ -111,7 +111,8 @@ class TaskRescue:
                                        f"{silence}: the attempt is lost, running the task "
                                        "again", attempt=len(run.attempts)))
         publish([run_task_message(FlowRef(head.namespace, head.flow_id, head.flow_revision),
-                                  run.execution_id, task, run.parent_task_run_id, run.value)])
+                                  run.execution_id, task, run.parent_task_run_id, run.value,
+                                  run.iteration, run.value_path)])
         log.info("task run %s (%s) of execution %s: %s; sent again", run.id, run.task_id,
                  run.execution_id, silence)
         return True
