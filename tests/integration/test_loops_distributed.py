@@ -45,7 +45,8 @@ tasks:
       - id: long
         type: io.kestra.plugin.scripts.shell.Commands
         commands:
-          - "if [ {{{{ taskrun.value }}}} = b ] && [ ! -f {pid_file} ]; then echo $$ > {pid_file}; fi"
+          - "if [ {{{{ taskrun.value }}}} = b ] && [ ! -f {pid_file} ]; then
+             echo $$ > {pid_file}; fi"
           - "sleep 2"
 """)
     wait_for(pid_file.exists)
