@@ -61,17 +61,17 @@ class Attempt:
 ITERATION_MARK = "\x1d"
 
 
-# In a value path, an iteration of a Kestra 2.0 Loop: its index and value,
-# ITEM_MARK + "3" + "\x1f" + value (templates see them as item.index, item.value).
+# In a value path, an iteration of a Kestra 2.0 Loop: ITEM_MARK then the JSON of
+# its index, value and (over a map) key, which templates see as `item`.
 ITEM_MARK = "\x1e"
 
 
 def loop_item(value_path: tuple[str, ...]) -> dict[str, Any] | None:
-    """Kestra 2.0's `item` (value and index) of the innermost Loop in a path."""
+    """Kestra 2.0's `item` (index, value, key) of the innermost Loop in a path."""
     for element in reversed(value_path):
         if element.startswith(ITEM_MARK):
-            index, _, value = element[1:].partition("\x1f")
-            return {"value": value, "index": int(index)}
+            item: dict[str, Any] = json.loads(element[1:])
+            return item
     return None
 
 

@@ -173,6 +173,10 @@ class FlowableTask(Task):
         `outputs.task[...]`): by default its value."""
         return value
 
+    def iteration_value(self, value: str) -> str:
+        """The `taskrun.value` of an iteration's direct children."""
+        return value
+
     def iteration_window(self) -> int:
         """How many of a loop iteration's tasks run at once (1: in order; 0: all)."""
         return 1

@@ -257,7 +257,8 @@ class Engine:
 
     def _start_iteration(self, owner: FlowableTask, run: TaskRun, block: str, index: int,
                          value: str) -> None:
-        scope = Scope(value, index, (*run.value_path, owner.path_element(index, value)))
+        scope = Scope(owner.iteration_value(value), index,
+                      (*run.value_path, owner.path_element(index, value)))
         self._run_block(owner, run.id, block, owner.iteration_window(), scope)
 
     def _iteration_ended(self, owner: FlowableTask, run: TaskRun, block: str, index: int,

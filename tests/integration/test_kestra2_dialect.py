@@ -80,16 +80,31 @@ tasks:
     assert deeps == ['south south-1', '{"k":1} {"k":1}-2']
 
 
-def test_loop_over_a_map_is_rejected_with_a_message():
-    with pytest.raises(FlowValidationError) as caught:
-        parse_flow("""id: map
+def test_loop_over_a_map_gives_item_key_and_value(run: Runner):
+    done = run("""
+id: loop-map
 namespace: test
 tasks:
   - id: loop
     type: io.kestra.plugin.core.flow.Loop
-    values: {a: 1}
+    values: {eu: "Paris", us: "{{ 'New ' ~ 'York' }}"}
     tasks:
-      - {id: t, type: io.kestra.plugin.core.log.Log, message: x}
-""", "map.yaml")
-    assert "a map is not supported yet" in str(caught.value)
-    assert "map.yaml:6:" in str(caught.value)
+      - id: seq
+        type: io.kestra.plugin.core.flow.Sequential
+        tasks:
+          - id: show
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{ item.index }}:{{ item.key }}={{ item.value }}"
+  - id: from-expression
+    type: io.kestra.plugin.core.flow.Loop
+    values: '{{ {"a": 1} | json }}'
+    tasks:
+      - id: expr
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ item.key }}{{ item.value }}"
+""")
+    assert done.state.current == State.SUCCESS, done.error
+    shown = sorted(r.outputs["value"] for r in done.task_runs if r.task_id == "show")
+    assert shown == ["0:eu=Paris", "1:us=New York"]
+    assert sorted(r.value for r in done.task_runs if r.task_id == "seq") == ["New York", "Paris"]
+    assert [r.outputs["value"] for r in done.task_runs if r.task_id == "expr"] == ["a1"]

@@ -21,6 +21,8 @@ from harrier.worker.template_context import loop_value_text
 
 # A rendered `values` larger than this is refused: each value is one block run.
 MAX_VALUES = 100_000
+# Starts the stored value of an iteration of a Loop over a map ([key, value]).
+MAP_ENTRY = "\x1f"
 
 
 class _Loop(FlowableTask):
@@ -166,8 +168,7 @@ class Loop(_Loop):
     @classmethod
     def _check_values(cls, value: object) -> object:
         if isinstance(value, dict):
-            raise ValueError("values: a map is not supported yet; give a list (of objects, "
-                             "read with fromJson(item.value))")
+            return value  # a map: one iteration per entry (item.key, item.value)
         return check_values(value, "values")
 
     def _values_property(self) -> Any:
@@ -176,5 +177,34 @@ class Loop(_Loop):
     def window(self) -> int:
         return self.concurrency_limit
 
+    def start(self, ctl: FlowControl) -> None:
+        rendered = ctl.render(self.values, "values")
+        if isinstance(rendered, str):
+            try:
+                parsed = json.loads(rendered)
+            except json.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict):
+                rendered = parsed
+        if isinstance(rendered, dict):
+            if len(rendered) > MAX_VALUES:
+                raise HarrierError(f"values has {len(rendered)} entries; at most {MAX_VALUES} "
+                                   "are allowed")
+            # Each iteration's value carries its key: MAP_ENTRY + [key, value] as JSON.
+            entries = [MAP_ENTRY + json.dumps([str(key), loop_value_text(value)])
+                       for key, value in rendered.items()]
+            ctl.run_each("tasks", entries, window=self.window())
+            return
+        ctl.run_each("tasks", loop_values(rendered, "values"), window=self.window())
+
     def path_element(self, index: int, value: str) -> str:
-        return f"{ITEM_MARK}{index}\x1f{value}"
+        item: dict[str, Any] = {"index": index, "value": value}
+        if value.startswith(MAP_ENTRY):
+            key, text = json.loads(value[len(MAP_ENTRY):])
+            item = {"index": index, "key": key, "value": text}
+        return ITEM_MARK + json.dumps(item, separators=(",", ":"))
+
+    def iteration_value(self, value: str) -> str:
+        if value.startswith(MAP_ENTRY):
+            return str(json.loads(value[len(MAP_ENTRY):])[1])
+        return value
