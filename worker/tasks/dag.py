@@ -9,6 +9,7 @@ not, and nothing else; the Dag then ends FAILED (then runs its errors tasks)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -64,6 +65,14 @@ class Dag(FlowableTask):
             if tasks:
                 found[name] = tasks
         return found
+
+    def children(self) -> Iterator[tuple[str, Task]]:
+        # As written (tasks[i].task), so the UI shows the Dag's tasks as one group.
+        for index, entry in enumerate(self.tasks):
+            yield f"tasks[{index}]", entry.task
+        for name in PHASE_BLOCKS:
+            for index, child in enumerate(self.errors if name == "errors" else self.finally_):
+                yield f"{name}[{index}]", child
 
     def _dependents(self) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {entry.task.id: [] for entry in self.tasks}
