@@ -503,3 +503,27 @@ tasks:
                                                  for r in done.task_runs]
     work = sorted(runs_of(done, "work"), key=lambda r: r.iteration)
     assert [len(r.attempts) for r in work] == [1, 2]
+
+
+def test_a_retry_on_the_loop_runs_again_only_the_failed_value(run: Runner, tmp_path):
+    done = run(f"""
+id: loop-retried
+namespace: test
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a", "b", "c"]
+    retry: {{type: constant, interval: PT0.1S, maxAttempts: 2}}
+    tasks:
+      - id: work
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - "echo {{{{ taskrun.value }}}} >> {tmp_path}/ran.log"
+          - "cd {tmp_path} && test {{{{ taskrun.value }}}} != b || test -e b
+            || {{ touch b; exit 1; }}"
+""")
+    assert done.state.current == State.SUCCESS, [(r.task_id, r.value, r.state.current)
+                                                 for r in done.task_runs]
+    assert (tmp_path / "ran.log").read_text().split() == ["a", "b", "b", "c"]
+    each = runs_of(done, "each")[0]
+    assert State.RETRYING in [h.state for h in each.state.histories]
