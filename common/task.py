@@ -25,11 +25,44 @@ class WorkerGroup(BaseModel):
     key: str
 
 
+_DOCKER_OPTIONS = frozenset({
+    "containerImage", "image", "pullPolicy", "host", "cpu", "memory", "env", "volumes",
+    "entryPoint", "networkMode", "user", "delete"})
+# The task runners a worker has (worker/runners/registry.py registers the same
+# names) and the properties each honours; anything else is refused here.
+TASK_RUNNER_OPTIONS: dict[str, frozenset[str]] = {
+    "io.kestra.plugin.core.runner.Process": frozenset(),
+    "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner": frozenset(),
+    "process": frozenset(),
+    "io.kestra.plugin.scripts.runner.docker.Docker": _DOCKER_OPTIONS,
+    "io.kestra.core.models.tasks.runners.types.DockerTaskRunner": _DOCKER_OPTIONS,
+    "docker": _DOCKER_OPTIONS,
+}
+
+
+def unsupported_runner_options(type_name: str, options: dict[str, Any]) -> None:
+    """Raise ValueError naming an unknown runner type or an option it does not honour."""
+    known = TASK_RUNNER_OPTIONS.get(type_name) if type_name in TASK_RUNNER_OPTIONS else \
+        TASK_RUNNER_OPTIONS.get(type_name.lower())
+    if known is None:
+        names = ", ".join(name for name in TASK_RUNNER_OPTIONS if "." in name)
+        raise ValueError(f"unknown task runner type {type_name!r}; known types: {names}")
+    for name in options:
+        if name not in known:
+            raise ValueError(f"`{name}` is not supported yet by the {type_name.rsplit('.', 1)[-1]}"
+                             f" task runner (supported: {', '.join(sorted(known)) or 'none'})")
+
+
 class TaskRunnerSpec(BaseModel):
-    """`taskRunner:` — a type plus runner-specific properties kept as given."""
+    """`taskRunner:` — a type plus the runner-specific properties it honours."""
 
     model_config = ConfigDict(defer_build=True, extra="allow")
     type: str
+
+    @model_validator(mode="after")
+    def _known_options(self) -> TaskRunnerSpec:
+        unsupported_runner_options(self.type, self.options())
+        return self
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

@@ -111,6 +111,7 @@ def test_the_api_password_is_required_and_reaches_only_the_scheduler(services) -
     assert "HARRIER_API_AUTH" not in env
     assert not any(name.startswith("HARRIER_API_") for name in services["worker"]["environment"])
     assert str(env["HARRIER_API_MAX_BODY"]) == "1048576"
+    assert str(env["HARRIER_API_WORKERS"]) == "1"
 
 
 def test_worker_scales_and_shuts_down_warm(services) -> None:

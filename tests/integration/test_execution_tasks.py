@@ -52,7 +52,8 @@ tasks:
 """)
     assert done.state.current == State.SUCCESS, done.error
     api = {item["key"]: item["value"] for item in done.to_json()["labels"]}
-    assert api == {"team": "platform", "partition": "p-2", "system.correlationId": done.id}
+    assert api == {"team": "platform", "partition": "p-2",
+                   "system.correlationId": done.id}  # Kestra's system label
     assert next(r for r in done.task_runs if r.task_id == "read").outputs["value"] == "p-2"
     found, _ = run.store.search_executions(ExecutionQuery(labels=(("partition", "p-2"),)))
     assert done.id in [e.id for e in found]

@@ -437,6 +437,27 @@ tasks:
     assert any("max iterations reached (3)" in m for m in messages)
 
 
+def test_loop_until_stops_at_max_duration(run: Runner):
+    done = run(f"""
+id: until-duration
+namespace: test
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.LoopUntil
+    condition: "false"
+    failOnMaxReached: true
+    checkFrequency: {{interval: PT0.2S, maxDuration: PT0.5S}}
+    tasks:
+      - {{id: probe, {OK}}}
+""")
+    assert done.state.current == State.FAILED
+    loop = runs_of(done, "loop")[0]
+    assert "max duration reached" in (loop.error or "")
+    # Checked after each iteration: it stopped at the first check past 0.5 s
+    # (every 0.2 s: far fewer than ten iterations, however loaded the machine).
+    assert 1 <= len(runs_of(done, "probe")) < 10
+
+
 def test_a_loop_until_waiting_for_its_next_check_holds_nothing_and_is_killed_at_once(
         run: Runner):
     started = run.start(f"""

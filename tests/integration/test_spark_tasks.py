@@ -39,8 +39,9 @@ TIMEOUT = 240  # seconds for one flow; the 2-core machine is slow when busy
 
 PYSPARK_SCRIPT = """
 from pyspark.sql import SparkSession
+who = "{{ inputs.who }}"  # an input: Python data, never code
 spark = SparkSession.builder.appName("harrier-python").getOrCreate()
-print("HARRIER-PY-RESULT", spark.range(7).count(), flush=True)
+print("HARRIER-PY-RESULT", spark.range(7).count(), len(who), flush=True)
 spark.stop()
 """
 
@@ -169,11 +170,17 @@ tasks:
     assert not marker.exists()
 
 
+WHO = '"; import sys; print("HARRIER-PY-RESULT 7 0"); sys.exit(0); x="'
+
+
 def test_python_submit_in_client_mode_streams_its_output(embedded: Runtime) -> None:
     indented = "\n".join("      " + line for line in PYSPARK_SCRIPT.strip().splitlines())
     done = run_flow_text(embedded, f"""
 id: python-submit
 namespace: test
+inputs:
+  - id: who
+    type: STRING
 tasks:
   - id: submit
     type: io.kestra.plugin.spark.PythonSubmit
@@ -181,10 +188,10 @@ tasks:
     configurations: {{spark.ui.enabled: "false"}}
     mainScript: |
 {indented}
-""", timeout=TIMEOUT)
+""", {"who": WHO}, timeout=TIMEOUT)
     run = task_run(done, "submit")
     assert done.state.current == State.SUCCESS, run.error
-    assert "HARRIER-PY-RESULT 7" in logs(embedded, done, "submit")
+    assert f"HARRIER-PY-RESULT 7 {len(WHO)}" in logs(embedded, done, "submit")
     assert "submissionId" not in run.outputs
 
 

@@ -107,6 +107,7 @@ tasks:
 
 @pytest.mark.parametrize(("extra", "expected"), [
     ("    cache: {patterns: ['x']}\n", "cache: not supported by Harrier"),
+    ("    namespaceFiles: {enabled: true}\n", "namespaceFiles: namespace files are not"),
     ("", "only runnable tasks"),
 ])
 def test_what_a_working_directory_rejects(extra, expected):

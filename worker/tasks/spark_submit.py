@@ -140,7 +140,9 @@ class PythonSubmit(SparkSubmitTask):
     def application_properties(self, ctx: TaskContext) -> dict[str, Any]:
         script = ctx.workdir / PYTHON_SCRIPT_NAME
         script.parent.mkdir(parents=True, exist_ok=True)
-        script.write_text(str(ctx.render(self.main_script, "mainScript")), encoding="utf-8")
+        # Python source: values land as literals or escaped text, never as code.
+        source = ctx.render(self.main_script, "mainScript", python=True)
+        script.write_text(str(source), encoding="utf-8")
         # Relative to the working directory, which is the runner's cwd (also in a container).
         return {"mainScript": PYTHON_SCRIPT_NAME,
                 "pythonFiles": materialize(ctx, self.python_files, "pythonFiles")}
