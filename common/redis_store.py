@@ -499,7 +499,8 @@ class RedisStore:
                 keys=[*self._execution_keys(execution_id), self._live],
                 args=[task_run.key, task_run.id, json.dumps(task_run.to_json()), beat,
                       _history_entry(State.RUNNING, now()),
-                      _live_member(task_run) if _is_live(task_run) else ""])
+                      _live_member(task_run) if _is_live(task_run) else "",
+                      task_run.latest_key or ""])
         if not found:
             raise ExecutionNotFound(f"execution {execution_id} not found")
         raw, created, state, doc, error = found

@@ -42,6 +42,8 @@ G = I + "test_flowable_groups.py::"
 LO = I + "test_loops.py::"
 D = I + "test_dag.py::"
 X = I + "test_execution_tasks.py::"
+WD = I + "test_working_directory.py::"
+K2 = I + "test_kestra2_dialect.py::"
 
 # "Model.property" (the class that declares it, the YAML name) -> the test that
 # shows what it does.
@@ -205,6 +207,21 @@ SUPPORTED: dict[str, str] = {
     "Assert.errorMessage": X + "test_assert_fails_with_every_false_condition_logged",
     "Labels.labels": X + "test_labels_set_while_running_show_on_the_execution_and_in_search",
     "OutputValues.values": X + "test_output_values_are_read_by_later_tasks",
+    "LoopUntil.condition": LO + "test_loop_until_repeats_until_the_condition_holds",
+    "LoopUntil.tasks": LO + "test_loop_until_repeats_until_the_condition_holds",
+    "LoopUntil.checkFrequency": LO + "test_loop_until_repeats_until_the_condition_holds",
+    "LoopUntil.failOnMaxReached": LO + "test_wait_for_stops_at_max_iterations",
+    "CheckFrequency.interval": LO + "test_a_loop_until_waiting_for_its_next_check_holds_nothing_and_is_killed_at_once",
+    "CheckFrequency.maxIterations": LO + "test_wait_for_stops_at_max_iterations",
+    "CheckFrequency.maxDuration": LO + "test_loop_until_stops_at_max_duration",
+    "WorkingDirectory.tasks": WD + "test_children_share_one_directory_in_order_on_one_worker",
+    "WorkingDirectory.inputFiles": WD + "test_children_share_one_directory_in_order_on_one_worker",
+    "WorkingDirectory.outputFiles": WD + "test_children_share_one_directory_in_order_on_one_worker",
+    "WorkingDirectory.cache": WD + "test_what_a_working_directory_rejects",
+    "WorkingDirectory.namespaceFiles": WD + "test_what_a_working_directory_rejects",
+    "Loop.values": K2 + "test_loop_over_a_map_gives_item_key_and_value",
+    "Loop.tasks": K2 + "test_loop_gives_item_to_every_nested_task_and_reads_its_own_iteration",
+    "Loop.concurrencyLimit": K2 + "test_loop_gives_item_to_every_nested_task_and_reads_its_own_iteration",
     # -- triggers
     "Trigger.id": L + "test_a_trigger_disabled_at_run_time_lets_its_ticks_pass_and_resumes_when_enabled",
     "Trigger.type": L + "test_executions_carry_the_trigger_variables_and_inputs",
@@ -258,8 +275,6 @@ SUPPORTED: dict[str, str] = {
 FLOW_HEAD = "id: f\nnamespace: n\n"
 ONE_TASK = "tasks: [{id: t, type: io.kestra.plugin.core.log.Log, message: hi}]\n"
 REJECTED: dict[str, str] = {
-    "pluginDefaults": FLOW_HEAD + ONE_TASK + "pluginDefaults: [{type: x, values: {}}]\n",
-    "taskDefaults": FLOW_HEAD + ONE_TASK + "taskDefaults: [{type: x, values: {}}]\n",
     "sla": FLOW_HEAD + ONE_TASK + "sla: [{id: s, type: MAX_DURATION, duration: PT1H}]\n",
     "afterExecution": FLOW_HEAD + ONE_TASK + "afterExecution: []\n",
     "checks": FLOW_HEAD + ONE_TASK + "checks: []\n",

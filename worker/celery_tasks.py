@@ -50,7 +50,8 @@ def run_task(self: CeleryTask, execution_id: str, task_id: str, flow: list[Any],
 def advance(execution_id: str, action: str, flow: list[Any] | None = None,
             task_id: str | None = None, parent: str | None = None,
             state: str | None = None, outputs: dict[str, Any] | None = None,
-            error: str | None = None) -> str:
+            error: str | None = None, block: str | None = None,
+            iteration: int | None = None) -> str:
     """Move an execution on outside of a task: `start` runs the flow's first
     block (when it begins with a flowable, or has nothing to run); after a
     restart, `start_task` starts a flowable again and `finish` goes on from the
@@ -63,6 +64,9 @@ def advance(execution_id: str, action: str, flow: list[Any] | None = None,
         engine.start_task(task_id, parent or "")
     elif action == "finish":
         engine.finish()
+    elif action == "next_iteration" and task_id is not None and block is not None \
+            and iteration is not None:
+        engine.next_iteration(task_id, block, iteration)
     elif action == "retry_task" and task_id is not None:
         _retry_flowable(engine, task_id)
     elif action == "complete_task" and task_id is not None and state is not None:

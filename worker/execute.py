@@ -149,7 +149,7 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         if run_if_error is not None:
             raise run_if_error
         with runtime.kill_watch.watching(execution_id, ctx.cancel, run.id), \
-                _scratch(ctx, keep=bool(getattr(task, "output_files", None))):
+                _scratch(ctx, keep=_keeps_files(task)):
             outputs = task.run(ctx)  # type: ignore[attr-defined]
     except TaskKilled:
         write_log("WARN", "killed")
@@ -172,6 +172,15 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
     warn = ctx.warning is not None or (
         task.retry is not None and task.retry.warning_on_retry and len(run.attempts) > 1)
     return _end(engine, task, run, State.WARNING if warn else State.SUCCESS, None)
+
+
+def _keeps_files(task: Task) -> bool:
+    """Whether the attempt's directory must outlive it: the task (or a task
+    run inside it, as in a WorkingDirectory) declared outputFiles."""
+    keeps = getattr(task, "keeps_workdir", None)
+    if callable(keeps):
+        return bool(keeps())
+    return bool(getattr(task, "output_files", None))
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from harrier.worker.tasks import (  # noqa: F401
     if_,
     labels,
     log,
+    loop_until,
     output_values,
     parallel,
     python_script,
@@ -20,4 +21,5 @@ from harrier.worker.tasks import (  # noqa: F401
     spark_cli,
     spark_submit,
     switch,
+    working_directory,
 )
