@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.fixtures.workers",
     "tests.fixtures.rabbitmq",
     "tests.fixtures.browser",
+    "tests.fixtures.http_server",
 ]
 
 

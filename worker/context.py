@@ -52,6 +52,9 @@ class TaskContext:
     # a redelivered attempt can re-attach instead of starting over.
     checkpoint: Callable[[dict[str, Any]], None] = lambda data: None
     previous_checkpoint: dict[str, Any] = field(default_factory=dict)
+    # Hides the values of the secrets this attempt rendered (in a URL it
+    # reports, an output it keeps); logs and errors are masked already.
+    mask: Callable[[str], str] = lambda text: text
 
     workdir_created: bool = False
 

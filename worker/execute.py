@@ -136,12 +136,12 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         workdir_path=workdir, attempt=len(run.attempts), variables=context,
         render_value=render_value, log=write_log,
         runner=lambda t: runner_for(t, runtime.settings), checkpoint=checkpoint,
-        previous_checkpoint=previous)
+        previous_checkpoint=previous, mask=lambda text: mask_secrets(text, secrets_used))
     try:
         if run_if_error is not None:
             raise run_if_error
         with runtime.kill_watch.watching(execution_id, ctx.cancel, run.id), \
-                _scratch(ctx, keep=bool(getattr(task, "output_files", None))):
+                _scratch(ctx, keep=_keeps_files(task)):
             outputs = task.run(ctx)  # type: ignore[attr-defined]
     except TaskKilled:
         write_log("WARN", "killed")
@@ -175,6 +175,12 @@ def _scratch(ctx: TaskContext, *, keep: bool) -> Iterator[None]:
     finally:
         if ctx.workdir_created and not keep:
             remove_later(ctx.workdir_path)
+
+
+def _keeps_files(task: Task) -> bool:
+    """Outputs of this task name files in its working directory (outputFiles,
+    a Download's file): the directory stays after the attempt."""
+    return bool(getattr(task, "output_files", None)) or bool(getattr(task, "keeps_workdir", False))
 
 
 def _failed(engine: Engine, task: Task, run: TaskRun, message: str, write_log: Any, *,

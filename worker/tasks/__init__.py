@@ -3,6 +3,8 @@
 from harrier.worker.tasks import (  # noqa: F401
     commands,
     fail,
+    http_download,
+    http_request,
     if_,
     log,
     parallel,
