@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.fixtures.rabbitmq",
     "tests.fixtures.browser",
     "tests.fixtures.http_server",
+    "tests.fixtures.smtp_server",
 ]
 
 

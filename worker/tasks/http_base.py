@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -16,6 +15,7 @@ from harrier.common.durations import parse_duration
 from harrier.common.errors import HttpTaskError
 from harrier.common.task import Task
 from harrier.worker.context import TaskContext
+from harrier.worker.execution_files import execution_file, require_execution_file
 from harrier.worker.http_call import HttpCall
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -160,27 +160,11 @@ def _multipart(ctx: TaskContext, form: dict[str, Any]
     parts: dict[str, tuple[str | None, bytes | str]] = {}
     for key, value in form.items():
         if isinstance(value, dict) and {"name", "content"} <= value.keys():
-            named = _execution_file(ctx, str(value["content"]), f"formData.{key}.content")
-            assert named is not None  # with a field name it raises instead
+            named = require_execution_file(ctx, str(value["content"]),
+                                           f"formData.{key}.content")
             parts[str(key)] = (str(value["name"]), named.read_bytes())
-        elif isinstance(value, str) and (found := _execution_file(ctx, value, None)):
+        elif isinstance(value, str) and (found := execution_file(ctx, value)):
             parts[str(key)] = (found.name, found.read_bytes())
         else:
             parts[str(key)] = (None, _form_text(value))  # a text part
     return parts
-
-
-def _execution_file(ctx: TaskContext, value: str, field: str | None) -> Path | None:
-    """The file `value` names if it lies in a working directory of this
-    execution; a form value from an input can never upload other files."""
-    candidate = Path(value.removeprefix("file://"))
-    root = ctx.settings.work_root.resolve()
-    if candidate.is_absolute():
-        resolved = candidate.resolve()
-        if resolved.is_relative_to(root) and resolved.is_file() and \
-                resolved.relative_to(root).parts[0].startswith(f"{ctx.execution.id}-"):
-            return resolved
-    if field is None:
-        return None
-    raise HttpTaskError(f"{field}: {value!r} is not a file of this execution (a "
-                        "Download's `uri` or an outputFiles path)", retryable=False)

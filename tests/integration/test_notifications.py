@@ -1,0 +1,210 @@
+"""Kestra's alert tasks (Slack and Teams incoming webhooks, a generic webhook
+with http.Request, e-mail with MailSend) as `errors` handlers, against a real
+local HTTP server and a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harrier.common.settings import Settings
+from harrier.common.state import State
+from harrier.worker.embedded import EmbeddedRuntime
+from tests.fixtures.http_server import CSV
+from tests.fixtures.smtp_server import PASSWORD, USER
+from tests.integration.embedded import logs, run_flow_text, task_run
+
+HOOK_SECRET = "B0123/XoXoSecretPart"
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory, http_server):
+    settings = Settings(
+        work_root=tmp_path_factory.mktemp("work"), embedded_concurrency=4,
+        secrets={"SLACK_WEBHOOK": f"{http_server.url}/echo/slack/T0/{HOOK_SECRET}",
+                 "EMAIL_PASSWORD": PASSWORD})
+    with EmbeddedRuntime(settings) as runtime:
+        yield runtime
+
+
+def test_errors_handlers_alert_slack_teams_a_webhook_and_by_mail(embedded, http_server,
+                                                                 smtp_server):
+    execution = run_flow_text(embedded, f"""
+id: nightly
+namespace: prod.etl
+tasks:
+  - id: report
+    type: io.kestra.plugin.core.http.Download
+    uri: "{http_server.url}/file/report.csv"
+  - id: spark_job
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["exit 3"]
+errors:
+  - id: slack
+    type: io.kestra.plugin.notifications.slack.SlackIncomingWebhook
+    url: "{{{{ secret('SLACK_WEBHOOK') }}}}"
+    payload: |
+      {{
+        "text": "Failure alert for flow {{{{ flow.namespace }}}}.{{{{ flow.id }}}} \
+with ID {{{{ execution.id }}}}"
+      }}
+  - id: teams
+    type: io.kestra.plugin.notifications.teams.TeamsIncomingWebhook
+    url: "{http_server.url}/echo/teams"
+    payload: |
+      {{"@type": "MessageCard", "summary": "{{{{ flow.id }}}} failed"}}
+  - id: webhook
+    type: io.kestra.plugin.core.http.Request
+    uri: "{http_server.url}/echo/generic"
+    method: POST
+    body:
+      flow: "{{{{ flow.id }}}}"
+      execution: "{{{{ execution.id }}}}"
+  - id: mail
+    type: io.kestra.plugin.notifications.mail.MailSend
+    host: 127.0.0.1
+    port: {smtp_server.port}
+    transportStrategy: SMTP
+    username: {USER}
+    password: "{{{{ secret('EMAIL_PASSWORD') }}}}"
+    from: harrier@example.com
+    to: oncall@example.com; data@example.com
+    cc: lead@example.com
+    subject: "{{{{ flow.id }}}} failed"
+    htmlTextContent: "<p>Flow <b>{{{{ flow.namespace }}}}.{{{{ flow.id }}}}</b> failed</p>"
+    attachments:
+      - name: report.csv
+        uri: "{{{{ outputs.report.uri }}}}"
+        contentType: text/csv
+""")
+    assert execution.state.current == State.FAILED
+    for handler in ("slack", "teams", "webhook", "mail"):
+        assert task_run(execution, handler).state.current == State.SUCCESS, \
+            task_run(execution, handler).error
+
+    slack = http_server.received("/echo/slack")[-1]
+    assert slack.method == "POST" and slack.headers["Content-Type"] == "application/json"
+    assert slack.json() == {"text": f"Failure alert for flow prod.etl.nightly with ID "
+                                    f"{execution.id}"}
+    assert http_server.received("/echo/teams")[-1].json() == {
+        "@type": "MessageCard", "summary": "nightly failed"}
+    assert http_server.received("/echo/generic")[-1].json() == {
+        "flow": "nightly", "execution": execution.id}
+    # The webhook URL is a secret: the log says where without saying it.
+    assert logs(embedded, execution, "slack") == ["Slack message sent to ****** (200)"]
+
+    mail = smtp_server.messages[-1]
+    assert mail.sender == "harrier@example.com"
+    assert sorted(mail.recipients) == ["data@example.com", "lead@example.com",
+                                       "oncall@example.com"]
+    assert mail.message["Subject"] == "nightly failed"
+    assert smtp_server.logins == [USER]
+    html = mail.message.get_body(("html",))
+    assert html is not None and "<b>prod.etl.nightly</b>" in html.get_content()
+    (attachment,) = list(mail.message.iter_attachments())
+    assert attachment.get_filename() == "report.csv"
+    assert attachment.get_content_type() == "text/csv"
+    assert attachment.get_content().encode() == CSV
+    everything = "\n".join(logs(embedded, execution))
+    assert HOOK_SECRET not in everything and PASSWORD not in everything
+
+
+def test_a_webhook_answering_500_is_retried_and_a_slow_one_times_out(embedded, http_server):
+    execution = run_flow_text(embedded, f"""
+id: alerts
+namespace: test
+tasks:
+  - id: flaky
+    type: io.kestra.plugin.notifications.slack.SlackIncomingWebhook
+    url: "{http_server.url}/flaky/slack/1"
+    payload: '{{"text": "hi"}}'
+    retry: {{type: constant, interval: PT0.1S, maxAttempts: 2}}
+  - id: slow
+    type: io.kestra.plugin.notifications.teams.TeamsIncomingWebhook
+    url: "{http_server.url}/slow/3"
+    payload: '{{"text": "hi"}}'
+    options:
+      readTimeout: PT0.3S
+""")
+    assert execution.state.current == State.FAILED
+    flaky = task_run(execution, "flaky")
+    assert flaky.state.current == State.SUCCESS and len(flaky.attempts) == 2
+    assert "answered 500 Internal Server Error" in flaky.attempts[0].error
+    assert task_run(execution, "slow").error == (
+        f"POST {http_server.url}/slow/3: waiting for the answer (readTimeout) timed out")
+
+
+def test_a_payload_that_is_not_json_fails_without_retrying(embedded, http_server):
+    execution = run_flow_text(embedded, f"""
+id: alerts
+namespace: test
+tasks:
+  - id: broken
+    type: io.kestra.plugin.notifications.slack.SlackIncomingWebhook
+    url: "{http_server.url}/echo/never"
+    payload: '{{"text": "{{{{ flow.id }}}}"'
+    retry: {{type: constant, interval: PT0.1S, maxAttempts: 3}}
+""")
+    run = task_run(execution, "broken")
+    assert run.state.current == State.FAILED and len(run.attempts) == 1
+    assert run.error.startswith("payload: the rendered payload is not JSON")
+    assert http_server.received("/echo/never") == []
+
+
+def test_mail_with_a_wrong_password_or_no_server_fails_clearly(embedded, smtp_server):
+    from tests.fixtures.redis_server import free_port
+
+    closed = free_port()
+    execution = run_flow_text(embedded, f"""
+id: mail
+namespace: test
+tasks:
+  - id: wrong_password
+    type: io.kestra.plugin.notifications.mail.MailSend
+    allowFailure: true
+    host: 127.0.0.1
+    port: {smtp_server.port}
+    transportStrategy: SMTP
+    username: {USER}
+    password: nope
+    from: a@example.com
+    to: b@example.com
+  - id: no_server
+    type: io.kestra.plugin.notifications.mail.MailSend
+    host: 127.0.0.1
+    port: {closed}
+    transportStrategy: SMTP_TLS
+    from: a@example.com
+    to: b@example.com
+""")
+    assert task_run(execution, "wrong_password").error.startswith(
+        f"smtp 127.0.0.1:{smtp_server.port}: login refused (535")
+    assert task_run(execution, "no_server").error.startswith(
+        f"smtp_tls 127.0.0.1:{closed}: ConnectionRefusedError")
+
+
+def test_mail_embeds_images_the_html_refers_to(embedded, http_server, smtp_server):
+    execution = run_flow_text(embedded, f"""
+id: mail
+namespace: test
+tasks:
+  - id: logo
+    type: io.kestra.plugin.core.http.Download
+    uri: "{http_server.url}/file/logo.png"
+  - id: send
+    type: io.kestra.plugin.notifications.mail.MailSend
+    host: 127.0.0.1
+    port: {smtp_server.port}
+    transportStrategy: SMTP
+    from: a@example.com
+    to: [b@example.com]
+    htmlTextContent: '<img src="cid:logo.png">'
+    plainTextContent: see the logo
+    embeddedImages: '[{{"name": "logo.png", "uri": "{{{{ outputs.logo.uri }}}}",
+                       "contentType": "image/png"}}]'
+""")
+    assert execution.state.current == State.SUCCESS, task_run(execution, "send").error
+    message = smtp_server.messages[-1].message
+    assert message.get_body(("plain",)).get_content().strip() == "see the logo"
+    (image,) = [part for part in message.walk() if part.get_content_type() == "image/png"]
+    assert image["Content-ID"] == "<logo.png>"
+    assert image.get_content() == CSV
