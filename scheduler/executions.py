@@ -13,6 +13,7 @@ from harrier.common.dispatch import FlowRef, publish, start_messages
 from harrier.common.execution import Execution, new_id
 from harrier.common.flow import Flow
 from harrier.common.inputs import coerce_inputs, inputs_to_json
+from harrier.common.metrics import recorder
 from harrier.common.state import State, StateRecord
 from harrier.common.store import ExecutionStore
 
@@ -29,6 +30,7 @@ def create_execution(store: ExecutionStore, flow: Flow, inputs: Mapping[str, Any
         inputs=inputs_to_json(typed), labels={**flow.labels, **(labels or {})},
         state=StateRecord.start(State.CREATED), trigger=trigger)
     store.create_execution(execution)
+    recorder().execution_started(flow.namespace, flow.id, trigger)
     return execution
 
 

@@ -18,6 +18,7 @@ from kombu.exceptions import KombuError
 
 from harrier.common.cron import CronSchedule, next_after, parse_cron, previous_before
 from harrier.common.errors import HarrierError, InputError, StoreUnavailable
+from harrier.common.metrics import recorder
 from harrier.common.store import ExecutionStore
 from harrier.common.triggers import ScheduleTrigger
 from harrier.scheduler.executions import create_execution, start_execution
@@ -93,6 +94,8 @@ def fire_tick(context: FireContext, entry: ScheduledTrigger, tick: datetime, *,
                   "be %s: %s", flow.namespace, flow.id, entry.trigger.id, _utc_iso(tick),
                   execution_id or "", "enqueued" if execution_id else "created", exc)
     else:
+        recorder().trigger_fired(type(entry.trigger).type_names[0], why,
+                                 (datetime.now(UTC) - tick).total_seconds())
         log.info("fired flow %s.%s (trigger %s, %s) at tick %s -> execution %s",
                  flow.namespace, flow.id, entry.trigger.id, why, _utc_iso(tick),
                  execution_id)
