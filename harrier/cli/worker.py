@@ -95,7 +95,7 @@ def worker_command(concurrency: int | None, pool: str, queues: str | None,
         concurrency=concurrency or settings.worker_concurrency or None, pool_cls=pool,
         queues=queue_list, loglevel=settings.log_level,
         hostname=hostname or f"harrier@{socket.gethostname()}",
-        without_gossip=True, without_mingle=True, optimization="fair", send_events=events)
+        without_gossip=True, without_mingle=True, optimization="fair", task_events=events)
     worker.start()
     sys.exit(worker.exitcode or 0)
 
