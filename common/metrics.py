@@ -53,12 +53,6 @@ class Recorder:
     def webhook_request(self, status: int) -> None:
         pass
 
-    def spark_submitted(self, submitter: str, seconds: float) -> None:
-        pass
-
-    def spark_driver_ended(self, submitter: str, state: str) -> None:
-        pass
-
     def queue_observed(self, worker_group: str, length: int, oldest_age: float | None) -> None:
         pass
 
@@ -104,9 +98,6 @@ class PrometheusRecorder(Recorder):
             ["trigger_type", "reason"], buckets=LATENCY_BUCKETS)
         self.webhooks = Counter(
             "harrier_webhook_requests", "Webhook trigger requests by HTTP status", ["status"])
-        self.spark_submission = Histogram(
-            "harrier_spark_submission_duration_seconds", "Time to submit a Spark application",
-            ["submitter"], buckets=LATENCY_BUCKETS)
         # Set when the API is scraped, from the broker (see scheduler/api/routes_metrics.py).
         self.queue_length = Gauge(
             "harrier_queue_length", "Messages waiting in a worker group's queue",
@@ -115,9 +106,6 @@ class PrometheusRecorder(Recorder):
             "harrier_queue_oldest_age_seconds",
             "Age of the oldest message waiting in a worker group's queue (0 when empty)",
             ["worker_group"], multiprocess_mode="mostrecent")
-        self.spark_drivers = Counter(
-            "harrier_spark_driver_ended_count", "Spark drivers followed to an end state",
-            ["submitter", "state"])
 
     def execution_started(self, namespace: str, flow_id: str,
                           trigger: Mapping[str, Any] | None) -> None:
@@ -158,12 +146,6 @@ class PrometheusRecorder(Recorder):
 
     def webhook_request(self, status: int) -> None:
         self.webhooks.labels(str(status)).inc()
-
-    def spark_submitted(self, submitter: str, seconds: float) -> None:
-        self.spark_submission.labels(submitter).observe(seconds)
-
-    def spark_driver_ended(self, submitter: str, state: str) -> None:
-        self.spark_drivers.labels(submitter, state).inc()
 
     def queue_observed(self, worker_group: str, length: int, oldest_age: float | None) -> None:
         self.queue_length.labels(worker_group).set(length)

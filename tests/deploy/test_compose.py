@@ -12,7 +12,9 @@ import yaml
 
 from tests.deploy.conftest import COMPOSE, REPO, missing_tool, seed_flows
 
-SERVICES = {"redis", "scheduler", "worker", "ilum-core", "spark-worker"}
+SERVICES = {"redis", "scheduler", "worker", "ilum-core", "spark-worker", "prometheus",
+            "grafana"}
+MONITORING = {"prometheus", "grafana"}  # only with `--profile monitoring`
 HARRIER_SERVICES = ("scheduler", "worker")
 VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 
@@ -86,7 +88,7 @@ def test_scheduler_serves_the_api_on_8080_with_a_healthz_check(services) -> None
 
 def test_worker_scales_and_shuts_down_warm(services) -> None:
     worker = services["worker"]
-    assert worker["command"] == ["worker"]
+    assert worker["command"] == ["worker", "--metrics-port", "9808"]
     # --scale worker=N needs neither a fixed name nor a fixed host port.
     assert "container_name" not in worker
     assert "ports" not in worker
@@ -139,3 +141,26 @@ def test_docker_compose_accepts_the_file() -> None:
         cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
     )
     assert set(listed.stdout.split()) == SERVICES
+
+
+def test_monitoring_profile_scrapes_the_scheduler_and_every_worker(services) -> None:
+    assert {n for n, s in services.items() if s.get("profiles") == ["monitoring"]} == MONITORING
+    config = yaml.safe_load(services["prometheus"]["environment"]["PROMETHEUS_CONFIG"])
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    api_port = services["scheduler"]["environment"]["HARRIER_API_PORT"]
+    assert jobs["harrier-scheduler"]["static_configs"][0]["targets"] == [f"scheduler:{api_port}"]
+    worker_port = services["worker"]["command"][services["worker"]["command"].index(
+        "--metrics-port") + 1]
+    assert jobs["harrier-worker"]["dns_sd_configs"] == [
+        {"names": ["worker"], "type": "A", "port": int(worker_port)}]
+
+
+def test_grafana_gets_prometheus_and_the_repository_dashboard(services) -> None:
+    grafana = services["grafana"]
+    sources = yaml.safe_load(grafana["environment"]["GRAFANA_DATASOURCES"])["datasources"]
+    assert sources[0]["url"] == "http://prometheus:9090" and sources[0]["isDefault"]
+    providers = yaml.safe_load(grafana["environment"]["GRAFANA_DASHBOARDS"])["providers"]
+    mounted = {target: source for source, target, *_ in
+               (volume.split(":") for volume in grafana["volumes"])}
+    source = mounted[providers[0]["options"]["path"]]
+    assert (REPO / source / "harrier.json").is_file()

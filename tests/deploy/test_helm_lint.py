@@ -59,6 +59,8 @@ def test_chart_lints_clean_with_default_values() -> None:
                        "podDisruptionBudget": {"enabled": False}},
             "redis": {"persistence": {"enabled": False}},
         }, id="fixed-replicas-no-pdb-no-pvc"),
+        pytest.param({"metrics": {"dashboard": {"enabled": True}}}, id="grafana-dashboard"),
+        pytest.param({"metrics": {"enabled": False}}, id="no-metrics"),
     ],
 )
 def test_chart_variants_lint_clean(chart_copy, overrides) -> None:

@@ -106,8 +106,8 @@ def test_manifest_skeleton_is_yaml_with_kind_and_name(path: Path) -> None:
 def test_chart_has_every_resource_the_deployment_needs() -> None:
     kinds = sorted(doc["kind"] for _, doc in all_docs())
     assert kinds == sorted([
-        "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler", "Ingress",
-        "PodDisruptionBudget", "ScaledObject", "Secret", "Service", "Service",
+        "ConfigMap", "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler",
+        "Ingress", "PodDisruptionBudget", "ScaledObject", "Secret", "Service", "Service",
         "ServiceAccount", "StatefulSet", "TriggerAuthentication",
     ])
 
