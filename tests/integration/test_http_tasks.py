@@ -307,3 +307,23 @@ def test_unsupported_or_bad_properties_are_rejected_at_validation(extra, message
 """), "flows/http.yaml")
     assert message in str(error.value)
     assert str(error.value).startswith("flows/http.yaml:")
+
+
+def test_killing_the_execution_interrupts_a_waiting_request(embedded, http_server):
+    from harrier.scheduler.control import kill_execution
+    from harrier.scheduler.executions import create_execution, start_execution
+    from tests.integration.embedded import wait_for
+
+    parsed = parse_flow(flow(f"""
+  - id: long_poll
+    type: io.kestra.plugin.core.http.Request
+    uri: "{http_server.url}/slow/60"
+"""), "test.yaml")
+    execution = create_execution(embedded.store, parsed, {})
+    start_execution(embedded.app, parsed, execution, store=embedded.store)
+    wait_for(lambda: http_server.received("/slow/60"), timeout=30)
+    kill_execution(embedded.store, execution.id)
+    # Well before the server's 60 s answer (or the 5 min read timeout).
+    done = embedded.store.wait_terminal(execution.id, 30)
+    assert done.state.current == State.KILLED
+    assert task_run(done, "long_poll").state.current == State.KILLED
