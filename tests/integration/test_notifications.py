@@ -21,7 +21,8 @@ def embedded(tmp_path_factory: pytest.TempPathFactory, http_server):
     settings = Settings(
         work_root=tmp_path_factory.mktemp("work"), embedded_concurrency=4,
         secrets={"SLACK_WEBHOOK": f"{http_server.url}/echo/slack/T0/{HOOK_SECRET}",
-                 "EMAIL_PASSWORD": PASSWORD})
+                 "EMAIL_PASSWORD": PASSWORD},
+        url="https://harrier.example.com")
     with EmbeddedRuntime(settings) as runtime:
         yield runtime
 
@@ -208,3 +209,39 @@ tasks:
     (image,) = [part for part in message.walk() if part.get_content_type() == "image/png"]
     assert image["Content-ID"] == "<logo.png>"
     assert image.get_content() == CSV
+
+
+def test_slack_execution_sums_up_the_failed_execution(embedded, http_server):
+    execution = run_flow_text(embedded, f"""
+id: nightly
+namespace: prod.etl
+tasks:
+  - id: extract
+    type: io.kestra.plugin.core.log.Log
+    message: ok
+  - id: spark_job
+    type: io.kestra.plugin.core.execution.Fail
+errors:
+  - id: summary
+    type: io.kestra.plugin.notifications.slack.SlackExecution
+    url: "{http_server.url}/echo/slack-execution"
+    channel: "#data-alerts"
+    username: Harrier
+    customMessage: "Nightly ingest of {{{{ flow.namespace }}}}"
+    customFields:
+      Team: data
+""")
+    assert task_run(execution, "summary").state.current == State.SUCCESS, \
+        task_run(execution, "summary").error
+    message = http_server.received("/echo/slack-execution")[-1].json()
+    link = f"https://harrier.example.com/ui/executions/{execution.id}"
+    assert message["text"].startswith(
+        f"*<{link}|[prod.etl] nightly ➛ FAILED>*\n> Failed on task `spark_job` after ")
+    assert message["channel"] == "#data-alerts" and message["username"] == "Harrier"
+    assert message["blocks"][0]["text"]["text"] == "Nightly ingest of prod.etl"
+    assert message["blocks"][1]["accessory"]["url"] == link
+    (attachment,) = message["attachments"]
+    assert attachment["color"] == "danger"
+    assert {f["title"]: f["value"] for f in attachment["fields"]} == {
+        "Namespace": "prod.etl", "Job": "nightly", "Execution": execution.id,
+        "Status": "FAILED", "Team": "data"}

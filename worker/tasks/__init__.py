@@ -12,6 +12,7 @@ from harrier.worker.tasks import (  # noqa: F401
     python_script,
     return_,
     sequential,
+    slack_execution,
     slack_incoming_webhook,
     sleep,
     spark_cli,
