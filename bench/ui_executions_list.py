@@ -6,7 +6,7 @@ filters, and the whole page in Chromium.
 Baseline, same run, same data: the store's previous search, which read every
 id of the time window before taking a page.
 
-    .venv/bin/python bench/ui_executions_list.py [--executions 1000000] [--runs 7]
+    .venv/bin/python -m bench.ui_executions_list [--executions 1000000] [--runs 7]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ the store every 0.25 s). Browser and benchmark share the machine's clock.
 Baseline, same run: reading the state straight from the store (what a page
 that polled the store itself would at best see).
 
-    .venv/bin/python bench/ui_live.py [--changes 20]
+    .venv/bin/python -m bench.ui_live [--changes 20]
 """
 
 from __future__ import annotations

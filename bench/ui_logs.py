@@ -5,7 +5,7 @@ log (frame times while the view scrolls 60 screens in 600 frames).
 Baseline, same run, same data: the whole log fetched at once and written into
 one <pre> (what a log view that is not virtual does).
 
-    .venv/bin/python bench/ui_logs.py [--lines 100000] [--runs 5]
+    .venv/bin/python -m bench.ui_logs [--lines 100000] [--runs 5]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ between two others, some retried): time from navigation to every row drawn.
 Baseline, same run: the same page for an execution of 5 task runs (what the
 page costs whatever the execution's size).
 
-    .venv/bin/python bench/ui_timeline.py [--tasks 500] [--runs 5]
+    .venv/bin/python -m bench.ui_timeline [--tasks 500] [--runs 5]
 """
 
 from __future__ import annotations

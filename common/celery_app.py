@@ -72,10 +72,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             options["fanout_patterns"] = True
         config["broker_transport_options"] = options
         # Ride out a broker or backend restart: keep retrying publishes (the next
-        # step of a chain) and result writes for up to two minutes.
-        config["result_backend_transport_options"] = {"retry_policy": {"timeout": 120.0}}
+        # step of a chain) and result writes as long as the store is waited for
+        # (HARRIER_STORE_PATIENCE, two minutes by default).
+        patience = max(1, settings.store_patience)
+        config["result_backend_transport_options"] = {"retry_policy": {
+            "timeout": float(patience)}}
         config["task_publish_retry_policy"] = {
-            "max_retries": 120, "interval_start": 0.1, "interval_step": 0.5,
+            "max_retries": patience, "interval_start": 0.1, "interval_step": 0.5,
             "interval_max": 1.0}
         config["redis_socket_keepalive"] = True
         # Remote control (pidbox) uses an auto-delete fanout queue whose clean-up

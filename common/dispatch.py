@@ -44,14 +44,22 @@ def queue_for(task: Task) -> str:
 
 
 def run_task_message(flow: FlowRef, execution_id: str, task: Task,
-                     parent_run_id: str | None, value: str | None = None) -> Signature:
+                     parent_run_id: str | None, value: str | None = None,
+                     iteration: int | None = None,
+                     values: tuple[str, ...] = ()) -> Signature:
     """Run one attempt of a task (not a flowable: the engine runs those inline).
-    Flower and Celery's logs show it as namespace.flow.task."""
+    Inside loops: its loop `value` and `iteration` (a loop's direct child) and
+    the `values` of the loops around it. Flower and Celery's logs show it as
+    namespace.flow.task."""
     kwargs: dict[str, object] = {"flow": flow.as_list()}
     if parent_run_id:
         kwargs["parent"] = parent_run_id
     if value is not None:
         kwargs["value"] = value
+    if iteration is not None:
+        kwargs["iteration"] = iteration
+    if values:
+        kwargs["values"] = list(values)
     return app.signature(RUN_TASK, args=(execution_id, task.id), kwargs=kwargs,
                          immutable=True, queue=queue_for(task),
                          shadow=f"{flow.namespace}.{flow.flow_id}.{task.id}",

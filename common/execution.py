@@ -4,6 +4,7 @@ JSON shape, with no I/O (the store persists them)."""
 from __future__ import annotations
 
 import copy
+import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +13,11 @@ from typing import Any
 from harrier.common.state import State, StateRecord, iso, now, parse_iso
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+# The key a waiting task run (a Pause, a Subflow's parent) keeps in its
+# outputs, with the reason: it is RUNNING without a process, so no heartbeat.
+WAITING = "_waiting"
 
 
 def new_id() -> str:
@@ -50,6 +56,12 @@ class Attempt:
                    data.get("workerId"))
 
 
+def run_key(task_id: str, value_path: tuple[str, ...] = ()) -> str:
+    """The key of a task's run: one per task, and per loop value inside loops
+    (Kestra runs a loop once per distinct value, so values tell runs apart)."""
+    return f"{task_id}\x00{json.dumps(list(value_path))}" if value_path else f"{task_id}\x00"
+
+
 @dataclass
 class TaskRun:
     id: str
@@ -59,7 +71,12 @@ class TaskRun:
     task_id: str
     task_path: str  # where the task sits in the flow tree, e.g. "tasks.1.tasks.0"
     parent_task_run_id: str | None = None
-    value: str | None = None  # the ForEach value / Switch case this run belongs to
+    value: str | None = None  # the loop value of a loop's direct child (Kestra's taskrun.value)
+    # The loop iteration a loop's direct child belongs to (Kestra's taskrun.iteration).
+    iteration: int | None = None
+    # The values of every loop holding the run, outermost first (inherited by
+    # nested children): with the task id, what tells its runs apart.
+    value_path: tuple[str, ...] = ()
     state: StateRecord = field(default_factory=StateRecord.start)
     attempts: list[Attempt] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -72,11 +89,17 @@ class TaskRun:
             id=self.id, execution_id=self.execution_id, namespace=self.namespace,
             flow_id=self.flow_id, task_id=self.task_id, task_path=self.task_path,
             parent_task_run_id=self.parent_task_run_id, value=self.value,
+            iteration=self.iteration, value_path=self.value_path,
             state=self.state.clone(), attempts=[a.clone() for a in self.attempts],
             outputs=copy.deepcopy(self.outputs) if self.outputs else {}, error=self.error)
 
+    @property
+    def key(self) -> str:
+        """What identifies the run in its execution: its task and loop values."""
+        return run_key(self.task_id, self.value_path)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "executionId": self.execution_id,
             "namespace": self.namespace,
@@ -90,6 +113,11 @@ class TaskRun:
             "outputs": self.outputs,
             "error": self.error,
         }
+        if self.iteration is not None:
+            data["iteration"] = self.iteration
+        if self.value_path:
+            data["valuePath"] = list(self.value_path)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskRun:
@@ -97,6 +125,7 @@ class TaskRun:
             id=data["id"], execution_id=data["executionId"], namespace=data["namespace"],
             flow_id=data["flowId"], task_id=data["taskId"], task_path=data["taskPath"],
             parent_task_run_id=data.get("parentTaskRunId"), value=data.get("value"),
+            iteration=data.get("iteration"), value_path=tuple(data.get("valuePath") or ()),
             state=StateRecord.from_json(data["state"]),
             attempts=[Attempt.from_json(a) for a in data.get("attempts", [])],
             outputs=data.get("outputs") or {}, error=data.get("error"),
@@ -125,6 +154,9 @@ class Execution:
     # the execution the first attempt was.
     attempt_number: int = 1
     original_id: str | None = None
+    # Ids of the inputs declared SECRET: their values are masked wherever the
+    # execution is shown (API, CLI, UI, logs), kept only for the tasks.
+    secret_inputs: list[str] = field(default_factory=list)
 
     @property
     def start_date(self) -> datetime:
@@ -133,13 +165,25 @@ class Execution:
     def task_run(self, task_run_id: str) -> TaskRun | None:
         return next((t for t in self.task_runs if t.id == task_run_id), None)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def shown_inputs(self) -> dict[str, Any]:
+        """The inputs as shown to people: SECRET values masked."""
+        return {k: "******" if k in self.secret_inputs and v is not None else v
+                for k, v in self.inputs.items()}
+
+    def secret_values(self) -> list[str]:
+        """The values of SECRET inputs (what logs must mask)."""
+        return [str(self.inputs[k]) for k in self.secret_inputs
+                if self.inputs.get(k) not in (None, "")]
+
+    def to_json(self, *, reveal: bool = False) -> dict[str, Any]:
+        """Kestra's JSON of the execution, SECRET inputs masked; `reveal` (the
+        store's own copy) keeps their values and which they are."""
+        data = {
             "id": self.id,
             "namespace": self.namespace,
             "flowId": self.flow_id,
             "flowRevision": self.flow_revision,
-            "inputs": self.inputs,
+            "inputs": self.inputs if reveal else self.shown_inputs(),
             "labels": [{"key": k, "value": v} for k, v in self.labels.items()],
             "state": self.state.to_json(),
             "taskRunList": [t.to_json() for t in self.task_runs],
@@ -150,6 +194,9 @@ class Execution:
             "originalId": self.original_id or self.id,
             "metadata": {"attemptNumber": self.attempt_number},
         }
+        if reveal and self.secret_inputs:
+            data["secretInputs"] = list(self.secret_inputs)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Execution:
@@ -163,6 +210,7 @@ class Execution:
             created=parse_iso(data["created"]), error=data.get("error"),
             attempt_number=int((data.get("metadata") or {}).get("attemptNumber", 1)),
             original_id=data.get("originalId"),
+            secret_inputs=list(data.get("secretInputs") or []),
         )
 
 

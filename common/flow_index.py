@@ -55,6 +55,11 @@ class FlowIndex:
     def block(self, owner: str | None, name: str) -> list[Task]:
         return self._blocks.get((owner, name), [])
 
+    def loop_depth(self, task_id: str) -> int:
+        """How many loops hold the task (its outputs are kept per value of each)."""
+        return sum(1 for task in self.ancestors(task_id)
+                   if isinstance(task, FlowableTask) and task.is_loop)
+
     def ancestors(self, task_id: str) -> list[Task]:
         """The flowables holding the task, outermost first."""
         chain: list[Task] = []

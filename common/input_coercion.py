@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from harrier.common.durations import parse_duration
+from harrier.common.yaml_source import YamlLimitExceeded, load_data
 
 
 class Mismatch(ValueError):
@@ -121,7 +122,9 @@ def as_json(value: Any) -> Any:
 def as_yaml(value: Any) -> Any:
     if isinstance(value, str):
         try:
-            return yaml.safe_load(value)
+            return load_data(value)
+        except YamlLimitExceeded as exc:
+            raise Mismatch(f"YAML within the limits ({exc})") from exc
         except yaml.YAMLError as exc:
             raise Mismatch from exc
     return value

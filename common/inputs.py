@@ -257,7 +257,9 @@ def _coerce(spec: InputSpec, value: Any, *, check_bounds: bool = True) -> Any:
     try:
         result = _SIMPLE[kind](value)
     except Mismatch as exc:
-        raise Mismatch(spec.expected) from exc
+        # A YAML input over the limits says so; other mismatches name the type.
+        detail = str(exc) if kind == InputType.YAML else ""
+        raise Mismatch(detail or spec.expected) from exc
     if check_bounds:
         _check_range(spec, result)
     return result

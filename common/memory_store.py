@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from harrier.common.errors import ExecutionNotFound, FlowNotFound
-from harrier.common.execution import Execution, LogEntry, TaskRun
+from harrier.common.execution import Execution, LogEntry, TaskRun, run_key
 from harrier.common.state import State, now, transition
 from harrier.common.store import BlockProgress, BlockRef, ExecutionQuery, FlowRecord
 
@@ -23,15 +23,17 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._flows: dict[tuple[str, str], list[FlowRecord]] = {}
+        self._one_off: dict[tuple[str, str], list[FlowRecord]] = {}
         self._executions: dict[str, Execution] = {}
         self._halted: dict[str, str] = {}
         self._deleted: set[tuple[str, str]] = set()
         self._beats: dict[tuple[str, str], datetime] = {}
         self._task_runs: dict[str, dict[str, TaskRun]] = defaultdict(dict)
         # (task id, value) -> run id, per execution: find a task's run in O(1).
-        self._run_keys: dict[str, dict[tuple[str, str], str]] = defaultdict(dict)
+        self._run_keys: dict[str, dict[str, str]] = defaultdict(dict)
         self._ended: dict[str, set[str]] = defaultdict(set)
         self._blocks: dict[str, dict[str, _Block]] = defaultdict(dict)
+        self._loop_values: dict[str, dict[str, list[str]]] = defaultdict(dict)
         self._logs: dict[str, list[LogEntry]] = defaultdict(list)
         self._log_seq = 0
 
@@ -47,8 +49,24 @@ class MemoryStore:
             revisions.append(record)
             return record
 
+    def keep_flow_source(self, namespace: str, flow_id: str, source: str) -> FlowRecord:
+        with self._lock:
+            revisions = self._flows.get((namespace, flow_id))
+            if revisions and revisions[-1].source == source and \
+                    (namespace, flow_id) not in self._deleted:
+                return revisions[-1]
+            kept = self._one_off.setdefault((namespace, flow_id), [])
+            record = FlowRecord(namespace, flow_id, -(len(kept) + 1), source, now())
+            kept.append(record)
+            return record
+
     def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> FlowRecord:
         with self._lock:
+            if revision is not None and revision < 0:
+                kept = self._one_off.get((namespace, flow_id), [])
+                if -revision > len(kept):
+                    raise FlowNotFound(f"flow {namespace}.{flow_id} has no revision {revision}")
+                return kept[-revision - 1]
             revisions = self._flows.get((namespace, flow_id))
             if not revisions or (revision is None and (namespace, flow_id) in self._deleted):
                 raise FlowNotFound(f"flow {namespace}.{flow_id} not found")
@@ -134,6 +152,11 @@ class MemoryStore:
         with self._lock:
             self._get(execution_id).outputs = copy.deepcopy(outputs)
 
+    def set_execution_labels(self, execution_id: str, labels: dict[str, str]) -> None:
+        with self._lock:
+            self._get(execution_id).labels.update(labels)
+            self._changed.notify_all()
+
     def search_executions(self, query: ExecutionQuery) -> tuple[list[Execution], int]:
         with self._lock:
             found = [
@@ -157,6 +180,7 @@ class MemoryStore:
             self._run_keys.pop(execution_id, None)
             self._ended.pop(execution_id, None)
             self._blocks.pop(execution_id, None)
+            self._loop_values.pop(execution_id, None)
             self._logs.pop(execution_id, None)
             self._halted.pop(execution_id, None)
 
@@ -175,10 +199,10 @@ class MemoryStore:
                 transition(execution.state, State.RUNNING)
                 self._changed.notify_all()
             keys = self._run_keys[execution_id]
-            existing = keys.get((task_run.task_id, task_run.value or ""))
+            existing = keys.get(task_run.key)
             if existing is not None:
                 return self._task_runs[execution_id][existing].clone()
-            keys[(task_run.task_id, task_run.value or "")] = task_run.id
+            keys[task_run.key] = task_run.id
             self._task_runs[execution_id][task_run.id] = task_run.clone()
             if task_run.state.current == State.RUNNING:
                 self._beats[(execution_id, task_run.id)] = now()
@@ -199,9 +223,9 @@ class MemoryStore:
                                         f"{execution_id} not found") from None
 
     def find_task_run(self, execution_id: str, task_id: str,
-                      value: str | None = None) -> TaskRun | None:
+                      values: tuple[str, ...] = ()) -> TaskRun | None:
         with self._lock:
-            run_id = self._run_keys.get(execution_id, {}).get((task_id, value or ""))
+            run_id = self._run_keys.get(execution_id, {}).get(run_key(task_id, values))
             if run_id is None:
                 return None
             return self._task_runs[execution_id][run_id].clone()
@@ -227,7 +251,7 @@ class MemoryStore:
             for run_id in task_run_ids:
                 run = runs.pop(run_id, None)
                 if run is not None:
-                    keys.pop((run.task_id, run.value or ""), None)
+                    keys.pop(run.key, None)
                 self._ended[execution_id].discard(run_id)
 
     # -- blocks
@@ -247,27 +271,45 @@ class MemoryStore:
             ended = self._ended[task_run.execution_id]
             if task_run.id in ended:
                 return None
-            ended.add(task_run.id)
             self._task_runs[task_run.execution_id][task_run.id] = task_run.clone()
             self._beats.pop((task_run.execution_id, task_run.id), None)
             self._changed.notify_all()
-            state = task_run.state.current
-            counters = self._blocks[block.execution_id].setdefault(block.key, _Block(0, 0))
-            counters.ended += 1
-            counters.counts[state.value] = counters.counts.get(state.value, 0) + 1
-            if state in (State.FAILED, State.KILLED):
-                counters.stopped = True
-            claimed: tuple[int, ...] = ()
-            if may_continue and not counters.stopped and counters.next < counters.total:
-                claimed = (counters.next,)
-                counters.next += 1
-            progress = counters.progress(claimed)
-            execution = self._executions.get(task_run.execution_id)
-            if finish and progress.done and progress.state in (State.SUCCESS, State.WARNING) \
-                    and execution is not None and execution.state.current == State.RUNNING:
-                transition(execution.state, progress.state)
-                progress = replace(progress, finished=progress.state)
-            return progress
+            return self._count(block, task_run.id, task_run.state.current, may_continue, finish)
+
+    def end_block_item(self, block: BlockRef, marker: str, state: State, *,
+                       may_continue: bool) -> BlockProgress | None:
+        with self._lock:
+            if marker in self._ended[block.execution_id]:
+                return None
+            return self._count(block, marker, state, may_continue, False)
+
+    def _count(self, block: BlockRef, marker: str, state: State, may_continue: bool,
+               finish: bool) -> BlockProgress:
+        self._ended[block.execution_id].add(marker)
+        counters = self._blocks[block.execution_id].setdefault(block.key, _Block(0, 0))
+        counters.ended += 1
+        counters.counts[state.value] = counters.counts.get(state.value, 0) + 1
+        if state in (State.FAILED, State.KILLED):
+            counters.stopped = True
+        claimed: tuple[int, ...] = ()
+        if may_continue and not counters.stopped and counters.next < counters.total:
+            claimed = (counters.next,)
+            counters.next += 1
+        progress = counters.progress(claimed)
+        execution = self._executions.get(block.execution_id)
+        if finish and progress.done and progress.state in (State.SUCCESS, State.WARNING) \
+                and execution is not None and execution.state.current == State.RUNNING:
+            transition(execution.state, progress.state)
+            progress = replace(progress, finished=progress.state)
+        return progress
+
+    def put_loop_values(self, execution_id: str, run_id: str, values: list[str]) -> None:
+        with self._lock:
+            self._loop_values[execution_id][run_id] = list(values)
+
+    def loop_value(self, execution_id: str, run_id: str, index: int) -> str:
+        with self._lock:
+            return self._loop_values[execution_id][run_id][index]
 
     def block_progress(self, block: BlockRef) -> BlockProgress | None:
         with self._lock:

@@ -22,7 +22,7 @@ from harrier.common.errors import (
     IllegalTransition,
     StoreUnavailable,
 )
-from harrier.common.execution import Execution, LogEntry, TaskRun
+from harrier.common.execution import WAITING, Execution, LogEntry, TaskRun, run_key
 from harrier.common.lua import lua_script
 from harrier.common.settings import Settings
 from harrier.common.state import State, StateHistory, StateRecord, can_transition, now
@@ -60,6 +60,8 @@ class RedisStore:
             state_index + lua_script("harrier.common", "end_task_run"))
         self._start_block = client.register_script(lua_script("harrier.common", "start_block"))
         self._find_run = client.register_script(lua_script("harrier.common", "find_task_run"))
+        self._claim_lost = client.register_script(
+            lua_script("harrier.common", "claim_lost_task_run"))
         # Revisions never change once written: remember the ones we have read.
         self._known_flows: dict[tuple[str, str, int], FlowRecord] = {}
 
@@ -93,6 +95,12 @@ class RedisStore:
     def _execution_keys(self, execution_id: str) -> list[str]:
         return [self._k("exec", execution_id, *suffix) for suffix in _EXECUTION_KEYS]
 
+    # Live attempts of every execution, scored by their last heartbeat: what a
+    # scheduler reads to find the task runs whose worker died (scheduler/task_rescue).
+    @property
+    def _live(self) -> str:
+        return self._k("live")
+
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
@@ -116,6 +124,22 @@ class RedisStore:
         record = self.get_flow(namespace, flow_id, revision)
         self._known_flows[(namespace, flow_id, revision)] = record
         return record
+
+    def keep_flow_source(self, namespace: str, flow_id: str, source: str) -> FlowRecord:
+        try:
+            current = self.get_flow(namespace, flow_id)
+        except FlowNotFound:
+            current = None
+        if current is not None and current.source == source:
+            return current
+        document = json.dumps({"source": source, "updated": datetime.now(UTC).isoformat()})
+        with self._errors():
+            # Its own counter: the flow's `latest` and the set of deployed flows
+            # (what the scheduler arms) stay as they are.
+            revision = -int(self.redis.incr(self._k("flow", namespace, flow_id, "one-off")))
+            self.redis.hset(self._k("flow", namespace, flow_id, "revisions"), str(revision),
+                            document)
+        return self.get_flow(namespace, flow_id, revision)
 
     def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> FlowRecord:
         with self._errors():
@@ -151,6 +175,8 @@ class RedisStore:
             raw = self.redis.hgetall(self._k("flow", namespace, flow_id, "revisions"))
         records = []
         for revision, value in raw.items():
+            if int(revision) < 0:
+                continue  # a one-off run's source, not a revision of the flow
             data = json.loads(value)
             records.append(FlowRecord(namespace, flow_id, int(revision), data["source"],
                                       datetime.fromisoformat(data["updated"])))
@@ -171,7 +197,7 @@ class RedisStore:
     # `state`, `error`, `outputs`, `halted`; its state history is a list.
     def create_execution(self, execution: Execution) -> None:
         score = execution.start_date.timestamp()
-        data = execution.to_json()
+        data = execution.to_json(reveal=True)
         data.pop("taskRunList")
         state = execution.state.current.value
         prefixes = self._state_prefixes(execution.namespace, execution.flow_id)
@@ -291,6 +317,32 @@ class RedisStore:
         with self._errors():
             self.redis.hset(self._k("exec", execution_id), "outputs", json.dumps(outputs))
 
+    def set_execution_labels(self, execution_id: str, labels: dict[str, str]) -> None:
+        # Rare (a Labels task): the document is rewritten under WATCH, so two
+        # Labels tasks at once both land.
+        key = self._k("exec", execution_id)
+        with self._errors(), self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    doc, score = pipe.hmget(key, "doc", "score")
+                    if doc is None:
+                        raise ExecutionNotFound(f"execution {execution_id} not found")
+                    data = json.loads(doc)
+                    current = {item["key"]: item["value"] for item in data.get("labels") or []}
+                    merged = {**current, **labels}
+                    data["labels"] = [{"key": k, "value": v} for k, v in merged.items()]
+                    pipe.multi()
+                    pipe.hset(key, "doc", json.dumps(data))
+                    for name, value in labels.items():
+                        if name in current and current[name] != value:
+                            pipe.zrem(self._label_index(name, current[name]), execution_id)
+                        pipe.zadd(self._label_index(name, value), {execution_id: float(score)})
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+
     def search_executions(self, query: ExecutionQuery) -> tuple[list[Execution], int]:
         low = query.start_after.timestamp() if query.start_after else "-inf"
         high = f"({query.start_before.timestamp()}" if query.start_before else "+inf"
@@ -405,6 +457,8 @@ class RedisStore:
                 pipe.zrem(f"{prefix}|{state}", execution_id)
             for key, value in execution.labels.items():
                 pipe.zrem(self._label_index(key, value), execution_id)
+            for run in execution.task_runs:
+                pipe.zrem(self._live, _live_member(run))
             pipe.execute()
 
     def wait_terminal(self, execution_id: str, timeout: float) -> Execution:
@@ -428,7 +482,7 @@ class RedisStore:
         with self._errors():
             raw = self._task_run(
                 keys=self._execution_keys(execution_id),
-                args=[f"{task_run.task_id}\x00{task_run.value or ''}", task_run.id,
+                args=[task_run.key, task_run.id,
                       json.dumps(task_run.to_json()), beat, history])
         return TaskRun.from_json(json.loads(raw))
 
@@ -437,9 +491,10 @@ class RedisStore:
         beat = str(time.time()) if task_run.state.current == State.RUNNING else ""
         with self._errors():
             found = self._begin_run(
-                keys=self._execution_keys(execution_id),
-                args=[_run_key(task_run), task_run.id, json.dumps(task_run.to_json()), beat,
-                      _history_entry(State.RUNNING, now())])
+                keys=[*self._execution_keys(execution_id), self._live],
+                args=[task_run.key, task_run.id, json.dumps(task_run.to_json()), beat,
+                      _history_entry(State.RUNNING, now()),
+                      _live_member(task_run) if _is_live(task_run) else ""])
         if not found:
             raise ExecutionNotFound(f"execution {execution_id} not found")
         raw, created, state, doc, error = found
@@ -457,11 +512,11 @@ class RedisStore:
         return TaskRun.from_json(json.loads(raw))
 
     def find_task_run(self, execution_id: str, task_id: str,
-                      value: str | None = None) -> TaskRun | None:
+                      values: tuple[str, ...] = ()) -> TaskRun | None:
         with self._errors():
             raw = self._find_run(keys=[self._k("exec", execution_id, "runkeys"),
                                        self._k("exec", execution_id, "runs")],
-                                 args=[f"{task_id}\x00{value or ''}"])
+                                 args=[run_key(task_id, values)])
         return TaskRun.from_json(json.loads(raw)) if raw else None
 
     def save_task_run(self, task_run: TaskRun) -> None:
@@ -472,9 +527,14 @@ class RedisStore:
             if not task_run.state.current.terminated:
                 # Only end_task_run ends a run; a save of a live run reopens it.
                 pipe.hdel(self._k("exec", task_run.execution_id, "ended"), task_run.id)
+            beat = time.time()
             if task_run.state.current == State.RUNNING:
                 pipe.hset(self._k("exec", task_run.execution_id, "beats"), task_run.id,
-                          str(time.time()))
+                          str(beat))
+            if _is_live(task_run):
+                pipe.zadd(self._live, {_live_member(task_run): beat})
+            else:  # ended, retrying, waiting or a flowable: no heartbeat comes from it
+                pipe.zrem(self._live, _live_member(task_run))
             pipe.execute()
 
     def task_runs(self, execution_id: str) -> list[TaskRun]:
@@ -489,13 +549,13 @@ class RedisStore:
         with self._errors():
             pipe = self.redis.pipeline()
             for run_id in task_run_ids:
+                # Also the end markers of a loop's iterations (end_block_item).
+                pipe.hdel(self._k("exec", execution_id, "ended"), run_id)
                 run = runs.get(run_id)
                 if run is None:
                     continue
                 pipe.hdel(self._k("exec", execution_id, "runs"), run_id)
-                pipe.hdel(self._k("exec", execution_id, "ended"), run_id)
-                pipe.hdel(self._k("exec", execution_id, "runkeys"),
-                          f"{run.task_id}\x00{run.value or ''}")
+                pipe.hdel(self._k("exec", execution_id, "runkeys"), run.key)
             pipe.execute()
 
     # -- blocks
@@ -510,10 +570,11 @@ class RedisStore:
         execution_id = task_run.execution_id
         with self._errors():
             raw = self._end_run(
-                keys=[*self._execution_keys(execution_id), self._k("exec", execution_id, "done")],
+                keys=[*self._execution_keys(execution_id), self._k("exec", execution_id, "done"),
+                      self._live],
                 args=[task_run.id, json.dumps(task_run.to_json()), task_run.state.current.value,
                       block.key, "1" if may_continue else "0", "1" if finish else "0",
-                      repr(now().timestamp()), self.retention])
+                      repr(now().timestamp()), self.retention, _live_member(task_run)])
         if not raw:
             return None
         claimed = int(raw[4])
@@ -521,6 +582,39 @@ class RedisStore:
         if raw[10]:
             progress = replace(progress, finished=State(raw[10].decode()))
         return progress
+
+    def end_block_item(self, block: BlockRef, marker: str, state: State, *,
+                       may_continue: bool) -> BlockProgress | None:
+        execution_id = block.execution_id
+        with self._errors():
+            raw = self._end_run(
+                keys=[*self._execution_keys(execution_id), self._k("exec", execution_id, "done"),
+                      self._live],
+                args=[marker, "", state.value, block.key, "1" if may_continue else "0", "0",
+                      repr(now().timestamp()), self.retention, ""])
+        if not raw:
+            return None
+        claimed = int(raw[4])
+        return _progress(raw, () if claimed < 0 else (claimed,))
+
+    def put_loop_values(self, execution_id: str, run_id: str, values: list[str]) -> None:
+        # In the blocks hash, so they expire and go with the execution's other keys.
+        key = self._k("exec", execution_id, "blocks")
+        with self._errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for start in range(0, len(values), _LOOP_VALUES_CHUNK):
+                chunk = values[start:start + _LOOP_VALUES_CHUNK]
+                pipe.hset(key, mapping={f"{run_id}\x1evalue\x1f{start + i}": value
+                                        for i, value in enumerate(chunk)})
+            pipe.execute()
+
+    def loop_value(self, execution_id: str, run_id: str, index: int) -> str:
+        with self._errors():
+            raw = self.redis.hget(self._k("exec", execution_id, "blocks"),
+                                  f"{run_id}\x1evalue\x1f{index}")
+        if raw is None:
+            raise ExecutionNotFound(f"value {index} of loop run {run_id} not found")
+        return raw.decode()
 
     def block_progress(self, block: BlockRef) -> BlockProgress | None:
         prefix = f"{block.key}\x1f"
@@ -556,9 +650,46 @@ class RedisStore:
             pipe.execute()
 
     def beat(self, execution_id: str, task_run_id: str) -> None:
+        moment = time.time()
         with self._errors():
-            self.redis.hset(self._k("exec", execution_id, "beats"), task_run_id,
-                            str(time.time()))
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(self._k("exec", execution_id, "beats"), task_run_id, str(moment))
+            # XX: a late beat of a run that just ended does not bring it back.
+            pipe.zadd(self._live, {f"{execution_id}:{task_run_id}": moment}, xx=True)
+            pipe.execute()
+
+    def silent_task_runs(self, before: float, limit: int = 100) -> list[tuple[str, str]]:
+        """(execution id, task run id) of live attempts whose last heartbeat is
+        older than `before` (epoch seconds), oldest first."""
+        with self._errors():
+            members = self.redis.zrangebyscore(self._live, "-inf", before, start=0, num=limit)
+        found = []
+        for member in members:
+            execution_id, _, run_id = member.decode().partition(":")
+            found.append((execution_id, run_id))
+        return found
+
+    def claim_lost_task_run(self, execution_id: str, task_run_id: str, *, before: float,
+                            hold_until: float) -> tuple[State, TaskRun] | None:
+        """Take charge of a run whose heartbeats stopped before `before`: True for
+        exactly one caller (compare-and-set on its heartbeat score, which moves to
+        `hold_until`). Returns the execution's state and the run, or None."""
+        with self._errors():
+            found = self._claim_lost(
+                keys=[self._live, self._k("exec", execution_id),
+                      self._k("exec", execution_id, "ended"),
+                      self._k("exec", execution_id, "runs")],
+                args=[f"{execution_id}:{task_run_id}", task_run_id, repr(before),
+                      repr(hold_until)])
+        if not found:
+            return None
+        state, raw = found
+        return State(state.decode()), TaskRun.from_json(json.loads(raw))
+
+    def forget_live(self, execution_id: str, task_run_id: str) -> None:
+        """Drop a run from the live index (its attempt was dealt with otherwise)."""
+        with self._errors():
+            self.redis.zrem(self._live, f"{execution_id}:{task_run_id}")
 
     def last_beat(self, execution_id: str, task_run_id: str) -> datetime | None:
         with self._errors():
@@ -607,8 +738,19 @@ class RedisStore:
         self.redis.close()
 
 
-def _run_key(run: TaskRun) -> str:
-    return f"{run.task_id}\x00{run.value or ''}"
+def _is_live(run: TaskRun) -> bool:
+    """A task's attempt runs in a worker process, which sends heartbeats (not a
+    flowable, which has no process, nor a waiting run)."""
+    return (run.state.current == State.RUNNING and bool(run.attempts)
+            and run.attempts[-1].state.current == State.RUNNING
+            and WAITING not in run.outputs)
+
+
+def _live_member(run: TaskRun) -> str:
+    return f"{run.execution_id}:{run.id}"
+
+
+_LOOP_VALUES_CHUNK = 1000
 
 
 def _head(doc: bytes, state: bytes, error: bytes | None, halted: bytes | None) -> Execution:

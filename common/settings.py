@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from harrier.common.durations import parse_duration
 from harrier.common.errors import HarrierError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
@@ -32,13 +35,21 @@ class Settings:
     api_username: str = ""
     api_password: str = ""
     api_token: str = ""
+    # "none": serve the API without credentials on any address (HARRIER_API_AUTH).
+    api_auth: str = ""
     worker_concurrency: int = 0  # 0: Celery's default (number of CPUs)
     worker_queues: tuple[str, ...] = ("default",)
     # How long Redis waits before redelivering an unacknowledged task. A task
     # running longer than this is delivered a second time (see README).
     visibility_timeout: int = 3600
+    # A running task whose heartbeats (every 2 s) stop this long is taken for
+    # lost with its worker, and a scheduler sends it again.
+    task_lost_after: int = 15
+    # How long workers keep retrying a store command while Redis is down.
+    store_patience: int = 120
     execution_retention: timedelta = timedelta(days=7)
     webhook_max_body: int = 1024 * 1024
+    api_max_body: int = 1024 * 1024  # every request body, uploads included
     default_task_runner: str = "process"
     docker_host: str = DEFAULT_DOCKER_HOST
     log_level: str = "INFO"
@@ -91,6 +102,10 @@ class Settings:
             retention_td = parse_duration(retention)
         except ValueError as exc:
             raise SettingsError(f"HARRIER_EXECUTION_RETENTION: {exc}") from None
+        api_auth = get("API_AUTH").lower()
+        if api_auth not in ("", "none"):
+            raise SettingsError(f"HARRIER_API_AUTH: expected 'none' (no authentication) or "
+                                f"nothing, got {get('API_AUTH')!r}")
         queues = tuple(q.strip() for q in get("WORKER_QUEUES", "default").split(",") if q.strip())
         return cls(
             broker_url=get("BROKER_URL"),
@@ -102,11 +117,15 @@ class Settings:
             api_username=get("API_USERNAME"),
             api_password=get("API_PASSWORD"),
             api_token=get("API_TOKEN"),
+            api_auth=api_auth,
             worker_concurrency=integer("WORKER_CONCURRENCY", 0),
             worker_queues=queues or ("default",),
             visibility_timeout=integer("VISIBILITY_TIMEOUT", 3600),
+            task_lost_after=_at_least("TASK_LOST_AFTER", integer("TASK_LOST_AFTER", 15), 5),
+            store_patience=_at_least("STORE_PATIENCE", integer("STORE_PATIENCE", 120), 0),
             execution_retention=retention_td,
             webhook_max_body=integer("WEBHOOK_MAX_BODY", 1024 * 1024),
+            api_max_body=integer("API_MAX_BODY", 1024 * 1024),
             default_task_runner=get("DEFAULT_TASK_RUNNER", "process").lower(),
             # DOCKER_HOST as the docker CLI reads it; HARRIER_DOCKER_HOST overrides it.
             docker_host=get("DOCKER_HOST") or env.get("DOCKER_HOST", "").strip()
@@ -119,15 +138,35 @@ class Settings:
         )
 
 
-def _secrets(env: Mapping[str, str]) -> dict[str, str]:
-    """Kestra OSS reads secrets from SECRET_<NAME> variables holding base64 values."""
-    found = {}
+def _at_least(name: str, value: int, low: int) -> int:
+    if value < low:
+        raise SettingsError(f"HARRIER_{name}: expected at least {low} (seconds), got {value}")
+    return value
+
+
+class Secrets(dict[str, str]):
+    """Secret values by name, and why the ones that could not be read failed
+    (a flow using one of those fails with that message; the others run)."""
+
+    def __init__(self, values: Mapping[str, str] | None = None,
+                 undecodable: Mapping[str, str] | None = None) -> None:
+        super().__init__(values or {})
+        self.undecodable = dict(undecodable or {})
+
+
+def _secrets(env: Mapping[str, str]) -> Secrets:
+    """Kestra OSS reads secrets from SECRET_<NAME> variables holding base64 values
+    (line breaks allowed: GNU base64 wraps its output at 76 columns)."""
+    found: dict[str, str] = {}
+    undecodable: dict[str, str] = {}
     for name, value in env.items():
         if name.startswith("SECRET_") and len(name) > 7:
             try:
-                found[name[7:]] = base64.b64decode(value, validate=True).decode("utf-8")
+                found[name[7:]] = base64.b64decode("".join(value.split()),
+                                                   validate=True).decode("utf-8")
             except (binascii.Error, UnicodeDecodeError):
-                raise SettingsError(f"{name}: secrets must be base64-encoded, as in Kestra "
-                                    f"(e.g. export {name}=$(echo -n 'value' | base64))"
-                                    ) from None
-    return found
+                message = (f"{name} cannot be decoded: secrets must be base64-encoded UTF-8, "
+                           f"as in Kestra (e.g. export {name}=$(echo -n 'value' | base64))")
+                undecodable[name[7:]] = message
+                log.error("%s; flows using secret('%s') will fail", message, name[7:])
+    return Secrets(found, undecodable)

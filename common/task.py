@@ -6,13 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harrier.common.durations import parse_duration
 from harrier.common.retry import RetryPolicy
 from harrier.common.state import State
+
+if TYPE_CHECKING:
+    from harrier.common.store import BlockProgress
 
 TASK_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 
@@ -22,11 +25,44 @@ class WorkerGroup(BaseModel):
     key: str
 
 
+_DOCKER_OPTIONS = frozenset({
+    "containerImage", "image", "pullPolicy", "host", "cpu", "memory", "env", "volumes",
+    "entryPoint", "networkMode", "user", "delete"})
+# The task runners a worker has (worker/runners/registry.py registers the same
+# names) and the properties each honours; anything else is refused here.
+TASK_RUNNER_OPTIONS: dict[str, frozenset[str]] = {
+    "io.kestra.plugin.core.runner.Process": frozenset(),
+    "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner": frozenset(),
+    "process": frozenset(),
+    "io.kestra.plugin.scripts.runner.docker.Docker": _DOCKER_OPTIONS,
+    "io.kestra.core.models.tasks.runners.types.DockerTaskRunner": _DOCKER_OPTIONS,
+    "docker": _DOCKER_OPTIONS,
+}
+
+
+def unsupported_runner_options(type_name: str, options: dict[str, Any]) -> None:
+    """Raise ValueError naming an unknown runner type or an option it does not honour."""
+    known = TASK_RUNNER_OPTIONS.get(type_name) if type_name in TASK_RUNNER_OPTIONS else \
+        TASK_RUNNER_OPTIONS.get(type_name.lower())
+    if known is None:
+        names = ", ".join(name for name in TASK_RUNNER_OPTIONS if "." in name)
+        raise ValueError(f"unknown task runner type {type_name!r}; known types: {names}")
+    for name in options:
+        if name not in known:
+            raise ValueError(f"`{name}` is not supported yet by the {type_name.rsplit('.', 1)[-1]}"
+                             f" task runner (supported: {', '.join(sorted(known)) or 'none'})")
+
+
 class TaskRunnerSpec(BaseModel):
-    """`taskRunner:` — a type plus runner-specific properties kept as given."""
+    """`taskRunner:` — a type plus the runner-specific properties it honours."""
 
     model_config = ConfigDict(defer_build=True, extra="allow")
     type: str
+
+    @model_validator(mode="after")
+    def _known_options(self) -> TaskRunnerSpec:
+        unsupported_runner_options(self.type, self.options())
+        return self
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -50,11 +86,17 @@ class Task(BaseModel):
     retry: RetryPolicy | None = None
     timeout: timedelta | None = None
     allow_failure: bool = Field(False, alias="allowFailure")
+    # Kestra's allowWarning: a task that ends WARNING counts as SUCCESS.
+    allow_warning: bool = Field(False, alias="allowWarning")
     disabled: bool = False
     task_runner: TaskRunnerSpec | None = Field(None, alias="taskRunner")
     worker_group: WorkerGroup | None = Field(None, alias="workerGroup")
-    log_level: str | None = Field(None, alias="logLevel")
-    run_if: str | bool | None = Field(None, alias="runIf")
+    # The least level of the task's logs that is kept (Kestra's logLevel).
+    log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] | None = Field(
+        None, alias="logLevel")
+    # Kestra 2.0 names it `when`; both are accepted.
+    run_if: str | bool | None = Field(None, alias="runIf",
+                                      validation_alias=AliasChoices("runIf", "when", "run_if"))
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -82,11 +124,35 @@ class FlowControl(Protocol):
         """Run the tasks of one of the flowable's blocks: `window` at a time
         (1: one after the other; 0: all at once). block_ended follows."""
 
+    def run_each(self, block: str, values: list[str], *, window: int = 1) -> None:
+        """Run a block once per value, `window` iterations at a time (0: all),
+        each iteration's tasks `iteration_window()` at a time. block_ended
+        follows once, after the last iteration, in the worst of their states;
+        after a failed iteration no other starts."""
+
     def set_outputs(self, outputs: dict[str, Any]) -> None:
         """Record outputs on the flowable's task run."""
 
+    def start_counter(self, name: str, total: int) -> None:
+        """A counter of `total` items in the store, kept with the flowable's run
+        (a Dag counts each task's dependencies): see count()."""
+
+    def count(self, name: str, marker: str, state: State) -> BlockProgress | None:
+        """Count one item of a counter in `state`, once per `marker` (None: it
+        was counted before). Several workers may count at once: exactly one
+        sees the counter reach its total."""
+
     def end(self, state: State, error: str | None = None) -> None:
-        """End the flowable's task run; its owner goes on."""
+        """End the flowable's task run (after its errors and finally tasks,
+        which the engine runs); its owner goes on."""
+
+    def fail(self, message: str) -> None:
+        """Log `message` as an error and end the flowable's run FAILED."""
+
+
+# Blocks every flowable may have, run by the engine after the flowable's own:
+# `errors` after a failure, then `finally` whatever happened.
+PHASE_BLOCKS = ("errors", "finally")
 
 
 class FlowableTask(Task):
@@ -97,6 +163,22 @@ class FlowableTask(Task):
 
     # YAML names of the properties holding lists of child tasks (or maps of lists).
     child_properties: ClassVar[tuple[str, ...]] = ("tasks",)
+    # A loop runs its block once per value (run_each): its direct children's
+    # runs carry the value, and their outputs are kept per value.
+    is_loop: ClassVar[bool] = False
+
+    # Kestra's task-level `errors` (run when the flowable's tasks failed; the
+    # flowable stays FAILED) and `finally` (run whatever happened).
+    errors: list[Task] = Field(default_factory=list)
+    finally_: list[Task] = Field(default_factory=list, alias="finally")
+
+    @classmethod
+    def all_child_properties(cls) -> tuple[str, ...]:
+        return (*cls.child_properties, *PHASE_BLOCKS)
+
+    def iteration_window(self) -> int:
+        """How many of a loop iteration's tasks run at once (1: in order; 0: all)."""
+        return 1
 
     @property
     def is_flowable(self) -> bool:
@@ -105,10 +187,11 @@ class FlowableTask(Task):
     def blocks(self) -> dict[str, list[Task]]:
         """Every block of child tasks by name ("tasks", "then", "cases.<key>")."""
         found: dict[str, list[Task]] = {}
-        for name in self.child_properties:
+        for name in self.all_child_properties():
             value = getattr(self, _attribute(type(self), name))
             if isinstance(value, list):
-                found[name] = value
+                if value or name not in PHASE_BLOCKS:
+                    found[name] = value
             elif isinstance(value, dict):
                 for key, branch in value.items():
                     found[f"{name}.{key}"] = branch

@@ -240,7 +240,19 @@ TESTS: dict[str, Callable[..., bool]] = {
     "null": lambda v: v is None,
     "empty": lambda v: v is None or (hasattr(v, "__len__") and len(v) == 0),
     "map": lambda v: isinstance(v, Mapping),
+    "json": lambda v: _is_json(v),
 }
+
+
+def _is_json(value: Any) -> bool:
+    """Pebble's `is json`: a string that parses as JSON."""
+    if not isinstance(value, str):
+        return False
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "now": _now,

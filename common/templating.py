@@ -1,6 +1,7 @@
 """Rendering of flow properties: Kestra's Pebble dialect on jinja2's immutable sandbox
 with strict undefined variables (filters in template_filters, value printing in
-template_values, shell escaping in shell_quoting, `??`/ternary syntax in pebble)."""
+template_values, shell escaping in shell_quoting, Python escaping in python_quoting,
+`??`/ternary syntax in pebble)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ from jinja2.utils import missing as _MISSING
 
 from harrier.common.errors import TemplateError
 from harrier.common.pebble import translate_pebble
+from harrier.common.python_quoting import (
+    literal,
+    python_escape,
+    python_finalize,
+    wrap_python_outputs,
+)
 from harrier.common.shell_quoting import (
     ShellContext,
     ShellContextError,
@@ -58,6 +65,17 @@ class _Named(dict):
     def __init__(self, data: Mapping[str, Any], path: str) -> None:
         super().__init__(data)
         self._path = path
+
+    def __missing__(self, key: str) -> _Named:
+        # Dotted keys nest, as Kestra nests them: `labels.system.correlationId`
+        # reads the label `system.correlationId`, `inputs.nested.string` the
+        # input with id `nested.string`.
+        prefix = f"{key}."
+        found = {k[len(prefix):]: v for k, v in self.items()
+                 if isinstance(k, str) and k.startswith(prefix)}
+        if not found:
+            raise KeyError(key)
+        return _Named(found, f"{self._path}.{key}")
 
 
 class LazyMapping(Mapping[str, Any]):
@@ -146,31 +164,36 @@ def _plain_finalize(value: Any) -> str:
     return to_text(value)
 
 
-def _make_env(shell: bool) -> _Environment:
+_FINALIZE = {"text": _plain_finalize, "shell": shell_finalize, "python": python_finalize}
+
+
+def _make_env(syntax: str) -> _Environment:
     env = _Environment(
         undefined=_HarrierUndefined,
         autoescape=False,
         keep_trailing_newline=True,  # YAML block scalars end with a newline
-        finalize=shell_finalize if shell else _plain_finalize,
+        finalize=_FINALIZE[syntax],
     )
     env.filters.update(FILTERS)
     env.tests.update(TESTS)
     env.globals.update(FUNCTIONS)
-    if shell:
-        env.filters["_shell"] = shell_escape
+    env.filters["_shell"] = shell_escape
+    env.filters["_python"] = python_escape
     return env
 
 
-_ENVS = {False: _make_env(False), True: _make_env(True)}
+_ENVS = {syntax: _make_env(syntax) for syntax in _FINALIZE}
 
 
 @lru_cache(maxsize=1024)
-def _compile(source: str, shell: bool) -> Any:
-    env = _ENVS[shell]
+def _compile(source: str, syntax: str) -> Any:
+    env = _ENVS[syntax]
     translated = translate_pebble(source)
     tree = env.parse(translated)
-    if shell:
+    if syntax == "shell":
         wrap_outputs(tree)
+    elif syntax == "python":
+        wrap_python_outputs(tree)
     return env.from_string(tree)
 
 
@@ -197,21 +220,27 @@ def _fail(source: str, field: str, problem: str, line: int | None) -> TemplateEr
 
 
 def render_string(source: str, context: Mapping[str, Any], *, field: str = "",
-                  shell: bool = False, secrets: Mapping[str, str] | None = None,
+                  shell: bool = False, python: bool = False,
+                  secrets: Mapping[str, str] | None = None,
                   secrets_used: set[str] | None = None) -> str:
     """Render one template string (see render)."""
     if "{{" not in source and "{%" not in source:
         return source
     try:
-        template = _compile(source, shell)
+        template = _compile(source, "shell" if shell else "python" if python else "text")
     except TemplateSyntaxError as exc:
         raise _fail(source, field, f"template syntax error: {exc.message}", exc.lineno) from exc
 
     def secret(name: str) -> str:
-        if secrets is None or name not in secrets:
+        # Kestra upper-cases the name: secret('my_secret') reads SECRET_MY_SECRET.
+        key = name if secrets is not None and name in secrets else str(name).upper()
+        broken = getattr(secrets, "undecodable", {})
+        if key in broken:
+            raise ValueError(f"secret {name!r}: {broken[key]}")
+        if secrets is None or key not in secrets:
             known = _names(secrets.keys()) if secrets else "none configured"
             raise ValueError(f"secret {name!r} is not defined (known secrets: {known})")
-        value = secrets[name]
+        value = secrets[key]
         if secrets_used is not None:
             secrets_used.add(value)
         return value
@@ -232,7 +261,7 @@ def render_string(source: str, context: Mapping[str, Any], *, field: str = "",
 
 
 def render(value: Any, context: Mapping[str, Any], *, field: str = "", shell: bool = False,
-           secrets: Mapping[str, str] | None = None,
+           python: bool = False, secrets: Mapping[str, str] | None = None,
            secrets_used: set[str] | None = None) -> Any:
     """Render every string in `value` (recursing into lists and dict values;
     keys and non-strings are returned unchanged) with `context`.
@@ -249,6 +278,12 @@ def render(value: Any, context: Mapping[str, Any], *, field: str = "", shell: bo
     TemplateError. `| raw` opts out, for author-written text only. Values are
     rendered once: `{{ ... }}` inside a value stays literal text.
 
+    python=True is the same for Python scripts (python.Script's script, `.py`
+    inputFiles): the tokenize module finds where each expression lands; in code
+    the value becomes a Python literal of its own (5, 'Ada', [1, 2], None), in
+    a string literal it is escaped for that literal (quotes, backslashes,
+    newlines; braces doubled in f-strings), in a comment it stays on its line.
+
     Datetimes in the context print as Kestra prints them (2024-01-31T10:00:00.123Z):
     they are converted to KestraDateTime when a template reads them. The `date`
     filter works in UTC unless given timeZone (Kestra uses the server's zone).
@@ -261,14 +296,16 @@ def render(value: Any, context: Mapping[str, Any], *, field: str = "", shell: bo
     the template line.
     """
     if isinstance(value, str):
-        return render_string(value, context, field=field, shell=shell, secrets=secrets,
-                             secrets_used=secrets_used)
+        return render_string(value, context, field=field, shell=shell, python=python,
+                             secrets=secrets, secrets_used=secrets_used)
     if isinstance(value, list):
-        return [render(item, context, field=f"{field}[{i}]", shell=shell, secrets=secrets,
-                       secrets_used=secrets_used) for i, item in enumerate(value)]
+        return [render(item, context, field=f"{field}[{i}]", shell=shell, python=python,
+                       secrets=secrets, secrets_used=secrets_used)
+                for i, item in enumerate(value)]
     if isinstance(value, dict):
         return {key: render(item, context, field=f"{field}.{key}" if field else str(key),
-                            shell=shell, secrets=secrets, secrets_used=secrets_used)
+                            shell=shell, python=python, secrets=secrets,
+                            secrets_used=secrets_used)
                 for key, item in value.items()}
     return value
 
@@ -281,6 +318,7 @@ def mask_secrets(text: str, secrets_used: Iterable[str]) -> str:
         if not value:
             continue
         variants.update((value, quote(value, safe=""), quote(value), quote_plus(value)))
+        variants.add(literal(value)[1:-1])  # as written into a Python script
         for mode in shell_modes():
             try:
                 variants.add(quote_for(mode, value))

@@ -1,5 +1,7 @@
 """Load a YAML document into plain Python data while remembering where every
-value sits, so validation errors can name file:line:column."""
+value sits, so validation errors can name file:line:column. Every YAML read
+from a person goes through `compose_bounded`: size, depth and alias expansion
+are bounded before anything is built, so an alias bomb costs microseconds."""
 
 from __future__ import annotations
 
@@ -12,6 +14,20 @@ import yaml
 from harrier.common.errors import FlowValidationError, Problem
 
 Path = tuple[str | int, ...]
+
+# Limits on YAML from people (flows, YAML inputs). A real flow is far below all
+# three: the largest seed flow is 4 KiB, a few hundred values, depth 12.
+MAX_YAML_BYTES = 1024 * 1024
+MAX_YAML_VALUES = 100_000  # scalars, lists and mappings, counted after aliases expand
+MAX_YAML_DEPTH = 64
+
+
+class YamlLimitExceeded(ValueError):
+    """A YAML document over one of the limits; the message says which."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None):
+        super().__init__(message)
+        self.line, self.column = line, column
 
 
 @dataclass
@@ -62,15 +78,87 @@ _Loader.add_implicit_resolver(
     list("tTfF"))
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def check_limits(root: yaml.Node) -> None:
+    """Count the values `root` holds once aliases are expanded, and its depth,
+    visiting each node once (an alias is the same node object as its anchor),
+    so the cost follows the text's size, not the expansion's."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        mark = node.start_mark
+        if finished:
+            children = _children(node)
+            size[key] = 1 + sum(size[id(child)] for child in children)
+            depth[key] = 1 + max((depth[id(child)] for child in children), default=0)
+            open_nodes.discard(key)
+            if size[key] > MAX_YAML_VALUES:
+                raise YamlLimitExceeded(
+                    f"the document holds more than {MAX_YAML_VALUES:,} values once its "
+                    "aliases (*name) are expanded", mark.line + 1, mark.column + 1)
+            if depth[key] > MAX_YAML_DEPTH:
+                raise YamlLimitExceeded(
+                    f"values are nested more than {MAX_YAML_DEPTH} levels deep",
+                    mark.line + 1, mark.column + 1)
+            continue
+        if key in size:
+            continue
+        if key in open_nodes:
+            raise YamlLimitExceeded("an alias refers to a value that contains it",
+                                    mark.line + 1, mark.column + 1)
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node))
+
+
+def compose_bounded(text: str, loader: Any = _BaseLoader) -> yaml.Node | None:
+    """The node graph of `text`, or YamlLimitExceeded / yaml.YAMLError.
+    libyaml itself refuses nesting past 1,000 levels while parsing."""
+    if len(text) > MAX_YAML_BYTES or len(text.encode("utf-8")) > MAX_YAML_BYTES:
+        raise YamlLimitExceeded(f"the document is over {MAX_YAML_BYTES:,} bytes")
+    node = yaml.compose(text, Loader=loader)
+    if node is not None:
+        check_limits(node)
+    return node
+
+
+def load_data(text: str) -> Any:
+    """Plain data from YAML given as a value (a `type: YAML` input), within the limits."""
+    node = compose_bounded(text, _BaseLoader)
+    if node is None:
+        return None
+    return _BaseLoader("").construct_document(node)
+
+
 def load_yaml(text: str, source: str = "<string>") -> YamlDocument:
     """Parse `text`; raise FlowValidationError for syntax errors or duplicate keys."""
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = compose_bounded(text, _Loader)
+    except YamlLimitExceeded as exc:
+        raise FlowValidationError(
+            [Problem(source, exc.line, exc.column, "", f"YAML over the limits: {exc}")]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         column = mark.column + 1 if mark else None
         what = " ".join(str(x) for x in (exc.context, exc.problem) if x)
+        tab_line = _tab_indented_line(text, line)
+        if tab_line is not None:
+            line, column = tab_line, 1
+            what = ("the line is indented with a tab; YAML indentation must use spaces "
+                    "(replace the tabs with spaces)")
         raise FlowValidationError(
             [Problem(source, line, column, "", f"invalid YAML: {what}")]) from None
     except yaml.YAMLError as exc:
@@ -85,6 +173,20 @@ def load_yaml(text: str, source: str = "<string>") -> YamlDocument:
     if problems:
         raise FlowValidationError(problems)
     return document
+
+
+def _tab_indented_line(text: str, near: int | None) -> int | None:
+    """The line indented with a tab that made the parser fail: the failing line
+    or, as PyYAML often notices a line later, the one before it."""
+    if near is None:
+        return None
+    lines = text.splitlines()
+    for number in (near, near - 1):
+        if 0 < number <= len(lines):
+            indent = lines[number - 1][:len(lines[number - 1]) - len(lines[number - 1].lstrip())]
+            if "\t" in indent:
+                return number
+    return None
 
 
 def _build(node: yaml.Node, path: Path, document: YamlDocument,

@@ -10,11 +10,12 @@ from harrier.common.concurrency import release_slot
 from harrier.common.errors import HarrierError
 from harrier.common.execution import Execution, TaskRun
 from harrier.common.settings import Settings
-from harrier.common.state import State, transition
+from harrier.common.state import State, now, transition
 from harrier.common.store import ExecutionStore
 from harrier.common.task import FlowableTask, Task
 from harrier.worker.context import WAITING
 from harrier.worker.engine import Engine
+from harrier.worker.kill_watch import LEASE_SECONDS
 from harrier.worker.rerun import has_failed_tasks, rerun_failed
 from harrier.worker.runtime import Runtime
 
@@ -34,7 +35,8 @@ def kill_execution(store: ExecutionStore, execution_id: str, *, app: Celery | No
                    settings: Settings | None = None) -> Execution:
     """Ask every worker to stop the execution: running tasks see KILLING within
     a fraction of a second and end KILLED; tasks waiting to start or to be
-    retried end KILLED now; with nothing running, the execution ends at once."""
+    retried, and running ones whose worker is gone (no heartbeat), end KILLED
+    now; with nothing running, the execution ends at once."""
     state = store.execution_state(execution_id)
     if state.terminated:
         raise ExecutionConflict(f"execution {execution_id} already ended in {state}")
@@ -47,10 +49,13 @@ def kill_execution(store: ExecutionStore, execution_id: str, *, app: Celery | No
         task = _task_of(engine, run)
         if task is None or isinstance(task, FlowableTask):
             continue  # a flowable ends when its children have
-        if run.state.current in _WAITING or WAITING in run.outputs:
+        orphan = run.state.current == State.RUNNING and _silent(store, run)
+        if run.state.current in _WAITING or WAITING in run.outputs or orphan:
             if run.attempts and not run.attempts[-1].state.current.terminated:
                 transition(run.attempts[-1].state, State.KILLED,
                            what=f"attempt of {run.task_id}")
+                if orphan:
+                    run.attempts[-1].error = "worker lost while running this attempt"
             transition(run.state, State.KILLED, what=f"task {run.task_id}")
             engine.task_ended(task, run)
         elif run.state.current == State.RUNNING:
@@ -67,6 +72,12 @@ def kill_execution(store: ExecutionStore, execution_id: str, *, app: Celery | No
                          engine.runtime.flow)
     engine.flush()
     return store.get_execution(execution_id)
+
+
+def _silent(store: ExecutionStore, run: TaskRun) -> bool:
+    """A running attempt whose worker stopped beating: nobody will end it."""
+    beat = store.last_beat(run.execution_id, run.id)
+    return beat is None or (now() - beat).total_seconds() >= LEASE_SECONDS
 
 
 def _task_of(engine: Engine, run: TaskRun) -> Task | None:

@@ -1,11 +1,18 @@
 """Exactly-once cron firing across scheduler replicas: a replica may fire a
 tick only after winning its Redis claim (SET NX with an expiry), and records
-the latest fired tick per trigger so a restarted scheduler knows what it missed."""
+the latest fired tick per trigger so a restarted scheduler knows what it missed.
+A claim also records its fire as pending (the execution id it will create)
+until the execution is created and enqueued: if the claimant dies in between,
+another replica completes the fire, so a claimed tick is never lost."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
@@ -14,6 +21,7 @@ from harrier.common.lua import lua_script
 
 CLAIM_PREFIX = "harrier:tick:"
 LAST_FIRED_KEY = "harrier:triggers:last_fired"  # hash: trigger key -> epoch microseconds
+PENDING_KEY = "harrier:tick:pending"  # hash: claim key -> pending fire JSON
 # A claim only has to outlive the window in which another replica could still
 # try the same tick (clock skew, a slow loop, recovery racing the live loop);
 # after that, last_fired keeps recovery from replaying it.
@@ -22,6 +30,8 @@ DEFAULT_CLAIM_TTL_SECONDS = 24 * 3600
 
 # Monotonic max: never moves last_fired backwards, whatever order replicas report in.
 _RECORD_FIRED = lua_script("harrier.scheduler", "record_fired")
+_CLAIM_TICK = lua_script("harrier.scheduler", "claim_tick")
+_TAKE_PENDING = lua_script("harrier.scheduler", "take_pending_fire")
 
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
@@ -37,13 +47,39 @@ def claim_key(trigger_key: str, tick: datetime) -> str:
     return f"{CLAIM_PREFIX}{trigger_key}:{tick_iso(tick)}"
 
 
+@dataclass(frozen=True)
+class PendingFire:
+    """A claimed tick whose execution may not exist yet: what completing it needs."""
+
+    trigger_key: str
+    tick: datetime
+    execution_id: str
+    owner: str
+    claimed_at: float  # epoch seconds
+    details: dict[str, Any]  # why, record, inputs, labels: as fire_tick was called
+
+    def to_json(self) -> str:
+        return json.dumps({"trigger": self.trigger_key, "tick": tick_iso(self.tick),
+                           "executionId": self.execution_id, "owner": self.owner,
+                           "at": self.claimed_at, **self.details}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> PendingFire:
+        data = json.loads(raw)
+        tick = datetime.fromisoformat(data.pop("tick").replace("Z", "+00:00"))
+        return cls(data.pop("trigger"), tick, data.pop("executionId"), data.pop("owner"),
+                   float(data.pop("at")), data)
+
+
 def claim_tick(redis_client: redis.Redis, trigger_key: str, tick: datetime,
                ttl_seconds: int = DEFAULT_CLAIM_TTL_SECONDS, *,
-               owner: str = "1") -> bool:
+               owner: str = "1", pending: PendingFire | None = None) -> bool:
     """True for exactly one caller per (trigger_key, tick) within the TTL.
 
     `trigger_key` names the trigger, e.g. "namespace/flow_id/trigger_id";
     `owner` (e.g. a replica id) is stored as the value, for operators.
+    `pending`: recorded in the same step when the claim is won, until
+    fire_done(); another replica completes it if this one dies first.
     Raises StoreUnavailable if Redis cannot be reached: not firing is the
     safe answer, the tick will be recovered once Redis is back.
     """
@@ -51,9 +87,41 @@ def claim_tick(redis_client: redis.Redis, trigger_key: str, tick: datetime,
         raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
     key = claim_key(trigger_key, tick)
     try:
-        return bool(redis_client.set(key, owner, nx=True, ex=ttl_seconds))
+        return bool(redis_client.eval(_CLAIM_TICK, 2, key, PENDING_KEY, owner, ttl_seconds,
+                                      pending.to_json() if pending is not None else ""))
     except _REDIS_DOWN as exc:
         raise StoreUnavailable(f"cannot claim tick {key}: Redis unreachable ({exc})") from exc
+
+
+def fire_done(redis_client: redis.Redis, trigger_key: str, tick: datetime) -> None:
+    """The claimed tick's execution exists and was enqueued: nothing is pending."""
+    try:
+        redis_client.hdel(PENDING_KEY, claim_key(trigger_key, tick))
+    except _REDIS_DOWN as exc:
+        raise StoreUnavailable(f"cannot clear the pending fire of {trigger_key}: "
+                               f"Redis unreachable ({exc})") from exc
+
+
+def take_stale_pending_fires(redis_client: redis.Redis, older_than: float, owner: str
+                             ) -> list[PendingFire]:
+    """Pending fires claimed more than `older_than` seconds ago (their claimant
+    died, or could not reach Redis): each is taken by exactly one caller, which
+    must complete it (it becomes pending under `owner`, from now)."""
+    try:
+        entries = redis_client.hgetall(PENDING_KEY)
+        taken = []
+        moment = time.time()
+        for field, raw in entries.items():
+            fire = PendingFire.from_json(raw)
+            if moment - fire.claimed_at < older_than:
+                continue
+            mine = PendingFire(fire.trigger_key, fire.tick, fire.execution_id, owner, moment,
+                               fire.details)
+            if redis_client.eval(_TAKE_PENDING, 1, PENDING_KEY, field, raw, mine.to_json()):
+                taken.append(mine)
+        return taken
+    except _REDIS_DOWN as exc:
+        raise StoreUnavailable(f"cannot read pending fires: Redis unreachable ({exc})") from exc
 
 
 def claim_owner(redis_client: redis.Redis, trigger_key: str, tick: datetime) -> str | None:

@@ -1,11 +1,13 @@
 """The trigger loop every scheduler replica runs: a heap of next fire times
 kept in step with the flow catalog, due ticks fired through their Redis
-claims, missed ticks recovered per recoverMissedSchedules, backfills paced."""
+claims, missed ticks recovered per recoverMissedSchedules, backfills paced,
+fires of replicas that died between a claim and its execution completed."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from harrier.common.cron import CronSchedule, missed_ticks, previous_before
 from harrier.common.errors import StoreUnavailable
 from harrier.scheduler.backfill import BackfillCursor, backfill_cursor
-from harrier.scheduler.firing import FireContext, fire_tick, schedule_of
+from harrier.scheduler.firing import FireContext, complete_fire, fire_tick, schedule_of
 from harrier.scheduler.flow_catalog import (
     FlowCatalog,
     ScheduledTrigger,
@@ -23,13 +25,22 @@ from harrier.scheduler.flow_catalog import (
     trigger_key_text,
 )
 from harrier.scheduler.schedule_heap import ScheduleHeap
-from harrier.scheduler.tick_claim import last_fired_many, record_fired
-from harrier.scheduler.trigger_state import RedisTriggerStates, TriggerStates
+from harrier.scheduler.tick_claim import (
+    fire_done,
+    last_fired_many,
+    record_fired,
+    take_stale_pending_fires,
+)
+from harrier.scheduler.trigger_state import RedisTriggerStates, TriggerStates, stopped_after
 
 log = logging.getLogger("harrier.scheduler.triggers")
 
 Clock = Callable[[], datetime]
 DEFAULT_RECOVER_LIMIT = 1000
+# A fire still pending this long after its claim lost its claimant (creating an
+# execution takes milliseconds); checked every PENDING_CHECK_SECONDS.
+PENDING_GRACE_SECONDS = 15.0
+PENDING_CHECK_SECONDS = 5.0
 
 
 def utc_now() -> datetime:
@@ -57,7 +68,8 @@ class TriggerLoop:
     def __init__(self, catalog: FlowCatalog, context: FireContext, *,
                  clock: Clock = utc_now, recover_limit: int = DEFAULT_RECOVER_LIMIT,
                  max_sleep: float = 1.0, backfill_batch: int = 100,
-                 fire_threads: int = 4, states: TriggerStates | None = None) -> None:
+                 fire_threads: int = 4, states: TriggerStates | None = None,
+                 pending_grace: float = PENDING_GRACE_SECONDS) -> None:
         self.catalog = catalog
         self.context = context
         # Triggers disabled at run time (UI, API): their ticks pass without firing.
@@ -73,6 +85,9 @@ class TriggerLoop:
         self._to_recover: set[TriggerKey] = set()
         self._pending: deque[tuple[TriggerKey, datetime, str]] = deque()
         self._backfills: dict[TriggerKey, BackfillCursor] = {}
+        self._now = clock()
+        self.pending_grace = pending_grace
+        self._pending_checked = 0.0  # monotonic
         self._pool = ThreadPoolExecutor(max_workers=fire_threads,
                                         thread_name_prefix="harrier-fire") \
             if fire_threads > 1 else None
@@ -83,6 +98,7 @@ class TriggerLoop:
     # -- one iteration
     def step(self, now: datetime | None = None) -> list[Fired]:
         now = now or self.clock()
+        self._now = now
         self._sync(now)
         try:
             self._disabled = self.states.disabled_keys()
@@ -95,7 +111,11 @@ class TriggerLoop:
             work.append(self._pending.popleft())
         work.extend((key, tick, "tick") for key, tick in self.heap.pop_due(now))  # type: ignore[misc]
         work.extend(self._backfill_work(now))
-        return self._fire_all(work)
+        fired = self._fire_all(work)
+        if time.monotonic() - self._pending_checked >= PENDING_CHECK_SECONDS:
+            self._pending_checked = time.monotonic()
+            fired.extend(self._complete_pending())
+        return fired
 
     def next_wakeup(self) -> datetime | None:
         return self.heap.next_wakeup()
@@ -203,6 +223,31 @@ class TriggerLoop:
                 log.info("trigger %s: backfill done", trigger_key_text(key))
         return work
 
+    # -- fires whose claimant died between its claim and its execution
+    def _complete_pending(self) -> list[Fired]:
+        try:
+            fires = take_stale_pending_fires(self.context.redis, self.pending_grace,
+                                             self.context.replica)
+        except StoreUnavailable as exc:
+            log.warning("cannot check pending fires: %s", exc)
+            return []
+        done = []
+        by_text = {trigger_key_text(k): k for k in self._armed}
+        for fire in fires:
+            key = by_text.get(fire.trigger_key)
+            if key is None:
+                log.warning("tick %s of %s was claimed by a replica that died before creating "
+                            "its execution, and the trigger is gone: dropped",
+                            fire.tick.isoformat(), fire.trigger_key)
+                try:
+                    fire_done(self.context.redis, fire.trigger_key, fire.tick)
+                except StoreUnavailable as exc:
+                    log.warning("pending fire of %s not dropped: %s", fire.trigger_key, exc)
+                continue
+            execution_id = complete_fire(self.context, self._armed[key].entry, fire)
+            done.append(Fired(key, fire.tick, execution_id))
+        return done
+
     # -- firing
     def _fire_all(self, work: list[tuple[TriggerKey, datetime, str]]) -> list[Fired]:
         if self._pool is None or len(work) <= 1:
@@ -216,14 +261,24 @@ class TriggerLoop:
         armed = self._armed.get(key)
         if armed is None:
             return None  # removed meanwhile
-        backfill = armed.entry.trigger.backfill if why == "backfill" else None
-        if backfill is None and trigger_key_text(key) in self._disabled:
-            # Passed, not missed: enabling the trigger again does not replay it.
-            try:
-                record_fired(self.context.redis, trigger_key_text(key), tick)
-            except StoreUnavailable as exc:
-                log.warning("could not record skipped tick of %s: %s", trigger_key_text(key),
-                            exc)
+        trigger = armed.entry.trigger
+        backfill = trigger.backfill if why == "backfill" else None
+        text = trigger_key_text(key)
+        try:
+            if backfill is None and (text in self._disabled or stopped_after(
+                    self.states, self.context.store, text, trigger)):
+                # Passed, not missed: enabling the trigger again does not replay it.
+                record_fired(self.context.redis, text, tick)
+                return None
+            late = self._now - tick
+            if backfill is None and trigger.late_maximum_delay is not None and \
+                    late > trigger.late_maximum_delay:
+                log.warning("trigger %s: tick %s skipped, %s late (lateMaximumDelay %s)",
+                            text, tick.isoformat(), late, trigger.late_maximum_delay)
+                record_fired(self.context.redis, text, tick)
+                return None
+        except StoreUnavailable as exc:
+            log.warning("could not record skipped tick of %s: %s", text, exc)
             return None
         try:
             execution_id = fire_tick(
@@ -235,6 +290,12 @@ class TriggerLoop:
                         tick.isoformat(), trigger_key_text(key), exc)
             self._to_recover.add(key)
             return None
+        if execution_id is not None and trigger.stop_after:
+            try:
+                self.states.set_last_execution(text, execution_id)
+            except StoreUnavailable as exc:
+                log.warning("trigger %s: stopAfter cannot follow execution %s: %s", text,
+                            execution_id, exc)
         return Fired(key, tick, execution_id)
 
 

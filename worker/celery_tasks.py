@@ -29,13 +29,15 @@ _OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True,
 @app.task(bind=True, name=RUN_TASK, max_retries=None, **_OPTIONS)
 def run_task(self: CeleryTask, execution_id: str, task_id: str, flow: list[Any],
              parent: str | None = None, value: str | None = None,
+             iteration: int | None = None, values: list[str] | None = None,
              watching: bool = False) -> str:
     delivery = self.request.delivery_info or {}
     if not watching:
         recorder().task_started(delivery.get("routing_key") or "default",
                                 queued_seconds(self.request))
     outcome = execute_task(current(), execution_id, task_id, FlowRef(*flow), parent=parent,
-                           value=value, worker_id=self.request.hostname, watching=watching,
+                           value=value, iteration=iteration, values=tuple(values or ()),
+                           worker_id=self.request.hostname, watching=watching,
                            redelivered=bool(delivery.get("redelivered")))
     if outcome.superseded:
         raise Ignore()  # the delivery that ran the task went on from there

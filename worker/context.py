@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harrier.common.execution import Execution, TaskRun
+from harrier.common.execution import WAITING, Execution, TaskRun
 from harrier.common.flow import Flow
 from harrier.common.settings import Settings
 from harrier.common.state import State
 from harrier.common.store import ExecutionStore
 from harrier.worker.runners.base import TaskRunner
 
-WAITING = "_waiting"  # the key a waiting run keeps in its outputs, with the reason
+__all__ = ["WAITING", "TaskContext", "Waiting"]
 
 
 @dataclass
@@ -44,7 +44,7 @@ class TaskContext:
     workdir_path: Path
     attempt: int  # 1-based number of this attempt
     variables: dict[str, Any]  # the template context
-    render_value: Callable[..., Any]  # render_value(value, field=..., shell=...)
+    render_value: Callable[..., Any]  # render_value(value, field=..., shell=..., python=...)
     log: Callable[[str, str], None]  # log(level, message)
     runner: Callable[[Any], TaskRunner]  # runner(task) -> the task runner to use
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -55,6 +55,9 @@ class TaskContext:
     # Hides the values of the secrets this attempt rendered (in a URL it
     # reports, an output it keeps); logs and errors are masked already.
     mask: Callable[[str], str] = lambda text: text
+    # Set by a task that succeeded with a warning (e.g. stderr with
+    # warningOnStdErr): its run ends WARNING instead of SUCCESS.
+    warning: str | None = None
 
     workdir_created: bool = False
 
@@ -65,5 +68,8 @@ class TaskContext:
             self.workdir_created = True
         return self.workdir_path
 
-    def render(self, value: Any, field: str, *, shell: bool = False) -> Any:
-        return self.render_value(value, field=field, shell=shell)
+    def render(self, value: Any, field: str, *, shell: bool = False,
+               python: bool = False) -> Any:
+        """Render `value`; shell=True / python=True escape each printed value for
+        the shell or Python context it lands in (see common.templating.render)."""
+        return self.render_value(value, field=field, shell=shell, python=python)

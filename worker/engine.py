@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -31,24 +32,57 @@ from harrier.common.dispatch import (
     start_messages,
 )
 from harrier.common.durations import format_duration
-from harrier.common.errors import HarrierError, TemplateError
+from harrier.common.errors import HarrierError, InputError, TemplateError
 from harrier.common.execution import Attempt, Execution, LogEntry, TaskRun, new_id
 from harrier.common.flow import Flow
+from harrier.common.inputs import InputSpec, coerce_inputs, to_json_value
 from harrier.common.metrics import recorder
 from harrier.common.retry import RetryPolicy
 from harrier.common.state import State, StateRecord, now, transition
 from harrier.common.store import BlockProgress, BlockRef
-from harrier.common.task import FlowableTask, FlowControl, Task
+from harrier.common.task import PHASE_BLOCKS, FlowableTask, FlowControl, Task
 from harrier.common.templating import render
+from harrier.common.truth import is_true
 from harrier.worker.context import WAITING
 from harrier.worker.runtime import Runtime
-from harrier.worker.tasks.conditions import is_true
 from harrier.worker.template_context import StoredOutputs, build_context
 
 log = logging.getLogger(__name__)
 
 _STOPPING = (State.KILLING, State.KILLED, State.CANCELLED)
 _NOT_STARTED = (State.CREATED, State.QUEUED, State.RESTARTED)
+# The block run counting a loop's iterations (its items are iterations, not tasks).
+EACH = "#each"
+# A flowable with errors or finally tasks keeps the state its own blocks ended in here.
+MAIN = "#main"
+# A loop starting many iterations at once sends their messages in batches of this many.
+_FLUSH_EVERY = 500
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a run sits among loops: its loop value and iteration (a loop's
+    direct children only, as in Kestra) and the values of every loop around
+    it, outermost first, which its nested children inherit."""
+
+    value: str | None = None
+    iteration: int | None = None
+    path: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, run: TaskRun) -> Scope:
+        """The scope `run` and its siblings share."""
+        return cls(run.value, run.iteration, run.value_path)
+
+    @classmethod
+    def under(cls, run: TaskRun) -> Scope:
+        """The scope of the children of a flowable's run (not iterations)."""
+        return cls(None, None, run.value_path)
+
+    @property
+    def instance(self) -> str:
+        """The block run the scope's tasks belong to: one per loop iteration."""
+        return "" if self.iteration is None else str(self.iteration)
 
 
 class Engine:
@@ -85,9 +119,10 @@ class Engine:
         task is a flowable, or that has no task to run)."""
         self._do(lambda: self._run_block(None, "", "tasks", 1))
 
-    def start_task(self, task_id: str, parent_run_id: str) -> None:
+    def start_task(self, task_id: str, parent_run_id: str, scope: Scope | None = None) -> None:
         """Start one task of the flow (a flowable whose run a restart removed)."""
-        self._do(lambda: self._start_task(self.index.task(task_id), parent_run_id))
+        self._do(lambda: self._start_task(self.index.task(task_id), parent_run_id,
+                                          scope or Scope()))
 
     def finish(self) -> None:
         """Go on from the end of the flow's `tasks` (restart of a failed finally)."""
@@ -96,10 +131,12 @@ class Engine:
         self._do(lambda: self._flow_block_ended("tasks", state))
 
 
-    def send_task(self, task: Task, parent_run_id: str, value: str | None = None) -> None:
+    def send_task(self, task: Task, parent_run_id: str, scope: Scope | None = None) -> None:
         """Send a plain task's message (a rerun of a failed one)."""
+        scope = scope or Scope()
         self._messages.append(run_task_message(self.flow_ref, self.execution.id, task,
-                                               parent_run_id or None, value))
+                                               parent_run_id or None, scope.value,
+                                               scope.iteration, scope.path))
 
     def complete_task(self, run_id: str, state: State, outputs: dict[str, Any] | None = None,
                       error: str | None = None) -> bool:
@@ -154,32 +191,67 @@ class Engine:
     def _refresh_state(self) -> None:
         self.execution.state.current = self.store.execution_state(self.execution.id)
 
-    def _block_ref(self, owner_run_id: str, block: str) -> BlockRef:
-        return BlockRef(self.execution.id, owner_run_id, block)
+    def _block_ref(self, owner_run_id: str, block: str, instance: str = "") -> BlockRef:
+        return BlockRef(self.execution.id, owner_run_id, block, instance)
 
     # -- blocks
     def _run_block(self, owner: FlowableTask | None, owner_run_id: str, block: str,
-                   window: int) -> None:
+                   window: int, scope: Scope | None = None) -> None:
+        scope = scope or Scope()
         tasks = self.index.block(owner.id if owner else None, block)
         if not tasks:
             self._todo.append(lambda: self._block_ended(owner, owner_run_id, block,
-                                                        State.SUCCESS))
+                                                        State.SUCCESS, scope.instance))
             return
-        progress = self.store.start_block(self._block_ref(owner_run_id, block), len(tasks),
-                                          window)
+        progress = self.store.start_block(
+            self._block_ref(owner_run_id, block, scope.instance), len(tasks), window)
         for index in progress.claimed:
-            self._start_task(tasks[index], owner_run_id)
+            self._start_task(tasks[index], owner_run_id, scope)
 
-    def _start_task(self, task: Task, parent_run_id: str) -> None:
+    def _start_task(self, task: Task, parent_run_id: str, scope: Scope) -> None:
         if isinstance(task, FlowableTask):
-            self._todo.append(lambda: self._start_flowable(task, parent_run_id))
+            self._todo.append(lambda: self._start_flowable(task, parent_run_id, scope))
         else:
             self._messages.append(run_task_message(self.flow_ref, self.execution.id, task,
-                                                   parent_run_id or None))
+                                                   parent_run_id or None, scope.value,
+                                                   scope.iteration, scope.path))
+
+    # -- loops: one run of a block per value, `window` iterations at a time
+    def _run_each(self, owner: FlowableTask, run: TaskRun, block: str, values: list[str],
+                  window: int) -> None:
+        if not values:
+            self._todo.append(lambda: self._each_ended(owner, run.id, block, State.SUCCESS))
+            return
+        self.store.put_loop_values(self.execution.id, run.id, values)
+        progress = self.store.start_block(self._block_ref(run.id, EACH), len(values), window)
+        for count, index in enumerate(progress.claimed, 1):
+            self._start_iteration(owner, run, block, index, values[index])
+            if count % _FLUSH_EVERY == 0:
+                self.flush()  # a long list: messages in batches, not all held at once
+
+    def _start_iteration(self, owner: FlowableTask, run: TaskRun, block: str, index: int,
+                         value: str) -> None:
+        scope = Scope(value, index, (*run.value_path, value))
+        self._run_block(owner, run.id, block, owner.iteration_window(), scope)
+
+    def _iteration_ended(self, owner: FlowableTask, run: TaskRun, block: str, index: int,
+                         state: State) -> None:
+        progress = self.store.end_block_item(self._block_ref(run.id, EACH), f"{run.id}#{index}",
+                                             state, may_continue=not self.stopping)
+        if progress is None:
+            return  # counted already (a replay)
+        for claimed in progress.claimed:
+            value = self.store.loop_value(self.execution.id, run.id, claimed)
+            self._start_iteration(owner, run, block, claimed, value)
+        if progress.done:
+            self._todo.append(lambda: self._each_ended(owner, run.id, block, progress.state))
+
+    def _each_ended(self, owner: FlowableTask, run_id: str, block: str, state: State) -> None:
+        self._block_ended(owner, run_id, block, state)
 
     def _node_ended(self, task: Task, run: TaskRun) -> None:
         node = self.index.node(task.id)
-        ref = self._block_ref(run.parent_task_run_id or "", node.block)
+        ref = self._block_ref(run.parent_task_run_id or "", node.block, Scope.of(run).instance)
         progress = self.store.end_task_run(
             run, ref, may_continue=not self.stopping,
             finish=node.owner is None and node.block == "tasks" and self._plain)
@@ -189,21 +261,23 @@ class Engine:
             self.execution.state.current = progress.finished  # ended in the same step
             self._ended(progress.finished)
             return
-        self._after(task, run.parent_task_run_id or "", progress)
+        self._after(task, run, progress)
 
-    def _after(self, task: Task, parent_run_id: str, progress: BlockProgress) -> None:
+    def _after(self, task: Task, run: TaskRun, progress: BlockProgress) -> None:
         node = self.index.node(task.id)
+        parent_run_id = run.parent_task_run_id or ""
+        scope = Scope.of(run)
         siblings = self.index.block(node.owner, node.block)
         for index in progress.claimed:
-            self._start_task(siblings[index], parent_run_id)
+            self._start_task(siblings[index], parent_run_id, scope)
         if progress.done:
             owner = self.index.task(node.owner) if node.owner else None
             assert owner is None or isinstance(owner, FlowableTask)
             self._todo.append(lambda: self._block_ended(owner, parent_run_id, node.block,
-                                                        progress.state))
+                                                        progress.state, scope.instance))
 
     def _block_ended(self, owner: FlowableTask | None, owner_run_id: str, block: str,
-                     state: State) -> None:
+                     state: State, instance: str = "") -> None:
         if owner is None:
             self._flow_block_ended(block, state)
             return
@@ -211,22 +285,64 @@ class Engine:
         if run.state.current.terminated:
             return
         control = _Control(self, owner, run)
+        if instance:
+            self._iteration_ended(owner, run, block, int(instance), state)
+            return
         if self.stopping:
             control.end(State.KILLED if state == State.SUCCESS else state)
+            return
+        if block in PHASE_BLOCKS:
+            self._phase_ended(owner, run, block, state)
             return
         try:
             owner.block_ended(control, block, state)
         except (TemplateError, HarrierError) as exc:
             control.fail(str(exc))
 
+    # -- a flowable's own `errors` and `finally` tasks
+    def _end_flowable(self, task: FlowableTask, run: TaskRun, state: State,
+                      error: str | None) -> None:
+        """What the flowable's blocks came to: run its errors tasks after a
+        failure, then its finally tasks, then end it."""
+        if run.state.current.terminated:
+            return
+        if not self.stopping and state.terminated and (task.errors or task.finally_) and \
+                self.store.block_progress(self._block_ref(run.id, MAIN)) is None:
+            # Kept for after errors/finally (they may run in another worker).
+            self.store.set_block_progress(self._block_ref(run.id, MAIN), BlockProgress(
+                total=1, next=1, ended=1, stopped=False, counts={state.value: 1}))
+            if state == State.FAILED and task.errors:
+                self._run_block(task, run.id, "errors", 1, Scope.under(run))
+                return
+            if task.finally_:
+                self._run_block(task, run.id, "finally", 1, Scope.under(run))
+                return
+        self._close_flowable(task, run, state, error)
+
+    def _phase_ended(self, task: FlowableTask, run: TaskRun, block: str, state: State) -> None:
+        main = self.store.block_progress(self._block_ref(run.id, MAIN))
+        main_state = main.state if main is not None else State.FAILED
+        if block == "errors" and task.finally_ and not self.stopping:
+            self._run_block(task, run.id, "finally", 1, Scope.under(run))
+            return
+        # Kestra: the errors tasks do not save the flowable (it stays FAILED);
+        # a failed finally task fails it.
+        final = main_state
+        if block == "finally" and state in (State.FAILED, State.KILLED):
+            final = State.FAILED
+        elif block == "finally" and state == State.WARNING and final == State.SUCCESS:
+            final = State.WARNING
+        self._close_flowable(task, run, final, run.error)
+
     # -- flowables
-    def _start_flowable(self, task: FlowableTask, parent_run_id: str) -> None:
+    def _start_flowable(self, task: FlowableTask, parent_run_id: str, scope: Scope) -> None:
         state = StateRecord.start(State.CREATED)
         transition(state, State.RUNNING, what=f"task {task.id}")
         run, created, head = self.store.begin_task_run(self.execution.id, TaskRun(
             id=new_id(), execution_id=self.execution.id, namespace=self.execution.namespace,
             flow_id=self.execution.flow_id, task_id=task.id, task_path=task.id,
-            parent_task_run_id=parent_run_id or None, state=state))
+            parent_task_run_id=parent_run_id or None, value=scope.value,
+            iteration=scope.iteration, value_path=scope.path, state=state))
         self.execution.state.current = head.state.current
         if not created:
             return  # started before (a replay): its blocks are under way
@@ -242,8 +358,8 @@ class Engine:
         except (TemplateError, HarrierError) as exc:
             control.fail(str(exc))
 
-    def _end_flowable(self, task: FlowableTask, run: TaskRun, state: State,
-                      error: str | None) -> None:
+    def _close_flowable(self, task: FlowableTask, run: TaskRun, state: State,
+                        error: str | None) -> None:
         if run.state.current.terminated:
             return
         if state == State.FAILED and task.retry is not None and not self.stopping and \
@@ -251,6 +367,8 @@ class Engine:
             return
         if state == State.FAILED and task.allow_failure:
             state = State.WARNING  # its owner goes on, as after a task with allowFailure
+        if state == State.WARNING and task.allow_warning:
+            state = State.SUCCESS
         transition(run.state, state, what=f"task {task.id}")
         run.error = error
         self._node_ended(task, run)
@@ -319,6 +437,7 @@ class Engine:
             labels=dict(self.execution.labels), trigger=self.execution.trigger,
             attempt_number=attempts_made + 1,
             original_id=self.execution.original_id or self.execution.id,
+            secret_inputs=list(self.execution.secret_inputs),
             state=StateRecord.start(State.CREATED))
         # The next attempt exists before this one ends, so whoever sees this
         # execution RETRIED finds it.
@@ -418,38 +537,45 @@ class Engine:
         outputs: dict[str, Any] = {}
         for output in self.flow.outputs:
             try:
-                outputs[output.id] = render(output.value, context, field=f"outputs.{output.id}",
-                                            secrets=self.runtime.settings.secrets)
-            except TemplateError as exc:
+                value = render(output.value, context, field=f"outputs.{output.id}",
+                               secrets=self.runtime.settings.secrets)
+                typed = coerce_inputs([InputSpec(id=output.id, type=output.type)],
+                                      {output.id: value})
+                outputs[output.id] = to_json_value(typed[output.id])
+            except (TemplateError, InputError) as exc:
+                message = str(exc).replace("input ", "output ", 1)
                 self.store.append_log(LogEntry(self.execution.id, None, None, "ERROR",
-                                               str(exc)))
-                return outputs, str(exc)
+                                               message))
+                return outputs, message
         return outputs, None
 
     # -- replay after a crash
     def _replay(self, task: Task, run: TaskRun) -> None:
         node = self.index.node(task.id)
         parent = run.parent_task_run_id or ""
-        progress = self.store.block_progress(self._block_ref(parent, node.block))
+        progress = self.store.block_progress(self._block_ref(parent, node.block,
+                                                             Scope.of(run).instance))
         if progress is None:
             return
         # The block's tasks that were started but have no run yet may never have
         # been sent: send them (again). A copy that finds its run started stands by.
         siblings = self.index.block(node.owner, node.block)
+        scope = Scope.of(run)
         for index in range(progress.next):
             sibling = siblings[index]
-            if self.store.find_task_run(self.execution.id, sibling.id) is None:
-                self._start_task(sibling, parent)
+            if self.store.find_task_run(self.execution.id, sibling.id, scope.path) is None:
+                self._start_task(sibling, parent, scope)
         if progress.done:
             owner = self.index.task(node.owner) if node.owner else None
             assert owner is None or isinstance(owner, FlowableTask)
             self._todo.append(lambda: self._block_ended(owner, parent, node.block,
-                                                        progress.state))
+                                                        progress.state, scope.instance))
 
     # -- templates
     def context(self, task: Task | None = None, run: TaskRun | None = None) -> dict[str, Any]:
         return build_context(self.flow, self.execution, task, run,
-                             outputs=StoredOutputs(self.store, self.execution.id))
+                             outputs=StoredOutputs(self.store, self.execution.id,
+                                                   self.flow.index))
 
 
 class _Control(FlowControl):
@@ -466,11 +592,22 @@ class _Control(FlowControl):
                       secrets=self._engine.runtime.settings.secrets)
 
     def run_block(self, block: str, *, window: int = 1) -> None:
-        self._engine._run_block(self._task, self._run.id, block, window)
+        self._engine._run_block(self._task, self._run.id, block, window, Scope.under(self._run))
+
+    def run_each(self, block: str, values: list[str], *, window: int = 1) -> None:
+        self._engine._run_each(self._task, self._run, block, values, window)
 
     def set_outputs(self, outputs: dict[str, Any]) -> None:
         self._run.outputs.update(outputs)
         self._engine.store.save_task_run(self._run)
+
+    def start_counter(self, name: str, total: int) -> None:
+        self._engine.store.start_block(self._engine._block_ref(self._run.id, name), total, 0)
+
+    def count(self, name: str, marker: str, state: State) -> BlockProgress | None:
+        return self._engine.store.end_block_item(
+            self._engine._block_ref(self._run.id, name), f"{self._run.id}#{name}#{marker}",
+            state, may_continue=False)
 
     def end(self, state: State, error: str | None = None) -> None:
         self._engine._end_flowable(self._task, self._run, state, error)

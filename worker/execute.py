@@ -20,15 +20,16 @@ from harrier.common.metrics import recorder
 from harrier.common.state import State, StateRecord, now, transition
 from harrier.common.task import Task
 from harrier.common.templating import mask_secrets, render
+from harrier.common.truth import is_true
 from harrier.worker.context import WAITING, TaskContext, Waiting
 from harrier.worker.engine import Engine
 from harrier.worker.kill_watch import LEASE_SECONDS
 from harrier.worker.runners.registry import runner_for
 from harrier.worker.runtime import Runtime
-from harrier.worker.tasks.conditions import is_true
-from harrier.worker.workdirs import remove_later
+from harrier.worker.workdirs import attempt_dir, remove_later
 
 log = logging.getLogger(__name__)
+_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 
 _STOPPED = (State.KILLING, State.KILLED, State.CANCELLED)
 
@@ -48,6 +49,7 @@ class Outcome:
 
 def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: FlowRef, *,
                  parent: str | None = None, value: str | None = None,
+                 iteration: int | None = None, values: tuple[str, ...] = (),
                  worker_id: str | None = None, watching: bool = False,
                  redelivered: bool = False) -> Outcome:
     store = runtime.store
@@ -61,7 +63,8 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
     run, created, execution = store.begin_task_run(execution_id, TaskRun(
         id=new_id(), execution_id=execution_id, namespace=flow_ref.namespace,
         flow_id=flow_ref.flow_id, task_id=task.id, task_path=task.id,
-        parent_task_run_id=parent, value=value, state=state,
+        parent_task_run_id=parent, value=value, iteration=iteration, value_path=values,
+        state=state,
         attempts=[attempt] if attempt is not None else []))
     engine = Engine(runtime, execution, flow)
     if execution.state.current.terminated:
@@ -96,10 +99,12 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         transition(lost.state, State.FAILED, what=f"attempt of {task_id}")
         lost.error = "worker lost while running this attempt"
     context = engine.context(task, run)
-    secrets_used: set[str] = set()
+    # SECRET inputs are masked in logs like secret() values, however they got there.
+    secrets_used: set[str] = set(execution.secret_values())
 
-    def render_value(value: Any, field: str = "", shell: bool = False) -> Any:
-        return render(value, context, field=f"{task_id}.{field}", shell=shell,
+    def render_value(value: Any, field: str = "", shell: bool = False,
+                     python: bool = False) -> Any:
+        return render(value, context, field=f"{task_id}.{field}", shell=shell, python=python,
                       secrets=runtime.settings.secrets, secrets_used=secrets_used)
 
     run_if_error: TemplateError | None = None
@@ -121,7 +126,11 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         store.save_task_run(run)  # a RUNNING save also records the first heartbeat
     context["taskrun"]["attemptsCount"] = len(run.attempts) - 1
 
+    least = _LEVELS.index(task.log_level) if task.log_level else 0
+
     def write_log(level: str, message: str) -> None:
+        if level in _LEVELS and _LEVELS.index(level) < least:
+            return  # below the task's logLevel: dropped, as in Kestra
         store.append_log(LogEntry(execution_id, run.id, task_id, level,
                                   mask_secrets(message, secrets_used),
                                   attempt=len(run.attempts)))
@@ -130,8 +139,7 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         run.outputs["_checkpoint"] = {**run.outputs.get("_checkpoint", {}), **data}
         store.save_task_run(run)
 
-    # One flat directory per attempt: one mkdir, not four, on a hot path.
-    workdir = runtime.settings.work_root / f"{execution_id}-{run.id}-{len(run.attempts)}"
+    workdir = attempt_dir(runtime.settings.work_root, execution_id, run.id, len(run.attempts))
     ctx = TaskContext(
         execution=execution, task_run=run, flow=flow, settings=runtime.settings, store=store,
         workdir_path=workdir, attempt=len(run.attempts), variables=context,
@@ -162,7 +170,8 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         return _wait(engine, run, outputs)
     run.outputs = {**{k: v for k, v in run.outputs.items() if k == "_checkpoint"},
                    **(outputs or {})}
-    warn = task.retry is not None and task.retry.warning_on_retry and len(run.attempts) > 1
+    warn = ctx.warning is not None or (
+        task.retry is not None and task.retry.warning_on_retry and len(run.attempts) > 1)
     return _end(engine, task, run, State.WARNING if warn else State.SUCCESS, None)
 
 
@@ -227,6 +236,8 @@ def _wait(engine: Engine, run: TaskRun, waiting: Waiting) -> Outcome:
 def _end(engine: Engine, task: Task, run: TaskRun, state: State, error: str | None,
          attempt_state: State | None = None) -> Outcome:
     """The run's terminal state, then what follows (engine), then its messages."""
+    if state == State.WARNING and task.allow_warning:
+        state = State.SUCCESS
     if run.attempts and not run.attempts[-1].state.current.terminated:
         attempt = run.attempts[-1]
         transition(attempt.state, attempt_state or state, what=f"attempt of {run.task_id}")

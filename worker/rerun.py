@@ -10,8 +10,8 @@ from harrier.common.execution import TaskRun
 from harrier.common.flow_index import ROOT_BLOCKS, FlowIndex
 from harrier.common.state import State, transition
 from harrier.common.store import BlockProgress, BlockRef, ExecutionStore
-from harrier.common.task import FlowableTask, Task
-from harrier.worker.engine import Engine
+from harrier.common.task import PHASE_BLOCKS, FlowableTask, Task
+from harrier.worker.engine import EACH, MAIN, Engine, Scope
 
 # What a rerun runs again: ended badly, or never ended (a kill stopped it).
 _REDO = (State.FAILED, State.KILLED, State.RETRYING, State.RUNNING, State.CREATED,
@@ -58,25 +58,39 @@ def rerun_failed(engine: Engine, under: TaskRun | None) -> bool:
             reopened[parent] = owner
             parent = owner.parent_task_run_id
     forget += [run.id for run in restart]
+    # A reopened flowable's own errors and finally tasks run again as its new
+    # outcome requires: forget their runs and what the flowable had come to.
+    flowables = [run for run in reopened.values()
+                 if isinstance(index.task(run.task_id), FlowableTask)]
+    if under is not None:
+        flowables.append(under)
+    phase_runs = _phase_runs(index, runs, {run.id for run in flowables})
+    forget += sorted(phase_runs)
+    for run in flowables:
+        for block in (MAIN, *PHASE_BLOCKS):
+            store.set_block_progress(BlockRef(execution_id, run.id, block), None)
     store.reset_task_runs(execution_id, forget)
     for run in reopened.values():
         store.save_task_run(run)  # not ended any more: they will end again
 
     touched = {((run.parent_task_run_id or ""), index.node(run.task_id).owner,
-                index.node(run.task_id).block)
+                index.node(run.task_id).block, Scope.of(run).instance)
                for run in [*reopened.values(), *(runs[i] for i in forget)]
-               if run.task_id not in phase_ids}
-    for owner_run_id, owner_id, block in touched:
+               if run.task_id not in phase_ids and run.id not in phase_runs}
+    for owner_run_id, owner_id, block, instance in touched:
         _recount(store, execution_id, owner_run_id, index.block(owner_id, block), block,
-                 runs, set(forget))
+                 runs, set(forget), instance)
+    for owner_run_id in {owner_run_id for owner_run_id, _, _, instance in touched
+                         if instance}:
+        _recount_iterations(store, execution_id, owner_run_id)
     if under is None:
         for block in ROOT_BLOCKS[1:]:
             store.set_block_progress(BlockRef(execution_id, "", block), None)
 
     for run in redo:
-        engine.send_task(index.task(run.task_id), run.parent_task_run_id or "", run.value)
+        engine.send_task(index.task(run.task_id), run.parent_task_run_id or "", Scope.of(run))
     for run in restart:
-        engine.start_task(run.task_id, run.parent_task_run_id or "")
+        engine.start_task(run.task_id, run.parent_task_run_id or "", Scope.of(run))
     if under is None and not redo and not restart:
         engine.finish()  # only errors or finally tasks had failed: run them again
     return True
@@ -120,19 +134,57 @@ def _descendants(runs: dict[str, TaskRun], root_id: str) -> set[str]:
     return found
 
 
+def _phase_runs(index: FlowIndex, runs: dict[str, TaskRun], owners: set[str]) -> set[str]:
+    """The runs of the errors and finally tasks of these flowable runs, and
+    everything under them."""
+    roots = [run.id for run in runs.values() if run.parent_task_run_id in owners
+             and _known(index, run.task_id) and index.node(run.task_id).block in PHASE_BLOCKS]
+    found = set(roots)
+    for root in roots:
+        found |= _descendants(runs, root)
+    return found
+
+
+def _recount_iterations(store: ExecutionStore, execution_id: str, loop_run_id: str) -> None:
+    """A loop's count of iterations from its iterations' block runs: the ones
+    reopened count as running again (their end will be counted anew)."""
+    each = BlockRef(execution_id, loop_run_id, EACH)
+    progress = store.block_progress(each)
+    if progress is None:
+        return
+    counts: dict[str, int] = {}
+    ended = 0
+    reopened: list[str] = []
+    for iteration in range(progress.next):
+        block = store.block_progress(BlockRef(execution_id, loop_run_id, "tasks",
+                                              str(iteration)))
+        if block is not None and block.done:
+            ended += 1
+            counts[block.state.value] = counts.get(block.state.value, 0) + 1
+        else:
+            reopened.append(f"{loop_run_id}#{iteration}")
+    store.reset_task_runs(execution_id, reopened)  # their end markers
+    store.set_block_progress(each, BlockProgress(
+        total=progress.total, next=progress.next, ended=ended,
+        stopped=bool(counts.get(State.FAILED.value) or counts.get(State.KILLED.value)),
+        counts=counts))
+
+
 def _recount(store: ExecutionStore, execution_id: str, owner_run_id: str, tasks: list[Task],
-             block: str, runs: dict[str, TaskRun], forgotten: set[str]) -> None:
+             block: str, runs: dict[str, TaskRun], forgotten: set[str],
+             instance: str = "") -> None:
     """The block's progress from its runs: started as far as its furthest run
     (a forgotten one included: it starts again by itself), ended as they say."""
     position = {task.id: i for i, task in enumerate(tasks)}
     mine = [run for run in runs.values() if (run.parent_task_run_id or "") == owner_run_id
-            and run.task_id in position]
+            and run.task_id in position and Scope.of(run).instance == instance]
     ended = [run for run in mine if run.state.current.terminated and run.id not in forgotten]
     counts: dict[str, int] = {}
     for run in ended:
         counts[run.state.current.value] = counts.get(run.state.current.value, 0) + 1
     started = max((position[run.task_id] for run in mine), default=-1) + 1
-    store.set_block_progress(BlockRef(execution_id, owner_run_id, block), BlockProgress(
+    store.set_block_progress(BlockRef(execution_id, owner_run_id, block, instance),
+                             BlockProgress(
         total=len(tasks), next=started, ended=len(ended),
         stopped=any(run.state.current in (State.FAILED, State.KILLED) for run in ended),
         counts=counts))

@@ -6,31 +6,85 @@ task costs the same in a flow of ten tasks as in a flow of ten thousand."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from harrier.common.execution import Execution, TaskRun
 from harrier.common.flow import Flow
+from harrier.common.flow_index import FlowIndex
 from harrier.common.inputs import coerce_inputs
 from harrier.common.state import State
 from harrier.common.store import ExecutionStore
-from harrier.common.task import Task
+from harrier.common.task import FlowableTask, Task
 from harrier.common.templating import KestraDateTime, LazyMapping
 
 _DONE = (State.SUCCESS, State.WARNING, State.FAILED)
 
 
 def outputs_of(task_runs: list[TaskRun]) -> dict[str, Any]:
-    """Kestra's `outputs` from task runs: by task id, and by value inside a loop."""
+    """Kestra's `outputs` from task runs: by task id, and inside loops by the
+    value of each loop, outermost first (`outputs.child[outer][inner]`)."""
     outputs: dict[str, Any] = {}
     for run in task_runs:
         if run.state.current in _DONE or run.outputs:
-            if run.value is None:
+            if not run.value_path:
                 outputs[run.task_id] = run.outputs
-            else:
-                outputs.setdefault(run.task_id, {})[run.value] = run.outputs
+                continue
+            level = outputs.setdefault(run.task_id, {})
+            for value in run.value_path[:-1]:
+                level = level.setdefault(value, {})
+            level[run.value_path[-1]] = run.outputs
     return outputs
+
+
+class _LoopOutputs(LazyMapping):
+    """The outputs of a task inside loops, by loop value, read one value at a time."""
+
+    def __init__(self, store: ExecutionStore, execution_id: str, task_id: str, depth: int,
+                 values: tuple[str, ...] = ()) -> None:
+        self._store = store
+        self._execution_id = execution_id
+        self._task_id = task_id
+        self._depth = depth
+        self._values = values
+        self._path = "outputs." + task_id + "".join(f"[{v!r}]" for v in values)
+        self._everything: dict[str, Any] | None = None
+
+    def __getitem__(self, value: object) -> Any:
+        values = (*self._values, loop_value_text(value))
+        if len(values) < self._depth:
+            return _LoopOutputs(self._store, self._execution_id, self._task_id, self._depth,
+                                values)
+        run = self._store.find_task_run(self._execution_id, self._task_id, values)
+        if run is None or not (run.state.current in _DONE or run.outputs):
+            raise KeyError(value)
+        return run.outputs
+
+    def _all(self) -> dict[str, Any]:
+        # Iterating (rare: `outputs.child | length`) reads the execution's runs once.
+        if self._everything is None:
+            found: Any = outputs_of(self._store.task_runs(self._execution_id)).get(
+                self._task_id, {})
+            for value in self._values:
+                found = found.get(value, {})
+            self._everything = found
+        return self._everything
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+def loop_value_text(value: object) -> str:
+    """A loop value as Kestra keeps it: strings as they are, anything else as
+    compact JSON (`1`, `{"key":"v"}`)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 class StoredOutputs(LazyMapping):
@@ -38,9 +92,11 @@ class StoredOutputs(LazyMapping):
 
     _path = "outputs"
 
-    def __init__(self, store: ExecutionStore, execution_id: str) -> None:
+    def __init__(self, store: ExecutionStore, execution_id: str,
+                 index: FlowIndex | None = None) -> None:
         self._store = store
         self._execution_id = execution_id
+        self._index = index
         self._found: dict[str, Any] = {}
         self._everything: dict[str, Any] | None = None
 
@@ -49,11 +105,23 @@ class StoredOutputs(LazyMapping):
             return self._found[task_id]
         if self._everything is not None:
             return self._everything[task_id]
+        depth = self._loop_depth(task_id)
+        if depth:
+            self._found[task_id] = _LoopOutputs(self._store, self._execution_id, task_id, depth)
+            return self._found[task_id]
         run = self._store.find_task_run(self._execution_id, task_id)
         if run is None or not (run.state.current in _DONE or run.outputs):
             raise KeyError(task_id)
         self._found[task_id] = run.outputs
         return run.outputs
+
+    def _loop_depth(self, task_id: str) -> int:
+        if self._index is None:
+            return 0
+        try:
+            return self._index.loop_depth(task_id)
+        except KeyError:
+            return 0  # not a task of this flow (a disabled one): no outputs
 
     def __contains__(self, task_id: object) -> bool:
         try:
@@ -81,7 +149,7 @@ def build_context(flow: Flow, execution: Execution, task: Task | None = None,
                   outputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """`outputs`: the outputs of earlier tasks (StoredOutputs); by default taken
     from the task runs the execution carries."""
-    start = KestraDateTime.of(execution.start_date)
+    start = _millis(execution.start_date)
     context: dict[str, Any] = {
         "flow": {"id": flow.id, "namespace": flow.namespace,
                  "revision": execution.flow_revision, "description": flow.description},
@@ -100,12 +168,46 @@ def build_context(flow: Flow, execution: Execution, task: Task | None = None,
         started = task_run.state.start_date
         context["taskrun"] = {
             "id": task_run.id,
-            "startDate": KestraDateTime.of(started) if started else start,
+            "startDate": _millis(started) if started else start,
             # Kestra counts attempts made before this one: 0 on the first attempt.
             "attemptsCount": max(0, len(task_run.attempts) - 1),
             "value": task_run.value,
+            "iteration": task_run.iteration,
+            "parentId": task_run.parent_task_run_id,
         }
+        if task is not None and task_run.parent_task_run_id:
+            parents = _parents(flow, task, task_run)
+            if parents:
+                context["parent"] = parents[0]
+                context["parents"] = parents
     return context
+
+
+def _millis(value: datetime) -> KestraDateTime:
+    # Kestra keeps state dates to the millisecond (2026-12-01T13:27:00.945Z),
+    # as our JSON does; templates must print the same instant.
+    return KestraDateTime.of(value.replace(microsecond=value.microsecond // 1000 * 1000))
+
+
+def _parents(flow: Flow, task: Task, run: TaskRun) -> list[dict[str, Any]]:
+    """Kestra's `parents` (closest first; `parent` is the first): the runs of
+    the flowables holding the task. A loop's direct child has the loop's value,
+    found in the run's value path, so no store read is needed."""
+    try:
+        chain = flow.index.ancestors(task.id)
+    except KeyError:
+        return []
+    found: list[dict[str, Any]] = []
+    loops_above = 0
+    owner_is_loop = False
+    for ancestor in chain:
+        value = run.value_path[loops_above - 1] if owner_is_loop else None
+        found.append({"taskrun": {"value": value}})
+        owner_is_loop = isinstance(ancestor, FlowableTask) and ancestor.is_loop
+        loops_above += owner_is_loop
+    found.reverse()
+    found[0]["taskrun"]["id"] = run.parent_task_run_id
+    return found
 
 
 def _typed_inputs(flow: Flow, execution: Execution) -> dict[str, Any]:

@@ -2,17 +2,19 @@
 -- from CREATED, QUEUED or RESTARTED to RUNNING, gets or creates the task's run
 -- (one per task and loop value, whoever asks first) and returns it with the
 -- execution's head. Creates nothing in an execution that has ended.
--- KEYS = the execution's keys (_EXECUTION_KEYS order, history last);
+-- KEYS = the execution's keys (_EXECUTION_KEYS order, history last), then the
+-- index of live attempts (a sorted set scored by last heartbeat);
 -- ARGV = run key, run id, run JSON, heartbeat ('' when the run is not created
--- RUNNING), the RUNNING history entry.
+-- RUNNING), the RUNNING history entry, the run's member in the live index ('' for
+-- a run with no process: a flowable).
 -- Returns {run JSON or '', created 0/1, state, doc, error or ''}, or false.
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return false end
 if state == 'CREATED' or state == 'QUEUED' or state == 'RESTARTED' then
   redis.call('HSET', KEYS[1], 'state', 'RUNNING')
   reindex_state(KEYS[1], state, 'RUNNING')  -- search index by state (state_index.lua)
-  redis.call('RPUSH', KEYS[#KEYS], ARGV[5])
-  for i = 1, #KEYS do redis.call('PERSIST', KEYS[i]) end
+  redis.call('RPUSH', KEYS[8], ARGV[5])
+  for i = 1, 8 do redis.call('PERSIST', KEYS[i]) end
   state = 'RUNNING'
 end
 local head = redis.call('HMGET', KEYS[1], 'doc', 'error')
@@ -25,7 +27,10 @@ if existing then
 elseif not terminal[state] then
   redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-  if ARGV[4] ~= '' then redis.call('HSET', KEYS[5], ARGV[2], ARGV[4]) end
+  if ARGV[4] ~= '' then
+    redis.call('HSET', KEYS[5], ARGV[2], ARGV[4])
+    if ARGV[6] ~= '' then redis.call('ZADD', KEYS[9], ARGV[4], ARGV[6]) end
+  end
   run = ARGV[3]
   created = 1
 end

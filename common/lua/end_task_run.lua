@@ -4,15 +4,20 @@
 -- With finish, ending the last task of a plain flow's `tasks` well also ends
 -- the execution (one round trip less per execution).
 -- KEYS = the execution's keys (_EXECUTION_KEYS order: hash, runs, runkeys,
--- logs, beats, blocks, ended, history) then its `done` list;
--- ARGV = run id, run JSON, state, block key, may_continue ('1' or '0'),
--- finish ('1' or '0'), the history entry's timestamp, retention seconds.
+-- logs, beats, blocks, ended, history), its `done` list, the index of live
+-- attempts; ARGV = run id (or a loop iteration's marker), run JSON ('' for a
+-- marker), state, block key, may_continue ('1' or '0'), finish ('1' or '0'),
+-- the history entry's timestamp, retention seconds, the run's member in the
+-- live index ('' for a marker).
 -- Returns false when the run had already ended, else the block's progress:
 -- {total, next, ended, stopped, claimed (-1: none), count per state...,
 -- the execution's final state or ''}.
 if redis.call('HSETNX', KEYS[7], ARGV[1], ARGV[3]) == 0 then return false end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HDEL', KEYS[5], ARGV[1])
+if ARGV[2] ~= '' then  -- '' : not a task run but a loop's iteration (end_block_item)
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('HDEL', KEYS[5], ARGV[1])
+  redis.call('ZREM', KEYS[10], ARGV[9])
+end
 local b = ARGV[4] .. '\31'
 local ended = redis.call('HINCRBY', KEYS[6], b .. 'ended', 1)
 redis.call('HINCRBY', KEYS[6], b .. ARGV[3], 1)

@@ -9,6 +9,7 @@ import uvicorn
 from harrier.common.celery_app import configure_app
 from harrier.common.errors import HarrierError
 from harrier.common.settings import Settings
+from harrier.scheduler.api.auth import check_exposure
 from harrier.scheduler.ui import create_web_app
 
 
@@ -28,6 +29,7 @@ def api_command(host: str | None, port: int | None) -> None:
         settings = Settings.from_env()
         host = host or settings.api_host
         port = port or settings.api_port
+        check_exposure(settings, host, port)
         if settings.embedded:
             # lazy: each mode imports only what it runs (the worker, or the Redis client)
             from harrier.worker.embedded import EmbeddedRuntime

@@ -79,7 +79,8 @@ def show_command(execution_id: str, as_json: bool) -> None:
         return
     click.echo(summary(execution))
     if execution.inputs:
-        click.echo("inputs: " + ", ".join(f"{k}={v}" for k, v in execution.inputs.items()))
+        click.echo("inputs: " + ", ".join(f"{k}={v}"
+                                          for k, v in execution.shown_inputs().items()))
     if execution.labels:
         click.echo("labels: " + ", ".join(f"{k}:{v}" for k, v in execution.labels.items()))
 

@@ -132,14 +132,17 @@ def run_flow(settings: Settings, flow: Flow, given: dict[str, Any], labels: dict
                         | {"default"})
         with EmbeddedRuntime(settings, queues=queues) as runtime:
             execution = create_execution(runtime.store, flow, given, labels=labels,
-                                         trigger={"type": "cli"})
+                                         trigger={"type": "cli"}, deploy=False)
             start_execution(runtime.app, flow, execution, store=runtime.store)
             return follow(runtime.store, execution.id, live=live, timeout=timeout)
     from harrier.common.redis_store import RedisStore  # lazy: see above
 
     store = RedisStore.from_settings(settings)
     app = configure_app(settings)
-    execution = create_execution(store, flow, given, labels=labels, trigger={"type": "cli"})
+    # A one-off run: the file's source stays with the execution; the stored flow
+    # (what the scheduler runs and arms) is not replaced.
+    execution = create_execution(store, flow, given, labels=labels, trigger={"type": "cli"},
+                                 deploy=False)
     start_execution(app, flow, execution, store=store)
     return follow(store, execution.id, live=live, timeout=timeout)
 

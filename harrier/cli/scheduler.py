@@ -26,9 +26,11 @@ from harrier.common.flow import Flow, parse_flow
 from harrier.common.redis_store import RedisStore
 from harrier.common.settings import Settings
 from harrier.common.triggers import ScheduleTrigger
+from harrier.scheduler.api.auth import check_exposure
 from harrier.scheduler.backfill import BackfillError, backfill_ticks, pick_trigger
 from harrier.scheduler.firing import FireContext, fire_tick, schedule_of
 from harrier.scheduler.flow_catalog import FlowCatalog, ScheduledTrigger
+from harrier.scheduler.task_rescue import TaskRescue
 from harrier.scheduler.triggers import TriggerLoop
 from harrier.scheduler.ui import create_web_app
 
@@ -43,7 +45,8 @@ def _configure_logging(settings: Settings) -> None:
 def _fire_context(settings: Settings) -> FireContext:
     store = RedisStore.from_settings(settings)
     app = configure_app(settings)
-    return FireContext(store, app, store.redis, replica=f"{socket.gethostname()}:{os.getpid()}")
+    return FireContext(store, app, store.redis, replica=f"{socket.gethostname()}:{os.getpid()}",
+                       secrets=settings.secrets)
 
 
 def _load_api(settings: Settings, context: FireContext) -> Any:
@@ -62,7 +65,11 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
 
     settings = _distributed_settings()
     _configure_logging(settings)
+    host = host or settings.api_host
+    port = port or settings.api_port
     try:
+        if not no_api:
+            check_exposure(settings, host, port)
         context = _fire_context(settings)
         context.store.ping()
     except HarrierError as exc:
@@ -86,9 +93,13 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
                 server.should_exit = True
 
     thread = threading.Thread(target=run_loop, name="harrier-trigger-loop")
+    # Next to the cron ticks: task runs whose worker died are sent again.
+    rescue = TaskRescue(RedisStore.from_settings(settings), context.app, settings)
+    rescuer = threading.Thread(target=rescue.run, args=(stop,), name="harrier-task-rescue",
+                               daemon=True)
     log.info("scheduler %s: flows from %s, %d schedule(s)%s", context.replica,
              settings.flows_dir, len(catalog.schedules()),
-             "" if no_api else f", API on {host or settings.api_host}:{port or settings.api_port}")
+             "" if no_api else f", API on {host}:{port}")
     if api is None:
         def on_signal(signum: int, frame: FrameType | None) -> None:
             log.info("signal %d: stopping", signum)
@@ -97,14 +108,15 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         thread.start()
+        rescuer.start()
         while not stop.wait(0.5):
             pass
     else:
-        config = uvicorn.Config(api, host=host or settings.api_host,
-                                port=port or settings.api_port,
+        config = uvicorn.Config(api, host=host, port=port,
                                 log_level=settings.log_level.lower(), lifespan="on")
         server = uvicorn.Server(config)
         thread.start()
+        rescuer.start()
         server.run()  # handles SIGTERM and SIGINT itself, in the main thread
         stop.set()
     thread.join(30)

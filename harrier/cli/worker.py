@@ -9,7 +9,12 @@ import sys
 from pathlib import Path
 
 import click
-from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from harrier.cli.output import print_json
 from harrier.common.celery_app import broker_problem, configure_app
@@ -22,10 +27,11 @@ from harrier.common.metrics import (
 )
 from harrier.common.redis_store import RedisStore
 from harrier.common.settings import Settings
+from harrier.worker.kill_watch import LEASE_SECONDS
+from harrier.worker.parent_watch import die_with_parent
 from harrier.worker.presence import PresenceBeat
 from harrier.worker.runtime import Runtime, install
-
-STORE_PATIENCE_SECONDS = 120
+from harrier.worker.workdirs import remove_crashed
 
 
 def _distributed_settings() -> Settings:
@@ -61,7 +67,7 @@ def worker_command(concurrency: int | None, pool: str, queues: str | None,
     settings = _distributed_settings()
     metrics_dir = _serve_metrics(metrics_port, metrics_host) if metrics_port else None
     # Patient: a task that ends while Redis restarts waits to record its result.
-    store = RedisStore.from_settings(settings, patience=STORE_PATIENCE_SECONDS)
+    store = RedisStore.from_settings(settings, patience=settings.store_patience)
     app = configure_app(settings)
     install(Runtime(settings, store, app))
     queue_list = [q.strip() for q in queues.split(",")] if queues else list(
@@ -71,8 +77,13 @@ def worker_command(concurrency: int | None, pool: str, queues: str | None,
                    "(Parallel joins, If/Switch, finishing) need at least one worker that does",
                    err=True)
     _remove_docker_orphans(settings)
+    _remove_crashed_workdirs(settings, store)
 
     presence: list[PresenceBeat] = []
+
+    @worker_process_init.connect(weak=False)
+    def tie_to_parent(sender: object = None, **_: object) -> None:
+        die_with_parent()  # a prefork pool process, and its tasks, die with the worker
 
     @worker_ready.connect(weak=False)
     def announce(sender: object = None, **_: object) -> None:
@@ -116,6 +127,19 @@ def _serve_metrics(port: int, host: str) -> tuple[Path, bool]:
         raise click.ClickException(f"--metrics-port {port}: cannot listen: {exc}") from None
     click.echo(f"metrics on http://{host}:{port}/metrics", err=True)
     return directory
+
+
+def _remove_crashed_workdirs(settings: Settings, store: RedisStore) -> None:
+    """Working directories of attempts a previous worker on this host crashed in."""
+    try:
+        removed = remove_crashed(settings.work_root, store, lease=LEASE_SECONDS)
+    except HarrierError as exc:
+        click.echo(f"note: could not check for working directories of crashed attempts: "
+                   f"{exc}", err=True)
+        return
+    if removed:
+        click.echo(f"removed {len(removed)} working director{'y' if len(removed) == 1 else 'ies'}"
+                   " of crashed attempts", err=True)
 
 
 def _remove_docker_orphans(settings: Settings) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 from celery import Celery
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from harrier.common.celery_app import broker_problem
 from harrier.common.errors import StoreUnavailable
@@ -25,6 +26,7 @@ from harrier.scheduler.api import (
     routes_webhook,
 )
 from harrier.scheduler.api.auth import auth_required, check_auth_settings, require_auth
+from harrier.scheduler.api.body import BodyLimit
 from harrier.scheduler.api.context import ApiContext, Ctx
 from harrier.scheduler.api.errors import install_error_handlers
 from harrier.scheduler.trigger_state import trigger_states_for
@@ -46,9 +48,11 @@ def create_api(settings: Settings, store: ExecutionStore, celery_app: Celery) ->
     api = FastAPI(
         title="Harrier", version=_version(),
         description="Kestra-compatible API: flows, executions, logs and webhooks.",
-        openapi_url="/api/v1/openapi.json", docs_url="/docs", redoc_url=None)
+        # The document and /docs are served below, behind the API's credentials.
+        openapi_url=None, docs_url=None, redoc_url=None)
     api.state.harrier = ApiContext(settings, store, celery_app, trigger_states_for(store))
     install_error_handlers(api)
+    api.add_middleware(BodyLimit, limit=settings.api_max_body)
     # The webhook router comes first: its 4-segment paths must win over
     # /executions/{namespace}/{flowId}-style routes.
     routers = (routes_webhook.router, routes_executions.router, routes_logs.router,
@@ -60,9 +64,28 @@ def create_api(settings: Settings, store: ExecutionStore, celery_app: Celery) ->
     enable_metrics()
     api.include_router(routes_metrics.router)
     api.add_middleware(routes_metrics.WebhookMetrics)
+    _install_docs(api)
     api.add_api_route("/healthz", _health, methods=["GET"], tags=["health"],
                       summary="UP when the store and the broker answer, 503 otherwise")
     return api
+
+
+OPENAPI_URL = "/api/v1/openapi.json"
+
+
+def _install_docs(api: FastAPI) -> None:
+    """The OpenAPI document and Swagger UI, with the same credentials as the API
+    (a browser asked for basic credentials on /docs sends them for the document)."""
+
+    def openapi_document() -> JSONResponse:
+        return JSONResponse(api.openapi())
+
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{api.title} - API")
+
+    for path, endpoint in ((OPENAPI_URL, openapi_document), ("/docs", swagger_ui)):
+        api.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False,
+                          dependencies=[Depends(require_auth)])
 
 
 def _health(ctx: Ctx) -> JSONResponse:
@@ -96,5 +119,6 @@ def configs(ctx: Ctx) -> dict[str, Any]:
         "isTaskRunEnabled": False,
         "isAnonymousUsageEnabled": False,
         "isUiAnonymousUsageEnabled": False,
-        "webhookMaxBody": ctx.settings.webhook_max_body,
+        "webhookMaxBody": min(ctx.settings.webhook_max_body, ctx.settings.api_max_body),
+        "maxBody": ctx.settings.api_max_body,
     }

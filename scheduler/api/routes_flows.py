@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from harrier.common.errors import FlowNotFound, FlowValidationError
 from harrier.common.flow import Flow, parse_flow
-from harrier.common.yaml_source import load_yaml
+from harrier.common.yaml_source import MAX_YAML_BYTES, load_yaml
 from harrier.scheduler.api.auth import require_auth
 from harrier.scheduler.api.body import decode_text, read_limited
 from harrier.scheduler.api.context import ApiContext, Ctx
@@ -20,7 +20,7 @@ from harrier.scheduler.api.flow_json import flow_json
 
 router = APIRouter(prefix="/flows", tags=["flows"], dependencies=[Depends(require_auth)])
 
-MAX_FLOW_BYTES = 4 * 1024 * 1024
+MAX_FLOW_BYTES = MAX_YAML_BYTES
 _SOURCE = "<request body>"
 _YAML_BODY = {"requestBody": {"required": True, "content": {
     "application/x-yaml": {"schema": {"type": "string"}}}}}

@@ -86,7 +86,8 @@ def fire_context(ctx: ApiContext) -> FireContext:
         raise ApiError(409, "backfills need the Redis store (set HARRIER_BROKER_URL): tick "
                        "claims keep them exactly-once")
     return FireContext(ctx.store, ctx.celery_app, client,
-                       replica=f"api:{socket.gethostname()}:{os.getpid()}")
+                       replica=f"api:{socket.gethostname()}:{os.getpid()}",
+                       secrets=ctx.settings.secrets)
 
 
 def _update(ctx: ApiContext, body: TriggerUpdate) -> dict[str, Any]:

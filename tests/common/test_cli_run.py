@@ -70,3 +70,14 @@ def test_validate_names_file_line_and_field(tmp_path):
         in result.stdout
     as_json = json.loads(harrier("validate", "--json", str(tmp_path)).stdout)
     assert [r["valid"] for r in as_json] == [False, True]
+
+
+def test_run_json_and_logs_mask_secret_inputs(tmp_path):
+    flow = tmp_path / "secret.yaml"
+    flow.write_text("id: s\nnamespace: t\ninputs:\n  - {id: token, type: SECRET}\ntasks:\n"
+                    "  - {id: say, type: io.kestra.plugin.core.log.Log, "
+                    "message: 'token {{ inputs.token }}'}\n")
+    result = harrier("run", str(flow), "--input", "token=tok-98765", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "tok-98765" not in result.stdout + result.stderr
+    assert json.loads(result.stdout)["inputs"] == {"token": "******"}

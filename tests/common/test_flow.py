@@ -224,3 +224,135 @@ tasks:
       {% for x in [1, 2] %}{{ x }}{% endfor %} {{ now() | dateAdd(-1, 'DAYS') | date('yyyy') }}
       {{ trigger.body ?? 'none' }} {{ secret('TOKEN') | length }} {{ taskrun.attemptsCount }}
 """)
+
+
+def _flow_with_tasks(count: int) -> str:
+    tasks = "".join(f"      - id: t{i}\n        type: io.kestra.plugin.core.log.Log\n"
+                    f"        message: hi\n" for i in range(count - 1))
+    return ("id: big\nnamespace: limits\ntasks:\n  - id: group\n"
+            "    type: io.kestra.plugin.core.flow.Sequential\n    tasks:\n" + tasks)
+
+
+def test_a_flow_over_the_task_limit_is_refused_with_the_count_and_the_limit() -> None:
+    from harrier.common.flow import MAX_FLOW_TASKS
+
+    assert len(list(parse_flow(_flow_with_tasks(MAX_FLOW_TASKS)).all_tasks())) == MAX_FLOW_TASKS
+    with pytest.raises(FlowValidationError) as raised:
+        parse_flow(_flow_with_tasks(MAX_FLOW_TASKS + 1), "flows/big.yaml")
+    message = str(raised.value)
+    assert message.startswith("flows/big.yaml:3:1: tasks:")
+    assert f"{MAX_FLOW_TASKS + 1:,} tasks" in message and f"limit is {MAX_FLOW_TASKS:,}" in message
+def test_a_tab_indented_file_is_told_so():
+    [message] = problems("id: a\nnamespace: n\ntasks:\n"
+                         "\t- id: x\n\t  type: io.kestra.plugin.core.log.Log\n")
+    assert message.startswith("flows/bad.yaml:4:1:")
+    assert "indented with a tab" in message
+
+
+def test_a_rejected_child_does_not_also_empty_its_parent():
+    found = problems("""id: a
+namespace: n
+tasks:
+  - id: branch
+    type: io.kestra.plugin.core.flow.If
+    condition: "true"
+    then:
+      - {id: t, type: io.kestra.plugin.core.log.Logg, message: hi}
+""")
+    assert len(found) == 1, found
+    assert "tasks[0].then[0].type" in found[0]
+
+
+def test_bad_cron_and_bad_timezone_are_both_reported():
+    found = problems("""id: a
+namespace: n
+tasks: [{id: t, type: io.kestra.plugin.core.log.Log, message: hi}]
+triggers:
+  - id: s
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "61 * * * *"
+    timezone: Mars/Olympus
+""")
+    assert len(found) == 2, found
+    assert any("triggers[0].cron" in p and "'61 * * * *'" in p for p in found)
+    assert any("triggers[0].timezone" in p and "Mars/Olympus" in p for p in found)
+
+
+def test_unknown_task_type_and_output_task_suggest_the_nearest():
+    [message] = problems("""id: a
+namespace: n
+tasks:
+  - {id: t, type: io.kestra.plugin.core.log.Logg, message: hi}
+""")
+    assert "did you mean 'io.kestra.plugin.core.log.Log'?" in message
+    [message] = problems("""id: a
+namespace: n
+tasks:
+  - {id: extract, type: io.kestra.plugin.core.log.Log, message: hi}
+  - {id: t, type: io.kestra.plugin.core.log.Log, message: "{{ outputs.extrct.value }}"}
+""")
+    assert "did you mean 'extract'?" in message
+
+
+def test_the_static_check_never_rejects_what_kestra_would_run():
+    flow = parse_flow("""id: a
+namespace: n
+inputs:
+  - {id: nested.string, type: STRING, defaults: x}
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.debug.Return
+    format: >-
+      {{ outputs.not_existing ?? '' }}{{ (outputs.gone ?? 'x') }}{{ true ? 1 : nowhere }}
+      {% if outputs.maybe ?? false %}{{ outputs.maybe.value }}{% endif %}
+      {{ inputs.nested.string }}{{ outputs.later | default('none') }}
+""")
+    assert flow.tasks[0].id == "t"
+    # What is certainly wrong is still reported.
+    broken = flow.source.replace("{{ (outputs", "{{ outputs.x }}{{ (outputs")
+    assert "names no task" in problems(broken)[0]
+
+
+def test_a_dag_limit_other_than_zero_is_refused():
+    text = """id: a
+namespace: n
+tasks:
+  - id: graph
+    type: io.kestra.plugin.core.flow.Dag
+    concurrent: {n}
+    tasks:
+      - task: {{id: t, type: io.kestra.plugin.core.log.Log, message: hi}}
+"""
+    assert parse_flow(text.format(n=0)).tasks[0].id == "graph"
+    [message] = problems(text.format(n=2))
+    assert "only 0 (no limit) is supported on a Dag" in message
+
+
+def test_explicit_nulls_count_as_absent_also_in_nested_properties():
+    flow = parse_flow("""id: a
+namespace: n
+description: null
+concurrency: {limit: 2, behavior: null}
+retry: {type: constant, interval: PT1S, maxAttempts: 2, maxDuration: null}
+variables: {kept: null}
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.flow.Switch
+    value: x
+    defaults: null
+    cases: {x: [{id: l, type: io.kestra.plugin.core.log.Log, message: hi, workerGroup: null}]}
+triggers:
+  - id: s
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "@daily"
+    timezone: null
+    inputs: {who: null}
+    conditions:
+      - type: io.kestra.plugin.core.condition.Not
+        conditions: [{type: io.kestra.plugin.core.condition.Weekend, date: null}]
+""")
+    assert flow.concurrency is not None and flow.concurrency.behavior == "QUEUE"
+    assert flow.retry is not None and flow.retry.max_duration is None
+    assert flow.variables == {"kept": None}  # a free-form map: null is a value there
+    trigger = flow.triggers[0]
+    assert trigger.timezone == "UTC" and trigger.inputs == {"who": None}

@@ -458,3 +458,20 @@ def test_namespaces_and_set_still_work() -> None:
     template = ("{% set ns = namespace(total=0) %}{% for n in inputs.xs %}"
                 "{% set ns.total = ns.total + n %}{% endfor %}{{ ns.total }}")
     assert render(template, {"inputs": {"xs": [1, 2, 3]}}) == "6"
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab(),[]{}:'\" ~+|%")), max_size=30))
+def test_templates_without_pebble_operators_are_not_rewritten(text: str) -> None:
+    from harrier.common.pebble import translate_pebble
+
+    for source in (f"{{{{ {text} }}}}", f"{{% if {text} %}}x{{% endif %}}"):
+        assert translate_pebble(source) == source
+
+
+def test_pebble_operators_inside_parentheses_and_tags() -> None:
+    ctx = {"inputs": {"a": "A"}}
+    assert render("{{ ((inputs.nope ?? 'x') ~ (true ? 'y' : nope)) }}", ctx) == "xy"
+    assert render("{{ ['p', inputs.nope ?? 'q'] | join(',') }}", ctx) == "p,q"
+    assert render("{% if inputs.a equals 'A' %}eq{% endif %}", ctx) == "eq"
+    assert render("{% for x in (inputs.nope ?? ['m', 'n']) %}{{ x }}{% endfor %}", ctx) == "mn"
+    assert render("{{ 'a equals b ? c' }}", ctx) == "a equals b ? c"  # strings untouched

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -16,16 +17,32 @@ SERVICES = {"redis", "scheduler", "worker", "ilum-core", "spark-worker", "promet
             "grafana"}
 MONITORING = {"prometheus", "grafana"}  # only with `--profile monitoring`
 HARRIER_SERVICES = ("scheduler", "worker")
-VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+VARIABLE = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
+# What an operator must set: compose refuses to start without it.
+REQUIRED = {"HARRIER_API_PASSWORD": "a-password"}
 
 
-def interpolate(text: str) -> str:
-    """Compose's `${VAR:-default}` with nothing set in the environment; `$$` is a `$`."""
-    return VARIABLE.sub(lambda m: m.group(2) or "", text).replace("$$", "$")
+class MissingVariable(ValueError):
+    pass
 
 
-def compose() -> dict[str, Any]:
-    return yaml.safe_load(interpolate(COMPOSE.read_text()))
+def interpolate(text: str, environ: dict[str, str]) -> str:
+    """Compose's `${VAR:-default}` and `${VAR:?error}` over `environ`; `$$` is a `$`."""
+
+    def value(match: re.Match[str]) -> str:
+        name, kind, rest = match.groups()
+        if environ.get(name):
+            return environ[name]
+        if kind == "?":
+            raise MissingVariable(f"{name}: {rest}")
+        return rest or ""
+
+    return VARIABLE.sub(value, text).replace("$$", "$")
+
+
+def compose(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    return yaml.safe_load(interpolate(COMPOSE.read_text(), REQUIRED if environ is None
+                                      else environ))
 
 
 def seconds(duration: str) -> int:
@@ -86,6 +103,18 @@ def test_scheduler_serves_the_api_on_8080_with_a_healthz_check(services) -> None
     assert "/healthz" in " ".join(scheduler["healthcheck"]["test"])
 
 
+def test_the_api_password_is_required_and_reaches_only_the_scheduler(services) -> None:
+    with pytest.raises(MissingVariable, match="HARRIER_API_PASSWORD"):
+        compose({})
+    env = services["scheduler"]["environment"]
+    assert env["HARRIER_API_USERNAME"] == "admin"
+    assert env["HARRIER_API_PASSWORD"] == REQUIRED["HARRIER_API_PASSWORD"]
+    assert env["HARRIER_API_HOST"] == "0.0.0.0"
+    assert "HARRIER_API_AUTH" not in env
+    assert not any(name.startswith("HARRIER_API_") for name in services["worker"]["environment"])
+    assert str(env["HARRIER_API_MAX_BODY"]) == "1048576"
+
+
 def test_worker_scales_and_shuts_down_warm(services) -> None:
     worker = services["worker"]
     assert worker["command"] == ["worker", "--metrics-port", "9808"]
@@ -131,14 +160,21 @@ def test_docker_compose_accepts_the_file() -> None:
     binary = shutil.which("docker-compose")
     if binary is None:
         missing_tool("docker-compose not installed (apt-get install -y docker-compose)")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HARRIER_")}
+    refused = subprocess.run(
+        [binary, "-f", str(COMPOSE), "config", "-q"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False, env=environ,
+    )
+    assert refused.returncode != 0 and "HARRIER_API_PASSWORD" in refused.stderr
+    environ.update(REQUIRED)
     result = subprocess.run(
         [binary, "-f", str(COMPOSE), "config", "-q"],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False, env=environ,
     )
     assert result.returncode == 0, result.stderr
     listed = subprocess.run(
         [binary, "-f", str(COMPOSE), "config", "--services"],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=True, env=environ,
     )
     assert set(listed.stdout.split()) == SERVICES
 

@@ -231,3 +231,26 @@ def test_skeleton_heuristic_keeps_structure() -> None:
     assert env[0] == {"name": "X", "value": "__action__"}
     assert list(env[1]) == ["__action_1__"]
     assert list(doc["spec"]["containers"][0]["resources"]) == ["__action_2__"]
+
+
+def test_the_api_always_gets_credentials_with_a_generated_password_by_default(
+        default_values) -> None:
+    """An install without auth values must not serve an open API: the Secret
+    always holds a username and a password, generated when none is given and
+    kept across upgrades (read back with `lookup`)."""
+    assert default_values["auth"]["password"] == ""
+    secret = (CHART / "templates" / "secret.yaml").read_text()
+    assert 'HARRIER_API_USERNAME: {{ .Values.auth.username | default "admin"' in secret
+    assert 'HARRIER_API_PASSWORD: {{ include "harrier.apiPassword" .' in secret
+    assert "with .Values.auth.password" not in secret  # never left out
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    body = helpers[helpers.index('define "harrier.apiPassword"'):]
+    body = body[:body.index("{{- end -}}\n{{- end -}}")]
+    assert "randAlphaNum 32" in body
+    assert 'lookup "v1" "Secret"' in body and "HARRIER_API_PASSWORD" in body
+    assert ".Values.auth.password" in body
+    scheduler = (CHART / "templates" / "scheduler-deployment.yaml").read_text()
+    assert 'include "harrier.envFrom"' in scheduler
+    assert "HARRIER_API_AUTH" not in scheduler
+    notes = (CHART / "templates" / "NOTES.txt").read_text()
+    assert "HARRIER_API_PASSWORD" in notes

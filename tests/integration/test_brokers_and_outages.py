@@ -79,3 +79,47 @@ def test_workers_carry_on_when_redis_restarts_mid_execution(tmp_path):
     finally:
         cluster.stop_all()
         server.stop()
+
+
+def test_an_outage_longer_than_the_workers_patience_loses_no_execution(tmp_path):
+    # The workers wait 2 s for the store (HARRIER_STORE_PATIENCE) and Redis stays
+    # down 6 s: the task ends while nothing can record it, and its worker gives
+    # up. Once Redis is back a scheduler sees the attempt's heartbeats stopped
+    # and runs the task again, so the execution ends, with the lost attempt shown.
+    server = RedisServer(tmp_path / "redis", persistent=True)
+    (tmp_path / "redis").mkdir()
+    server.start()
+    cluster = make_cluster(server.url, server.url, tmp_path, HARRIER_STORE_PATIENCE="2")
+    try:
+        cluster.start_worker("impatient")
+        cluster.start_scheduler("rescuer")
+        store = RedisStore.from_url(server.url, patience=60)
+        flow = parse_flow("""
+id: long-outage
+namespace: test
+tasks:
+  - id: before
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["sleep 2", "echo before"]
+  - id: after
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["echo after"]
+""", "test.yaml")
+        execution = create_execution(store, flow, {})
+        start_execution(app, flow, execution, store=store)
+        deadline = time.monotonic() + 30
+        while not any(r.state.current == State.RUNNING for r in store.task_runs(execution.id)):
+            assert time.monotonic() < deadline, "the first task never started"
+            time.sleep(0.05)
+        server.stop()
+        time.sleep(6)
+        server.start()
+        done = store.wait_terminal(execution.id, 120)
+        assert done.state.current == State.SUCCESS, [
+            (r.task_id, r.state.current, r.error) for r in done.task_runs]
+        before = next(r for r in done.task_runs if r.task_id == "before")
+        assert [a.state.current for a in before.attempts] == [State.FAILED, State.SUCCESS]
+        assert before.attempts[0].error == "worker lost while running this attempt"
+    finally:
+        cluster.stop_all()
+        server.stop()

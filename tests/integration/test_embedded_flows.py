@@ -333,6 +333,40 @@ tasks:
     assert logs(embedded, execution, "echo") == [f"x; touch {marker}"]
 
 
+def test_python_scripts_hold_untrusted_input_values_as_data(embedded, tmp_path):
+    """python.Script's script and a python.Commands `.py` input file: the
+    classic breakout string stays a string; nothing runs it."""
+    marker = tmp_path / "pwned"
+    attack = f'"; import os; os.system("touch {marker}"); x="'
+    execution = run_flow_text(embedded, """
+id: py-injection
+namespace: test
+inputs:
+  - id: name
+    type: STRING
+  - id: count
+    type: INT
+tasks:
+  - id: script
+    type: io.kestra.plugin.scripts.python.Script
+    script: |
+      name = "{{ inputs.name }}"
+      same = {{ inputs.name }}
+      print(name == same, {{ inputs.count }} + 1, len(name))
+  - id: commands
+    type: io.kestra.plugin.scripts.python.Commands
+    inputFiles:
+      main.py: |
+        name = '{{ inputs.name }}'  # {{ inputs.name }}
+        print(name)
+    commands: ["python3 main.py"]
+""", {"name": attack, "count": 41})
+    assert execution.state.current == State.SUCCESS, [r.error for r in execution.task_runs]
+    assert not marker.exists()
+    assert logs(embedded, execution, "script") == [f"True 42 {len(attack)}"]
+    assert logs(embedded, execution, "commands") == [attack]
+
+
 def test_kestra_python_helper_sets_outputs(embedded):
     execution = run_flow_text(embedded, """
 id: kestra-helper

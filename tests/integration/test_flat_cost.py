@@ -1,7 +1,8 @@
 """The cost of a task does not grow with the size of its execution: the same
 number of store calls per task and the same message size for a flow of 10
-tasks as for a flow of 300, as a chain and as one wide Parallel (counts, not
-times: the timings are in bench/scale.py)."""
+tasks as for a flow of 300, as a chain, as one wide Parallel and as a ForEach
+over many values (counts, not times: the timings are in bench/scale.py and
+bench/for_each.py)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,17 @@ def wide(size: int) -> str:
             "  - id: fan\n    type: io.kestra.plugin.core.flow.Parallel\n    tasks:\n"
             + "".join(f"      - {{id: b{i}, {LOG}}}\n" for i in range(size))
             + "  - {id: last, " + LOG + "}\n")
+
+
+def loop(size: int) -> str:
+    values = ", ".join(f"v{i}" for i in range(size))
+    return ("id: loop\nnamespace: cost\ntasks:\n  - {id: t0, " + LOG + "}\n"
+            "  - id: each\n    type: io.kestra.plugin.core.flow.ForEach\n"
+            f"    values: [{values}]\n    concurrencyLimit: 4\n    tasks:\n"
+            "      - {id: first, " + LOG + "}\n"
+            "      - {id: second, type: io.kestra.plugin.core.log.Log,"
+            " message: '{{ outputs.first[taskrun.value] is defined }}'}\n"
+            "  - {id: last, " + LOG + "}\n")
 
 
 class CountingStore:
@@ -78,9 +90,13 @@ def measure(make: Callable[[int], str], size: int, tmp_path: Any) -> tuple[Count
     return store.calls, max(sizes)
 
 
-@pytest.mark.parametrize("make", [chain, wide], ids=["chain", "parallel"])
-def test_store_calls_and_message_size_per_task_stay_flat(make, tmp_path):
-    small, large = 10, 300
+@pytest.mark.parametrize(("make", "small", "large"), [
+    (chain, 10, 300), (wide, 10, 300),
+    # A loop's first window of values starts without reading a stored value:
+    # sizes large enough that this constant does not show as a cost per task.
+    (loop, 100, 400),
+], ids=["chain", "parallel", "for-each"])
+def test_store_calls_and_message_size_per_task_stay_flat(make, small, large, tmp_path):
     calls_small, biggest_small = measure(make, small, tmp_path / "small")
     calls_large, biggest_large = measure(make, large, tmp_path / "large")
     for method in set(calls_small) | set(calls_large):

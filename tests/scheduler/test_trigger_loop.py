@@ -166,7 +166,8 @@ def test_a_changed_cron_takes_effect_without_a_restart(
 def test_a_declared_backfill_fires_each_tick_of_its_range_once(
         tmp_path: Path, redis_client: redis.Redis, app: Celery) -> None:
     backfill = ("    backfill:\n      start: 2026-03-01T00:00:00Z\n"
-                "      end: 2026-03-01T03:00:00Z\n      inputs:\n        who: backfill\n")
+                "      end: 2026-03-01T03:00:00Z\n      inputs:\n        who: backfill\n"
+                "      labels: {origin: backfill}\n")
     (tmp_path / "f.yaml").write_text(_flow("filled", "0 0 * * * *", extra=backfill))
     store = MemoryStore()
     one, two = (Scheduler(tmp_path, store, redis_client, app, backfill_batch=2)
@@ -178,6 +179,7 @@ def test_a_declared_backfill_fires_each_tick_of_its_range_once(
     assert _dates(store, "filled") == hours
     executions, _ = store.search_executions(ExecutionQuery(flow_id="filled"))
     assert {e.inputs["who"] for e in executions} == {"backfill"}
+    assert {e.labels["origin"] for e in executions} == {"backfill"}
     # Finished: a later replica does not walk the range again.
     later = Scheduler(tmp_path, store, redis_client, app)
     assert later.step(T0 + timedelta(seconds=3)) == []
@@ -202,3 +204,70 @@ def test_a_trigger_disabled_at_run_time_lets_its_ticks_pass_and_resumes_when_ena
     restarted = Scheduler(tmp_path, store, redis_client, app)
     assert restarted.step(T0 + timedelta(seconds=5)) == _seconds(5)
     assert _dates(store, "toggled") == _seconds(1, 4, 5)
+
+
+SUNDAY_SIX_HOURLY = "0 0 */6 * * *"  # T0 is Sunday 2026-03-01 12:00 UTC
+
+
+@pytest.mark.parametrize(("conditions", "hours"), [
+    ("- {type: io.kestra.plugin.core.condition.DayWeek, dayOfWeek: MONDAY}", [24, 30]),
+    ("- type: io.kestra.plugin.core.condition.Not\n"
+     "        conditions: [{type: io.kestra.plugin.core.condition.Weekend}]", [24, 30]),
+    ("- {type: io.kestra.plugin.core.condition.Weekend}", [18]),
+    ("- {type: io.kestra.plugin.core.condition.Expression,"
+     " expression: \"{{ trigger.date | date('HH') == '06' }}\"}", [30]),
+    ("- type: io.kestra.plugin.core.condition.Or\n        conditions:\n"
+     "          - {type: io.kestra.plugin.core.condition.TimeBetween, before: '01:00:00Z'}\n"
+     "          - {type: io.kestra.plugin.core.condition.DateTimeBetween,"
+     " after: '2026-03-02T06:00:00Z'}", [24, 30]),
+], ids=["DayWeek", "Not-Weekend", "Weekend", "Expression", "Or-TimeBetween-DateTimeBetween"])
+def test_a_schedule_whose_conditions_are_false_does_not_fire(
+        tmp_path: Path, redis_client: redis.Redis, app: Celery, conditions: str,
+        hours: list[int]) -> None:
+    extra = f"    conditions:\n      {conditions}\n"
+    (tmp_path / "f.yaml").write_text(_flow("cond", SUNDAY_SIX_HOURLY, extra=extra))
+    store = MemoryStore()
+    scheduler = Scheduler(tmp_path, store, redis_client, app)
+    scheduler.step(T0)
+    scheduler.step(T0 + timedelta(hours=19))  # Sunday 18:00 and Monday 00:00, 06:00
+    assert _dates(store, "cond") == [T0 + timedelta(hours=h - 12) for h in hours]
+
+
+def test_when_on_a_trigger_is_a_condition(tmp_path: Path, redis_client: redis.Redis,
+                                          app: Celery) -> None:
+    extra = "    when: \"{{ trigger.date | date('ss') | number % 2 == 0 }}\"\n"
+    (tmp_path / "f.yaml").write_text(_flow("when", extra=extra))
+    store = MemoryStore()
+    scheduler = Scheduler(tmp_path, store, redis_client, app)
+    scheduler.step(T0)
+    assert scheduler.step(T0 + timedelta(seconds=5)) == _seconds(2, 4)
+
+
+def test_late_maximum_delay_skips_ticks_fired_too_late(tmp_path: Path,
+                                                       redis_client: redis.Redis,
+                                                       app: Celery) -> None:
+    (tmp_path / "f.yaml").write_text(_flow("late", extra="    lateMaximumDelay: PT3S\n"))
+    store = MemoryStore()
+    scheduler = Scheduler(tmp_path, store, redis_client, app)
+    scheduler.step(T0)
+    assert scheduler.step(T0 + timedelta(seconds=10)) == _seconds(7, 8, 9, 10)
+
+
+def test_stop_after_disables_the_trigger_once_its_execution_ends_so(
+        tmp_path: Path, redis_client: redis.Redis, app: Celery) -> None:
+    from harrier.common.state import State
+    from harrier.scheduler.trigger_state import RedisTriggerStates
+
+    (tmp_path / "f.yaml").write_text(_flow("stopping", extra="    stopAfter: [FAILED]\n"))
+    store = MemoryStore()
+    scheduler = Scheduler(tmp_path, store, redis_client, app)
+    scheduler.step(T0)
+    assert scheduler.step(T0 + timedelta(seconds=1)) == _seconds(1)
+    [first], _ = store.search_executions(ExecutionQuery(flow_id="stopping"))
+    assert scheduler.step(T0 + timedelta(seconds=2)) == _seconds(2)  # still running: fires
+    [second] = [e for e in store.search_executions(ExecutionQuery(flow_id="stopping"))[0]
+                if e.id != first.id]
+    store.change_execution_state(second.id, State.RUNNING)
+    store.change_execution_state(second.id, State.FAILED)
+    assert scheduler.step(T0 + timedelta(seconds=5)) == []
+    assert "loop.test/stopping/sched" in RedisTriggerStates(redis_client).disabled_keys()

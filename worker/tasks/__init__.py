@@ -1,13 +1,20 @@
 """Built-in task types; importing this package registers them all."""
 
 from harrier.worker.tasks import (  # noqa: F401
+    allow_failure,
+    assert_,
     commands,
+    dag,
+    echo,
     fail,
+    for_each,
     http_download,
     http_request,
     if_,
+    labels,
     log,
     mail_send,
+    output_values,
     parallel,
     python_script,
     return_,

@@ -9,8 +9,8 @@ from pydantic import Field
 
 from harrier.common.errors import TaskFailed
 from harrier.common.task import Task, register_task
+from harrier.common.truth import is_true
 from harrier.worker.context import TaskContext
-from harrier.worker.tasks.conditions import is_true
 
 
 @register_task("io.kestra.plugin.core.execution.Fail", "io.kestra.core.tasks.executions.Fail")

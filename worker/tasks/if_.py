@@ -9,7 +9,7 @@ from pydantic import Field
 
 from harrier.common.state import State
 from harrier.common.task import FlowableTask, FlowControl, Task, register_task
-from harrier.worker.tasks.conditions import is_true
+from harrier.common.truth import is_true
 
 
 @register_task("io.kestra.plugin.core.flow.If", "io.kestra.core.tasks.flows.If")

@@ -14,14 +14,14 @@ from harrier.worker.tasks.script import ScriptTask
 
 @register_task("io.kestra.plugin.scripts.python.Script")
 class PythonScript(ScriptTask):
-    # The script is Python source, not shell: values are inserted as written,
-    # so untrusted inputs belong in env variables or inputFiles, not the code.
+    # The script is Python source: each value lands as a Python literal or as
+    # escaped text inside the string literal around it, never as code.
     shell_properties = frozenset({"beforeCommands"})
     script: str
     python: str = "python3"
 
     def script_lines(self, ctx: TaskContext) -> list[str]:
-        source = str(ctx.render(self.script, "script"))
+        source = str(ctx.render(self.script, "script", python=True))
         (ctx.workdir / "main.py").write_text(source, encoding="utf-8")
         return [f"exec {shlex.quote(self.python)} main.py"]
 

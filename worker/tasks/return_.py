@@ -10,7 +10,9 @@ from harrier.worker.context import TaskContext
 
 @register_task("io.kestra.plugin.core.debug.Return", "io.kestra.core.tasks.debugs.Return")
 class Return(Task):
-    format: str
+    format: str | None = None  # optional in Kestra: no format, a null value
 
     def run(self, ctx: TaskContext) -> dict[str, Any]:
+        if self.format is None:
+            return {"value": None}
         return {"value": ctx.render(self.format, "format")}

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from harrier.common.errors import TaskFailed, TaskKilled, TaskTimeout
-from harrier.common.task import Task
+from harrier.common.task import Task, unsupported_runner_options
 from harrier.worker.context import TaskContext
 from harrier.worker.runners.base import RunRequest, RunResult
 
@@ -40,6 +40,12 @@ class ScriptTask(Task):
                                  "inside the working directory")
         return files
 
+    @model_validator(mode="after")
+    def _legacy_runner(self) -> ScriptTask:
+        if self.runner_name is not None or self.docker is not None:
+            unsupported_runner_options(self.runner_name or "docker", dict(self.docker or {}))
+        return self
+
     def script_lines(self, ctx: TaskContext) -> list[str]:
         """The rendered script; subclasses say where it comes from."""
         raise NotImplementedError
@@ -58,11 +64,16 @@ class ScriptTask(Task):
         for name, content in self.input_files.items():
             target = ctx.workdir / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(str(ctx.render(content, f"inputFiles.{name}")), encoding="utf-8")
+            # A Python file (python.Commands' main.py) is rendered as Python source.
+            text = ctx.render(content, f"inputFiles.{name}", python=name.endswith(".py"))
+            target.write_text(str(text), encoding="utf-8")
 
         def log_line(stream: str, line: str) -> None:
             level = "INFO" if stream == "stdout" else (
                 "WARN" if self.warning_on_std_err else "INFO")
+            if stream != "stdout" and self.warning_on_std_err:
+                # Kestra's warningOnStdErr: output on stderr makes the task a WARNING.
+                ctx.warning = "the task wrote to stderr (warningOnStdErr)"
             ctx.log(level, line)
             if on_line is not None:
                 on_line(stream, line)

@@ -7,7 +7,6 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from harrier.common.state import State
 from harrier.common.task import FlowableTask, FlowControl, Task, register_task
 
 
@@ -29,4 +28,5 @@ class Switch(FlowableTask):
         elif self.defaults:
             ctl.run_block("defaults")
         else:
-            ctl.end(State.SUCCESS)
+            # Kestra resolves no child tasks and fails the Switch.
+            ctl.fail(f"no case matches the value {value!r} and there are no defaults")

@@ -104,6 +104,8 @@ checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") . | sha25
   value: {{ .Values.config.executionRetention | quote }}
 - name: HARRIER_WEBHOOK_MAX_BODY
   value: {{ .Values.config.webhookMaxBody | quote }}
+- name: HARRIER_API_MAX_BODY
+  value: {{ .Values.config.apiMaxBody | quote }}
 - name: HARRIER_DEFAULT_TASK_RUNNER
   value: {{ .Values.config.defaultTaskRunner | quote }}
 {{- with .Values.config.dockerHost }}
@@ -144,3 +146,19 @@ checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") . | sha25
 - name: work
   mountPath: /app/work
 {{- end }}
+
+{{- /*
+The API password: auth.password when given, else the one this release's Secret
+already holds (so an upgrade keeps it), else a new random one.
+*/}}
+{{- define "harrier.apiPassword" -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "harrier.fullname" .) | default dict -}}
+{{- $kept := dig "data" "HARRIER_API_PASSWORD" "" $existing -}}
+{{- if .Values.auth.password -}}
+{{- .Values.auth.password -}}
+{{- else if $kept -}}
+{{- $kept | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 32 -}}
+{{- end -}}
+{{- end -}}

@@ -228,3 +228,24 @@ def test_kestra_main_tenant_paths_and_configs_answer(api: Api) -> None:
     assert fetched.json()["inputs"]["who"] == "tenant"
     assert api.client.get("/api/v1/configs").json()["isBasicAuthEnabled"] is False
     assert api.client.get("/healthz").json()["status"] == "UP"
+
+
+def test_secret_inputs_are_masked_by_the_api(api: Api) -> None:
+    flow_id = unique()
+    api.push(f"""
+id: {flow_id}
+namespace: api.test
+inputs:
+  - {{id: token, type: SECRET}}
+tasks:
+  - {{id: use, type: io.kestra.plugin.core.log.Log, message: "token {{{{ inputs.token }}}}"}}
+""")
+    execution = api.run("api.test", flow_id, files={"token": (None, "tok-123456")})
+    assert execution["state"]["current"] == "SUCCESS"
+    assert execution["inputs"] == {"token": "******"}
+    again = api.client.get(f"/api/v1/executions/{execution['id']}").json()
+    assert again["inputs"] == {"token": "******"}
+    found = api.client.get("/api/v1/executions/search", params={"flowId": flow_id}).json()
+    assert found["results"][0]["inputs"] == {"token": "******"}
+    logs = api.client.get(f"/api/v1/logs/{execution['id']}").json()
+    assert [e["message"] for e in logs] == ["token ******"]
