@@ -56,6 +56,12 @@ class Recorder:
     def queue_observed(self, worker_group: str, length: int, oldest_age: float | None) -> None:
         pass
 
+    def spark_submitted(self, submitter: str, seconds: float) -> None:
+        pass
+
+    def spark_driver_ended(self, state: str) -> None:
+        pass
+
 
 class PrometheusRecorder(Recorder):
     def __init__(self) -> None:
@@ -98,6 +104,13 @@ class PrometheusRecorder(Recorder):
             ["trigger_type", "reason"], buckets=LATENCY_BUCKETS)
         self.webhooks = Counter(
             "harrier_webhook_requests", "Webhook trigger requests by HTTP status", ["status"])
+        self.spark_submission = Histogram(
+            "harrier_spark_submission_duration_seconds",
+            "Time to submit a Spark application in cluster mode (cli: spark-submit's run)",
+            ["submitter"], buckets=LATENCY_BUCKETS)
+        self.spark_drivers = Counter(
+            "harrier_spark_driver_ended_count", "Spark drivers followed to an end state",
+            ["state"])
         # Set when the API is scraped, from the broker (see scheduler/api/routes_metrics.py).
         self.queue_length = Gauge(
             "harrier_queue_length", "Messages waiting in a worker group's queue",
@@ -146,6 +159,12 @@ class PrometheusRecorder(Recorder):
 
     def webhook_request(self, status: int) -> None:
         self.webhooks.labels(str(status)).inc()
+
+    def spark_submitted(self, submitter: str, seconds: float) -> None:
+        self.spark_submission.labels(submitter).observe(seconds)
+
+    def spark_driver_ended(self, state: str) -> None:
+        self.spark_drivers.labels(state).inc()
 
     def queue_observed(self, worker_group: str, length: int, oldest_age: float | None) -> None:
         self.queue_length.labels(worker_group).set(length)
