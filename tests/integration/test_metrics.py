@@ -4,6 +4,7 @@ Redis: the values match what ran."""
 
 from __future__ import annotations
 
+import base64
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harrier.common.state import State
+from tests.fixtures.http_server import HttpServer
 from tests.fixtures.redis_server import RedisServer, free_port
 from tests.fixtures.workers import Cluster, make_cluster
 from tests.integration.embedded import wait_for
@@ -60,6 +62,17 @@ tasks:
     message: never picked up
     workerGroup: {key: nobody}
 """,
+    "secret_call.yaml": """
+id: secret_call
+namespace: metrics
+tasks:
+  - id: call
+    type: io.kestra.plugin.core.http.Request
+    uri: "HTTP_SERVER/echo/metrics-secret?api_key={{ secret('API_KEY') }}"
+  - id: refused
+    type: io.kestra.plugin.core.http.Request
+    uri: "HTTP_SERVER/status/500?api_key={{ secret('API_KEY') }}"
+""",
     "ticking.yaml": """
 id: ticking
 namespace: metrics.cron
@@ -98,19 +111,24 @@ def scrape(url: str) -> Metrics:
     return Metrics(response.text)
 
 
+SECRET = "k3y/with+chars"
+
+
 @pytest.fixture(scope="module")
-def system(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[tuple[Cluster, str, str]]:
+def system(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory,
+           http_server: HttpServer) -> Iterator[tuple[Cluster, str, str]]:
     redis_server.client().flushall()
     workdir = tmp_path_factory.mktemp("metrics")
     flows = workdir / "flows"
     flows.mkdir()
     for name, text in FLOWS.items():
-        (flows / name).write_text(text.replace("MARKER_PATH", str(workdir / "marker")))
+        (flows / name).write_text(text.replace("MARKER_PATH", str(workdir / "marker"))
+                                  .replace("HTTP_SERVER", http_server.url))
     api_port, metrics_port = free_port(), free_port()
     cluster = make_cluster(redis_server.url, redis_server.url, workdir,
                            HARRIER_FLOWS_DIR=str(flows), HARRIER_API_PORT=str(api_port),
-                           HARRIER_API_HOST="127.0.0.1")
+                           HARRIER_API_HOST="127.0.0.1",
+                           SECRET_API_KEY=base64.b64encode(SECRET.encode()).decode())
     scheduler_log = (workdir / "scheduler.log").open("wb")
     scheduler = subprocess.Popen([sys.executable, "-m", "harrier", "scheduler"], cwd=ROOT,
                                  env=cluster.env, stdout=scheduler_log,
@@ -210,3 +228,18 @@ def test_a_worker_port_already_in_use_is_a_clear_error(system):
         env=cluster.env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert f"--metrics-port {port}: cannot listen" in result.stderr
+
+
+def test_a_secret_in_a_request_url_stays_out_of_the_worker_log(system, http_server):
+    cluster, api, _ = system
+    execution = cluster.store.wait_terminal(start(api, "secret_call"), 90)
+    assert execution.state.current == State.FAILED  # the second call got a 500
+    received = http_server.received("/echo/metrics-secret")[-1]
+    assert received.target.endswith(f"api_key={SECRET}")  # it was sent
+    failed = next(r for r in execution.task_runs if r.task_id == "refused")
+    assert failed.error.endswith("api_key=******: answered 500 Internal Server Error: "
+                                 "status 500")
+    worker_log = cluster.workers[0].log()
+    assert "metrics.secret_call.call" in worker_log  # the log does cover these tasks
+    for form in (SECRET, "k3y%2Fwith%2Bchars", "k3y/with%2Bchars"):
+        assert form not in worker_log
