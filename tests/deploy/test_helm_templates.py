@@ -175,8 +175,10 @@ def test_autoscalers_and_pdb_target_the_worker_deployment() -> None:
     trigger = scaled["spec"]["triggers"][0]
     assert trigger["type"] == "redis"
     keda_text = (CHART / "templates" / "worker-keda.yaml").read_text()
-    assert "{{- range .Values.worker.queues }}" in keda_text
-    assert "listName: {{ . | quote }}" in keda_text
+    assert "{{- range $queue := .Values.worker.queues }}" in keda_text
+    assert "listName: {{ $queue | quote }}" in keda_text
+    # Optionally a second trigger per queue on its oldest task's age.
+    assert "harrier_queue_oldest_age_seconds{worker_group=%q}" in keda_text
 
 
 def test_hpa_and_keda_are_never_rendered_together() -> None:
