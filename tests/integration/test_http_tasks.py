@@ -327,3 +327,82 @@ def test_killing_the_execution_interrupts_a_waiting_request(embedded, http_serve
     done = embedded.store.wait_terminal(execution.id, 30)
     assert done.state.current == State.KILLED
     assert task_run(done, "long_poll").state.current == State.KILLED
+
+
+def test_connect_timeouts_in_both_of_kestras_places(embedded, unanswered):
+    execution = run_flow_text(embedded, flow(f"""
+  - id: nested
+    type: io.kestra.plugin.core.http.Request
+    uri: "http://127.0.0.1:{unanswered}/"
+    allowFailure: true
+    options:
+      timeout: {{connectTimeout: PT0.3S}}
+  - id: flat
+    type: io.kestra.plugin.core.http.Request
+    uri: "http://127.0.0.1:{unanswered}/"
+    options:
+      connectTimeout: PT0.3S
+"""))
+    for task in ("nested", "flat"):
+        assert task_run(execution, task).error == (
+            f"GET http://127.0.0.1:{unanswered}/: connecting (connectTimeout) timed out")
+
+
+def test_the_older_flat_read_timeouts_and_basic_auth_names_work(embedded, http_server):
+    execution = run_flow_text(embedded, flow(f"""
+  - id: read_timeout
+    type: io.kestra.plugin.core.http.Request
+    uri: "{http_server.url}/slow/3"
+    allowFailure: true
+    options: {{readTimeout: PT0.3S}}
+  - id: read_idle_timeout
+    type: io.kestra.plugin.core.http.Request
+    uri: "{http_server.url}/slow/3"
+    allowFailure: true
+    options: {{readIdleTimeout: PT0.3S}}
+  - id: old_auth
+    type: io.kestra.plugin.core.http.Request
+    uri: "{http_server.url}/echo/old-auth"
+    options:
+      basicAuthUser: ada
+      basicAuthPassword: lovelace
+      # Kestra's own timeout example sets this; each call has its own
+      # connection, so there is no pool to keep (Kestra ignores it too).
+      connectionPoolIdleTimeout: PT10S
+"""))
+    for task in ("read_timeout", "read_idle_timeout"):
+        assert task_run(execution, task).error.endswith("(readTimeout) timed out")
+    assert task_run(execution, "old_auth").state.current == State.SUCCESS
+    expected = "Basic " + base64.b64encode(b"ada:lovelace").decode()
+    assert http_server.received("/echo/old-auth")[-1].headers["Authorization"] == expected
+
+
+def test_redirects_are_followed_unless_told_not_to(embedded, http_server):
+    execution = run_flow_text(embedded, flow(f"""
+  - id: follows
+    type: io.kestra.plugin.core.http.Request
+    uri: "{http_server.url}/redirect"
+  - id: stays
+    type: io.kestra.plugin.core.http.Request
+    uri: "{http_server.url}/redirect"
+    options: {{followRedirects: false}}
+"""))
+    assert execution.state.current == State.SUCCESS
+    assert task_run(execution, "follows").outputs["code"] == 200
+    assert '"path": "/echo/redirected"' in task_run(execution, "follows").outputs["body"]
+    stays = task_run(execution, "stays").outputs
+    assert stays["code"] == 302 and stays["headers"]["Location"] == ["/echo/redirected"]
+
+
+def test_default_charset_encodes_the_body(embedded, http_server):
+    execution = run_flow_text(embedded, flow(f"""
+  - id: latin
+    type: io.kestra.plugin.core.http.Request
+    uri: "{http_server.url}/echo/latin"
+    method: PUT
+    contentType: text/plain
+    body: "café"
+    options: {{defaultCharset: ISO-8859-1}}
+"""))
+    assert execution.state.current == State.SUCCESS
+    assert http_server.received("/echo/latin")[-1].body == "café".encode("latin-1")

@@ -4,6 +4,9 @@ local HTTP server and a real SMTP server (aiosmtpd)."""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+
 import pytest
 
 from harrier.common.settings import Settings
@@ -14,6 +17,19 @@ from tests.fixtures.smtp_server import PASSWORD, USER
 from tests.integration.embedded import logs, run_flow_text, task_run
 
 HOOK_SECRET = "B0123/XoXoSecretPart"
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A server that accepts connections and never says a word (no SMTP
+    banner): a listening socket nobody accepts on."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
 
 
 @pytest.fixture(scope="module")
@@ -245,3 +261,99 @@ errors:
     assert {f["title"]: f["value"] for f in attachment["fields"]} == {
         "Namespace": "prod.etl", "Job": "nightly", "Execution": execution.id,
         "Status": "FAILED", "Team": "data"}
+
+
+def test_webhook_options_headers_timeouts_size_and_charset(embedded, http_server):
+    execution = run_flow_text(embedded, f"""
+id: alerts
+namespace: test
+tasks:
+  - id: with_headers
+    type: io.kestra.plugin.notifications.teams.TeamsIncomingWebhook
+    url: "{http_server.url}/echo/teams-headers"
+    payload: '{{"text": "café"}}'
+    options:
+      headers: {{X-Team: data}}
+      defaultCharset: UTF-16
+      connectionPoolIdleTimeout: PT5S
+  - id: idle
+    type: io.kestra.plugin.notifications.slack.SlackIncomingWebhook
+    url: "{http_server.url}/slow/3"
+    payload: '{{"text": "hi"}}'
+    allowFailure: true
+    options: {{readIdleTimeout: PT0.3S}}
+  - id: too_big
+    type: io.kestra.plugin.notifications.slack.SlackIncomingWebhook
+    url: "{http_server.url}/file/answer.csv"
+    payload: '{{"text": "hi"}}'
+    options: {{maxContentLength: 4}}
+""")
+    received = http_server.received("/echo/teams-headers")[-1]
+    assert received.headers["X-Team"] == "data"
+    assert received.body.decode("utf-16") == '{"text": "caf\\u00e9"}'
+    assert task_run(execution, "idle").error.endswith("(readTimeout) timed out")
+    assert "larger than 4 bytes" in task_run(execution, "too_big").error
+
+
+def test_webhook_connect_timeout(embedded, unanswered):
+    execution = run_flow_text(embedded, f"""
+id: alerts
+namespace: test
+tasks:
+  - id: nobody_answers
+    type: io.kestra.plugin.notifications.slack.SlackIncomingWebhook
+    url: "http://127.0.0.1:{unanswered}/hook"
+    payload: '{{"text": "hi"}}'
+    options: {{connectTimeout: PT0.3S}}
+""")
+    assert task_run(execution, "nobody_answers").error == (
+        f"POST http://127.0.0.1:{unanswered}/hook: connecting (connectTimeout) timed out")
+
+
+def test_mail_session_timeout_bounds_a_silent_server(embedded, silent_port):
+    execution = run_flow_text(embedded, f"""
+id: mail
+namespace: test
+tasks:
+  - id: silent
+    type: io.kestra.plugin.notifications.mail.MailSend
+    host: 127.0.0.1
+    port: {silent_port}
+    transportStrategy: SMTP
+    sessionTimeout: 300
+    from: a@example.com
+    to: b@example.com
+""")
+    error = task_run(execution, "silent").error
+    assert error.startswith(f"smtp 127.0.0.1:{silent_port}: ") and "timed out" in error
+
+
+def test_slack_execution_of_another_execution_with_icons(embedded, http_server):
+    earlier = run_flow_text(embedded, """
+id: earlier
+namespace: prod.etl
+tasks:
+  - id: fine
+    type: io.kestra.plugin.core.log.Log
+    message: ok
+""")
+    execution = run_flow_text(embedded, f"""
+id: reporter
+namespace: prod.alerts
+inputs:
+  - id: about
+    type: STRING
+tasks:
+  - id: report
+    type: io.kestra.plugin.notifications.slack.SlackExecution
+    url: "{http_server.url}/echo/slack-other"
+    executionId: "{{{{ inputs.about }}}}"
+    iconUrl: https://example.com/harrier.png
+    iconEmoji: ":bird:"
+""", {"about": earlier.id})
+    assert execution.state.current == State.SUCCESS, task_run(execution, "report").error
+    message = http_server.received("/echo/slack-other")[-1].json()
+    assert message["icon_url"] == "https://example.com/harrier.png"
+    assert message["icon_emoji"] == ":bird:"
+    assert "[prod.etl] earlier ➛ SUCCESS>*\n> Succeeded after " in message["text"]
+    assert message["attachments"][0]["color"] == "good"
