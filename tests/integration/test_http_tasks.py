@@ -190,6 +190,8 @@ def test_a_secret_in_the_url_never_reaches_logs_errors_or_outputs(embedded, http
   - id: ok
     type: io.kestra.plugin.core.http.Request
     uri: "{http_server.url}/echo/secret?api_key={{{{ secret('API_KEY') }}}}"
+    headers:
+      X-Api-Key: "{{{{ secret('API_KEY') }}}}"
   - id: refused
     type: io.kestra.plugin.core.http.Request
     uri: "{http_server.url}/status/500?api_key={{{{ secret('API_KEY') }}}}"
@@ -199,6 +201,8 @@ def test_a_secret_in_the_url_never_reaches_logs_errors_or_outputs(embedded, http
     assert http_server.received("/echo/secret")[-1].target.endswith(f"?api_key={SECRET}")
     ok, refused = task_run(execution, "ok"), task_run(execution, "refused")
     assert ok.outputs["uri"] == f"{http_server.url}/echo/secret?api_key=******"
+    # The echo server answers with the headers it got: the key is masked in the body output.
+    assert '"X-Api-Key": "******"' in ok.outputs["body"]
     assert refused.error == (f"GET {http_server.url}/status/500?api_key=******: "
                              "answered 500 Internal Server Error: status 500")
     seen = "\n".join([*logs(embedded, execution), str(ok.outputs), str(refused.error),

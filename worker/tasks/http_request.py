@@ -46,8 +46,10 @@ class Request(HttpTask):
                                 "binary answers", retryable=False) from None
         ctx.log("INFO", f"{call.method} {call.url}: {answer.code} {answer.reason} "
                         f"({answer.size} bytes in {time.monotonic() - started:.3f} s)")
+        # A server that echoes the request would put the secrets this task sent
+        # into its outputs, which the API and the UI show: they are masked there too.
         return {"uri": ctx.mask(call.url), "code": answer.code, "headers": answer.headers,
-                "body": body}
+                "body": ctx.mask(body) if body is not None else None}
 
 
 def _charset(headers: dict[str, list[str]]) -> str | None:
