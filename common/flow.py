@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,17 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from harrier.common.errors import FlowValidationError, Problem
 from harrier.common.flow_index import FlowIndex
 from harrier.common.inputs import InputSpec, InputType
+from harrier.common.plugin_defaults import PluginDefault, apply_defaults, parse_plugin_defaults
 from harrier.common.retry import RetryPolicy
 from harrier.common.task import Task, known_task_types, task_class
 from harrier.common.template_check import template_problems
 from harrier.common.triggers import TRIGGER_TYPES, Trigger
 from harrier.common.yaml_source import YamlDocument, load_yaml
 
+# The flow's pluginDefaults while its tasks are parsed.
+_DEFAULTS: ContextVar[tuple[PluginDefault, ...]] = ContextVar("plugin_defaults", default=())
 # Kestra properties Harrier does not have: named as such, not as "unknown"
 # (tests/test_support_matrix.py keeps this list and the README in step).
 UNSUPPORTED_FLOW_PROPERTIES = {
-    "pluginDefaults": "; set the properties on each task",
-    "taskDefaults": "; set the properties on each task",
     "sla": "",
     "afterExecution": "",
     "checks": "",
@@ -154,9 +156,19 @@ def parse_flow(text: str, source: str = "<string>") -> Flow:
 
     problems: list[Problem] = []
     fields: dict[str, Any] = _present(data, Flow)
-    for name in ("tasks", "errors", "finally"):
-        if name in fields:
-            fields[name] = _parse_task_list(fields[name], (name,), document, problems)
+    defaults: list[PluginDefault] = []
+    for key in ("taskDefaults", "pluginDefaults"):  # the older name's entries apply first
+        if key in fields:
+            entries, bad = parse_plugin_defaults(fields.pop(key), key, document)
+            defaults += entries
+            problems += bad
+    token = _DEFAULTS.set(tuple(defaults))
+    try:
+        for name in ("tasks", "errors", "finally"):
+            if name in fields:
+                fields[name] = _parse_task_list(fields[name], (name,), document, problems)
+    finally:
+        _DEFAULTS.reset(token)
     if "triggers" in fields:
         fields["triggers"] = _parse_triggers(fields["triggers"], document, problems)
     for key, hint in UNSUPPORTED_FLOW_PROPERTIES.items():
@@ -266,7 +278,7 @@ def _parse_task(raw: object, path: tuple[str | int, ...], document: YamlDocument
             (*path, "type"),
             f"unknown task type {type_name!r}{hint} Known types: {', '.join(known)}"))
         return None
-    fields = _present(raw, cls)
+    fields = apply_defaults(_present(raw, cls), cls, _DEFAULTS.get())
     child_problems: list[Problem] = []
     for key, hint in UNSUPPORTED_TASK_PROPERTIES.items():
         if key in fields:

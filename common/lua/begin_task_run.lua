@@ -6,7 +6,8 @@
 -- index of live attempts (a sorted set scored by last heartbeat);
 -- ARGV = run key, run id, run JSON, heartbeat ('' when the run is not created
 -- RUNNING), the RUNNING history entry, the run's member in the live index ('' for
--- a run with no process: a flowable).
+-- a run with no process: a flowable), the key that finds the latest iteration's
+-- run of a task inside a LoopUntil ('' otherwise; pointed at the run created).
 -- Returns {run JSON or '', created 0/1, state, doc, error or ''}, or false.
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return false end
@@ -26,6 +27,7 @@ if existing then
   run = redis.call('HGET', KEYS[2], existing)
 elseif not terminal[state] then
   redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+  if ARGV[7] ~= '' then redis.call('HSET', KEYS[3], ARGV[7], ARGV[2]) end
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
   if ARGV[4] ~= '' then
     redis.call('HSET', KEYS[5], ARGV[2], ARGV[4])

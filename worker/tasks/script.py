@@ -116,11 +116,12 @@ class ScriptTask(Task):
         # Kestra puts `::{"outputs": ...}::` values under `vars`, beside exitCode.
         outputs: dict[str, Any] = {"vars": dict(result.outputs), "exitCode": result.exit_code}
         if self.output_files:
-            outputs["outputFiles"] = _collect(ctx.workdir, self.output_files)
+            outputs["outputFiles"] = collect_files(ctx.workdir, self.output_files)
         return outputs
 
 
-def _collect(workdir: Path, patterns: list[str]) -> dict[str, str]:
+def collect_files(workdir: Path, patterns: list[str]) -> dict[str, str]:
+    """outputFiles: the files of `workdir` matching the glob patterns, by relative name."""
     found: dict[str, str] = {}
     for pattern in patterns:
         for path in sorted(workdir.glob(pattern)):
