@@ -290,6 +290,7 @@ class Engine:
         if progress.finished is not None:
             self.execution.state.current = progress.finished  # ended in the same step
             self._ended(progress.finished)
+            notify_parent(self.execution)
             return
         self._after(task, run, progress)
 

@@ -13,9 +13,10 @@ import pytest
 
 from harrier.common.celery_app import app as celery_app
 from harrier.common.flow import parse_flow
+from harrier.common.kv import new_entry
 from harrier.common.launch import CORRELATION_ID, create_execution, start_execution
 from harrier.common.state import State
-from harrier.scheduler.control import kill_execution
+from harrier.scheduler.control import kill_execution, restart_execution
 from tests.fixtures.modes import Harrier
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.workers import Cluster, make_cluster
@@ -146,6 +147,30 @@ tasks:
     assert task_run(tolerant, "after").state.current == State.SUCCESS
 
 
+def test_a_plain_child_that_ends_in_one_step_completes_the_parent(harrier: Harrier) -> None:
+    """A child without outputs, errors or finally ends in the store's last
+    step (no finisher): that path must tell the parent too."""
+    _deploy(harrier, """
+id: plain
+namespace: team.sub
+tasks:
+  - id: only
+    type: io.kestra.plugin.core.log.Log
+    message: done
+""")
+    done = harrier.run("""
+id: waits_for_plain
+namespace: team
+tasks:
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: team.sub
+    flowId: plain
+""")
+    assert done.state.current == State.SUCCESS
+    assert task_run(done, "call").outputs["state"] == "SUCCESS"
+
+
 def test_wait_false_ends_at_once_and_the_child_runs_on(harrier: Harrier) -> None:
     _deploy(harrier, SLOW_CHILD)
     done = harrier.run("""
@@ -205,6 +230,38 @@ tasks:
     call = task_run(done, "call")
     assert call.outputs["outputs"]["greeting"] == "hi x"
     assert harrier.store.get_execution(call.outputs["executionId"]).flow_revision == first
+
+
+def test_restarting_a_failed_parent_starts_a_new_child(harrier: Harrier) -> None:
+    _deploy(harrier, """
+id: flaky
+namespace: team.sub
+tasks:
+  - id: maybe_fail
+    type: io.kestra.plugin.core.execution.Fail
+    condition: "{{ kv('fail_child') }}"
+""")
+    harrier.store.kv_put(new_entry("team.sub", "fail_child", True))
+    failed = harrier.run("""
+id: restartable
+namespace: team
+tasks:
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: team.sub
+    flowId: flaky
+""")
+    assert failed.state.current == State.FAILED
+    first_child = task_run(failed, "call").outputs["executionId"]
+    harrier.store.kv_put(new_entry("team.sub", "fail_child", False))
+    restart_execution(harrier.store, harrier.app, failed.id, settings=harrier.settings)
+    done = wait_for(lambda: (e := harrier.store.get_execution(failed.id)).state.current
+                    .terminated and e.state.current != State.FAILED and e, timeout=90)
+    assert done.state.current == State.SUCCESS, done.error
+    second_child = task_run(done, "call").outputs["executionId"]
+    assert second_child != first_child
+    assert harrier.store.get_execution(first_child).state.current == State.FAILED
+    assert harrier.store.get_execution(second_child).state.current == State.SUCCESS
 
 
 def test_unknown_flow_fails_the_task_with_its_name(harrier: Harrier) -> None:
