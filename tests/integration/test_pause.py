@@ -7,6 +7,7 @@ resumed through the HTTP API afterwards."""
 from __future__ import annotations
 
 import signal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from harrier.common.flow import parse_flow
 from harrier.common.launch import create_execution, start_execution
 from harrier.common.state import State
 from harrier.scheduler.control import ExecutionConflict, kill_execution, resume_execution
+from harrier.scheduler.pause_sweep import PauseSweep
 from tests.fixtures.api_server import PASSWORD, USER, ApiServer, start_scheduler, stop, wait_healthy
 from tests.fixtures.modes import Harrier
 from tests.fixtures.redis_server import RedisServer, free_port
@@ -218,5 +220,46 @@ tasks:
         done = cluster.store.wait_terminal(execution.id, 120)
         assert done.state.current == State.WARNING
         assert task_run(done, "pause").state.current == State.WARNING
+    finally:
+        cluster.stop_all()
+
+
+@pytest.mark.slow
+def test_an_overdue_pause_whose_expiry_message_was_lost_is_ended_by_the_sweep(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    """The broker losing the countdown message is a fault Redis does not
+    produce on demand: the test deletes it (the worker holding it is killed
+    first), then runs the scheduler's sweep with a clock past the due time."""
+    if not redis_server.running:
+        redis_server.start()
+    client = redis_server.client()
+    client.flushall()
+    cluster = make_cluster(redis_server.url, redis_server.url, tmp_path)
+    try:
+        worker = cluster.start_worker("first", concurrency=1)
+        flow = parse_flow("""
+id: long_pause
+namespace: team
+tasks:
+  - id: pause
+    type: io.kestra.plugin.core.flow.Pause
+    pauseDuration: PT1H
+    behavior: FAIL
+""", "long.yaml")
+        execution = create_execution(cluster.store, flow, {})
+        start_execution(app, flow, execution, store=cluster.store)
+        wait_for(lambda: cluster.store.execution_state(execution.id) == State.PAUSED, 90)
+        wait_for(lambda: client.hlen("unacked") > 0)
+        cluster.kill(worker, signal.SIGKILL)
+        cluster.workers.clear()
+        client.delete("unacked", "unacked_index")  # the lost countdown message
+        cluster.start_worker("second", concurrency=1)
+        sweep = PauseSweep(cluster.store, app, cluster.settings)
+        assert sweep.sweep() == []  # not due yet
+        later = datetime.now(UTC) + timedelta(hours=1, minutes=1)
+        assert len(sweep.sweep(now=later)) == 1
+        done = cluster.store.wait_terminal(execution.id, 90)
+        assert done.state.current == State.FAILED
+        assert "pause duration expired" in (task_run(done, "pause").error or "")
     finally:
         cluster.stop_all()
