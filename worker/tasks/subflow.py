@@ -13,7 +13,8 @@ from pydantic import Field, field_validator
 from harrier.common.errors import ExecutionNotFound, FlowNotFound, TaskFailed
 from harrier.common.execution import Execution, new_id
 from harrier.common.flow import parse_flow
-from harrier.common.launch import create_execution, start_execution
+from harrier.common.launch import create_execution, resume_start, start_execution
+from harrier.common.state import State
 from harrier.common.task import Task, register_task
 from harrier.worker.context import TaskContext, Waiting
 from harrier.worker.runtime import current
@@ -65,6 +66,7 @@ class Subflow(Task):
                 child = store.get_execution(child_id)
             except ExecutionNotFound:
                 child = None
+        existing = child is not None
         if child is None:
             child_id = new_id()
             ctx.checkpoint({"subflowExecutionId": child_id})
@@ -75,8 +77,20 @@ class Subflow(Task):
         started = child
 
         def start() -> None:
-            if started.state.current.terminated:
-                notify_parent(started)
+            parent_run = store.task_run(ctx.execution.id, ctx.task_run.id)
+            if self.wait and parent_run.state.current.terminated:
+                # The parent was killed before its child could start: so is the child.
+                store.change_execution_state(started.id, State.KILLED,
+                                             only_from=(State.CREATED,))
+                return
+            state = store.execution_state(started.id)
+            if state.terminated:
+                notify_parent(store.get_execution(started.id))
+                return
+            if existing:
+                # A redelivery: the first delivery may have started it (half-way).
+                if state == State.CREATED:
+                    resume_start(runtime.app, flow, started, store=store)
                 return
             start_execution(runtime.app, flow, started, store=store)
             if store.execution_state(started.id).terminated:  # refused (concurrency)
