@@ -10,9 +10,12 @@ import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import click
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from harrier.cli.executions import executions_group
 from harrier.common.celery_app import app  # configured by make_cluster
 from harrier.common.errors import InputError
 from harrier.common.flow import parse_flow
@@ -261,5 +264,39 @@ tasks:
         done = cluster.store.wait_terminal(execution.id, 90)
         assert done.state.current == State.FAILED
         assert "pause duration expired" in (task_run(done, "pause").error or "")
+    finally:
+        cluster.stop_all()
+
+
+@pytest.mark.slow
+def test_harrier_executions_resume_on_the_command_line(redis_server: RedisServer,
+                                                       tmp_path: Path) -> None:
+    if not redis_server.running:
+        redis_server.start()
+    redis_server.client().flushall()
+    cluster = make_cluster(redis_server.url, redis_server.url, tmp_path)
+    try:
+        cluster.start_worker("only", concurrency=1)
+        flow = parse_flow(APPROVAL, "approval.yaml")
+        execution = create_execution(cluster.store, flow, {})
+        start_execution(app, flow, execution, store=cluster.store)
+        wait_for(lambda: cluster.store.execution_state(execution.id) == State.PAUSED, 90)
+
+        @click.group()
+        def harrier() -> None:
+            """`harrier executions` as the CLI registers it."""
+
+        harrier.add_command(executions_group)
+        env = {"HARRIER_BROKER_URL": redis_server.url, "HARRIER_STORE_URL": "",
+               "HARRIER_WORK_DIR": str(tmp_path)}
+        bad = CliRunner().invoke(harrier, ["executions", "resume", execution.id,
+                                           "--input", "approved=maybe"], env=env)
+        assert bad.exit_code == 1 and "approved" in bad.output
+        good = CliRunner().invoke(harrier, ["executions", "resume", execution.id, "-i",
+                                            "approved=true", "-i", "reason=cli"], env=env)
+        assert good.exit_code == 0, good.output
+        done = cluster.store.wait_terminal(execution.id, 90)
+        assert done.state.current == State.SUCCESS
+        assert task_run(done, "after").outputs["value"] == "true/cli"
     finally:
         cluster.stop_all()
