@@ -27,8 +27,6 @@ class MemoryStore:
         self._one_off: dict[tuple[str, str], list[FlowRecord]] = {}
         self._executions: dict[str, Execution] = {}
         self._kv: dict[tuple[str, str], KVEntry] = {}
-        self._ended_events: list[tuple[str, str]] = []
-        self._ended_seq = 0
         self._halted: dict[str, str] = {}
         self._deleted: set[tuple[str, str]] = set()
         self._beats: dict[tuple[str, str], datetime] = {}
@@ -145,7 +143,6 @@ class MemoryStore:
             if current == new or (only_from and current not in only_from):
                 return False
             transition(execution.state, new)
-            self._note_end(execution_id, current, new)
             if error:
                 execution.error = error
             if new == State.RESTARTED:
@@ -307,7 +304,6 @@ class MemoryStore:
         if finish and progress.done and progress.state in (State.SUCCESS, State.WARNING) \
                 and execution is not None and execution.state.current == State.RUNNING:
             transition(execution.state, progress.state)
-            self._note_end(block.execution_id, State.RUNNING, progress.state)
             progress = replace(progress, finished=progress.state)
         return progress
 
@@ -384,27 +380,6 @@ class MemoryStore:
     def count_logs(self, execution_id: str) -> int:
         with self._lock:
             return len(self._logs.get(execution_id, []))
-
-    # -- executions that ended, for Flow triggers (the Redis store's stream)
-    def _note_end(self, execution_id: str, old: State, new: State) -> None:
-        if new.terminated and not old.terminated:
-            self._ended_seq += 1
-            self._ended_events.append((str(self._ended_seq), execution_id))
-            if len(self._ended_events) > 100_000:  # nobody reads them (as Redis's MAXLEN)
-                del self._ended_events[:1000]
-            self._changed.notify_all()
-
-    def read_ended(self, consumer: str, *, count: int = 100, block_ms: int = 1000,
-                   claim_idle_ms: int = 60_000) -> list[tuple[str, str]]:
-        with self._lock:
-            if not self._ended_events and block_ms:
-                self._changed.wait(block_ms / 1000)
-            taken = self._ended_events[:count]
-            del self._ended_events[:count]
-            return taken
-
-    def ack_ended(self, event_id: str) -> None:
-        return None  # one process: nothing to hand over
 
     # -- the KV store
     def kv_put(self, entry: KVEntry) -> None:

@@ -779,43 +779,12 @@ class RedisStore:
             deleted, _ = pipe.execute()
         return bool(deleted)
 
-    # -- executions that ended (the `ended` stream state_index.lua writes), read
-    # by Flow triggers through a consumer group: each event goes to one
-    # scheduler replica; one that dies before acknowledging it loses it to
-    # another after `claim_idle_ms`.
-    def read_ended(self, consumer: str, *, count: int = 100, block_ms: int = 1000,
-                   claim_idle_ms: int = 60_000) -> list[tuple[str, str]]:
-        stream = self._k("ended")
-        with self._errors():
-            try:
-                # From now on: ends before the first scheduler started are not replayed.
-                self.redis.xgroup_create(stream, ENDED_GROUP, id="$", mkstream=True)
-            except redis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-            claimed = self.redis.xautoclaim(stream, ENDED_GROUP, consumer, claim_idle_ms,
-                                            start_id="0-0", count=count)
-            entries = [e for e in claimed[1] if e and e[1]]
-            if not entries:
-                found = self.redis.xreadgroup(ENDED_GROUP, consumer, {stream: ">"},
-                                              count=count, block=block_ms or None)
-                entries = found[0][1] if found else []
-        return [(event_id.decode(), fields[b"id"].decode()) for event_id, fields in entries
-                if b"id" in fields]
-
-    def ack_ended(self, event_id: str) -> None:
-        with self._errors():
-            self.redis.xack(self._k("ended"), ENDED_GROUP, event_id)
-
     def ping(self) -> None:
         with self._errors():
             self.redis.ping()
 
     def close(self) -> None:
         self.redis.close()
-
-
-ENDED_GROUP = "flow-triggers"
 
 
 def _is_live(run: TaskRun) -> bool:

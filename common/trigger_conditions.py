@@ -10,9 +10,7 @@ Or when any is, Expression reads truth as TruthUtils."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar, Literal
@@ -52,8 +50,6 @@ class Condition(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid", populate_by_name=True,
                               frozen=True)
     type_names: ClassVar[tuple[str, ...]] = ()
-    # About the execution that ended (trigger.state, trigger.flowId ...): Flow triggers only.
-    execution_condition: ClassVar[bool] = False
 
     type: str
 
@@ -80,22 +76,10 @@ def condition_type(name: str) -> Callable[[type[Condition]], type[Condition]]:
 
 
 # Kestra's conditions about an execution that ended: they only make sense on a
-# Flow trigger. The first four are implemented (below), the others not yet.
+# Flow trigger, which Harrier does not have yet.
 FLOW_TRIGGER_ONLY = ("ExecutionStatus", "ExecutionFlow", "ExecutionNamespace",
                      "ExecutionLabels", "ExecutionOutputs", "HasRetryAttempt",
                      "MultipleCondition", "Flow", "FlowNamespace", "ExecutionsWindow")
-# Set while a Flow trigger's conditions are parsed (nested Not/Or included).
-_FOR_FLOW_TRIGGER: ContextVar[bool] = ContextVar("for_flow_trigger", default=False)
-
-
-@contextmanager
-def flow_trigger_conditions() -> Iterator[None]:
-    """Parse conditions for a Flow trigger: the execution conditions are allowed."""
-    token = _FOR_FLOW_TRIGGER.set(True)
-    try:
-        yield
-    finally:
-        _FOR_FLOW_TRIGGER.reset(token)
 
 
 def parse_conditions(raw: Any) -> list[Condition]:
@@ -113,15 +97,11 @@ def parse_conditions(raw: Any) -> list[Condition]:
             raise ValueError(f"conditions[{index}]: expected a condition with a type")
         name = str(item["type"])
         cls = CONDITION_TYPES.get(name)
-        if cls is not None and cls.execution_condition and not _FOR_FLOW_TRIGGER.get():
-            raise ValueError(f"conditions[{index}]: {name} is only for Flow triggers "
-                             "(io.kestra.plugin.core.trigger.Flow)")
         if cls is None:
             short = name.rsplit(".", 1)[-1].removesuffix("Condition")
             if short in FLOW_TRIGGER_ONLY:
-                raise ValueError(f"conditions[{index}]: {name} is not supported yet (only "
-                                 "for Flow triggers, which support ExecutionStatus, "
-                                 "ExecutionFlow, ExecutionNamespace and ExecutionLabels)")
+                raise ValueError(f"conditions[{index}]: {name} is only for Flow triggers, "
+                                 "which are not supported yet")
             known = sorted({c.type_names[0] for c in CONDITION_TYPES.values()})
             raise ValueError(f"conditions[{index}]: unknown condition type {name!r}; "
                              f"supported: {', '.join(known)}")
@@ -309,83 +289,3 @@ class NotCondition(_Nested):
 class OrCondition(_Nested):
     def test(self, ctx: ConditionContext) -> bool:
         return any(condition.test(ctx) for condition in self.conditions)
-
-
-# -- about the execution that ended (a Flow trigger's `trigger` variables).
-# Followed: Kestra's ExecutionStatusCondition, ExecutionFlowCondition,
-# ExecutionNamespaceCondition and ExecutionLabelsCondition.
-def _ended(ctx: ConditionContext) -> Mapping[str, Any]:
-    trigger = ctx.variables.get("trigger") or {}
-    return trigger if isinstance(trigger, Mapping) else {}
-
-
-@condition_type("ExecutionStatus")
-class ExecutionStatusCondition(Condition):
-    execution_condition = True
-    in_: list[str] | None = Field(None, alias="in")
-    not_in: list[str] | None = Field(None, alias="notIn")
-
-    def test(self, ctx: ConditionContext) -> bool:
-        state = str(_ended(ctx).get("state"))
-        return (self.in_ is None or state in self.in_) and \
-            (self.not_in is None or state not in self.not_in)
-
-
-@condition_type("ExecutionFlow")
-class ExecutionFlowCondition(Condition):
-    execution_condition = True
-    namespace: str
-    flow_id: str = Field(alias="flowId")
-
-    def test(self, ctx: ConditionContext) -> bool:
-        ended = _ended(ctx)
-        return ended.get("namespace") == self.namespace and ended.get("flowId") == self.flow_id
-
-
-@condition_type("ExecutionNamespace")
-class ExecutionNamespaceCondition(Condition):
-    execution_condition = True
-    namespace: str
-    comparison: Literal["EQUALS", "PREFIX", "SUFFIX"] | None = None
-    prefix: bool = False  # Kestra's older switch: true is comparison PREFIX
-
-    def test(self, ctx: ConditionContext) -> bool:
-        ended = str(_ended(ctx).get("namespace"))
-        comparison = self.comparison or ("PREFIX" if self.prefix else "EQUALS")
-        if comparison == "PREFIX":
-            return ended.startswith(self.namespace)
-        if comparison == "SUFFIX":
-            return ended.endswith(self.namespace)
-        return ended == self.namespace
-
-
-@condition_type("ExecutionLabels")
-class ExecutionLabelsCondition(Condition):
-    execution_condition = True
-    labels: dict[str, Any] = Field(min_length=1)
-
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _labels(cls, value: Any) -> Any:
-        if isinstance(value, list):  # Kestra's list of {key, value}
-            if not all(isinstance(i, dict) and set(i) == {"key", "value"} for i in value):
-                raise ValueError("a list of labels holds {key: ..., value: ...} mappings")
-            return {str(i["key"]): i["value"] for i in value}
-        return value
-
-    def test(self, ctx: ConditionContext) -> bool:
-        have = _ended(ctx).get("executionLabels") or {}
-        flat = _flatten(have) if isinstance(have, Mapping) else {}
-        return all(flat.get(str(k)) == str(v) for k, v in self.labels.items())
-
-
-def _flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Kestra's executionLabels are nested by dots ({team: {name: x}}): back to keys."""
-    flat: dict[str, str] = {}
-    for key, value in nested.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = str(value)
-    return flat

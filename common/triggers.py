@@ -1,4 +1,4 @@
-"""Trigger declarations of a flow (Schedule, Webhook, Flow): validated data only;
+"""Trigger declarations of a flow (Schedule, Webhook): validated data only;
 the scheduler evaluates them."""
 
 from __future__ import annotations
@@ -7,14 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from harrier.common.cron import parse_cron
 from harrier.common.durations import parse_duration
@@ -24,7 +17,6 @@ from harrier.common.trigger_conditions import (
     Condition,
     ConditionContext,
     all_true,
-    flow_trigger_conditions,
     parse_conditions,
 )
 
@@ -125,56 +117,10 @@ class WebhookTrigger(Trigger):
         return value
 
 
-# Kestra's default `states` of a Flow trigger: every terminal state and PAUSED.
-# Harrier reacts to ends only, so PAUSED is refused for now.
-FLOW_TRIGGER_STATES = (State.SUCCESS, State.WARNING, State.FAILED, State.KILLED,
-                       State.CANCELLED, State.SKIPPED, State.RETRIED)
-_FLOW_TRIGGER_LATER = ("preconditions", "dependsOn", "window", "mode", "minSatisfied")
-
-
-class FlowTrigger(Trigger):
-    """Starts this flow when an execution of another flow ends and the trigger's
-    `states`, `conditions` and `when` hold; `inputs` may read the ended
-    execution as `trigger.*` (Kestra's Flow trigger, without preconditions)."""
-
-    type_names = ("io.kestra.plugin.core.trigger.Flow",
-                  "io.kestra.core.models.triggers.types.Flow")
-
-    states: list[State] = Field(default_factory=lambda: list(FLOW_TRIGGER_STATES))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _not_yet(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for name in _FLOW_TRIGGER_LATER:
-                if data.get(name) is not None:
-                    raise ValueError(f"`{name}` is not supported yet (a Flow trigger fires "
-                                     "on each execution that ends; use `conditions`)")
-            if data.get("stopAfter"):
-                raise ValueError("`stopAfter` is not supported yet on a Flow trigger")
-        return data
-
-    @field_validator("conditions", mode="before")
-    @classmethod
-    def _conditions(cls, value: Any) -> list[Condition]:
-        with flow_trigger_conditions():
-            return parse_conditions(value)
-
-    @field_validator("states")
-    @classmethod
-    def _ends(cls, value: list[State]) -> list[State]:
-        for state in value:
-            if not state.terminated:
-                raise ValueError(f"{state.value}: a Flow trigger reacts to executions that "
-                                 "end (PAUSED is not supported yet)")
-        return value
-
-
 def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text
 
 
 TRIGGER_TYPES: dict[str, type[Trigger]] = {
-    name: cls for cls in (ScheduleTrigger, WebhookTrigger, FlowTrigger)
-    for name in cls.type_names
+    name: cls for cls in (ScheduleTrigger, WebhookTrigger) for name in cls.type_names
 }

@@ -45,7 +45,6 @@ X = I + "test_execution_tasks.py::"
 SF = I + "test_subflows.py::"
 PA = I + "test_pause.py::"
 KV = I + "test_kv.py::"
-FT = I + "test_flow_triggers.py::"
 WD = I + "test_working_directory.py::"
 K2 = I + "test_kestra2_dialect.py::"
 H = I + "test_http_tasks.py::"
@@ -239,15 +238,6 @@ SUPPORTED: dict[str, str] = {
     "KVDelete.key": KV + "test_kv_tasks_and_the_kv_function",
     "KVDelete.namespace": KV + "test_kv_tasks_and_the_kv_function",
     "KVDelete.errorOnMissing": KV + "test_missing_keys_fail_where_kestra_fails",
-    "FlowTrigger.states": FT + "test_a_chain_of_flows_stops_where_a_flow_fails_embedded",
-    "ExecutionStatusCondition.in": C + "test_execution_conditions_read_the_ended_execution",
-    "ExecutionStatusCondition.notIn": C + "test_execution_conditions_read_the_ended_execution",
-    "ExecutionFlowCondition.namespace": C + "test_execution_conditions_read_the_ended_execution",
-    "ExecutionFlowCondition.flowId": C + "test_execution_conditions_read_the_ended_execution",
-    "ExecutionNamespaceCondition.namespace": C + "test_execution_conditions_read_the_ended_execution",
-    "ExecutionNamespaceCondition.comparison": C + "test_execution_conditions_read_the_ended_execution",
-    "ExecutionNamespaceCondition.prefix": C + "test_execution_conditions_read_the_ended_execution",
-    "ExecutionLabelsCondition.labels": C + "test_execution_conditions_read_the_ended_execution",
     "Labels.labels": X + "test_labels_set_while_running_show_on_the_execution_and_in_search",
     "OutputValues.values": X + "test_output_values_are_read_by_later_tasks",
     "LoopUntil.condition": LO + "test_loop_until_repeats_until_the_condition_holds",
@@ -392,12 +382,14 @@ REJECTED: dict[str, str] = {
                "{type: io.kestra.plugin.scripts.runner.docker.Docker, shmSize: 1g}}]\n",
     "scheduleDate": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
                     "namespace: n, flowId: f, scheduleDate: '2030-01-01T00:00:00Z'}]\n",
-    "preconditions": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: f\n    type: "
-                     "io.kestra.plugin.core.trigger.Flow\n    preconditions: {flows: []}\n",
     "kvType": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.kv.Set, "
               "key: k, value: '1', kvType: NUMBER}]\n",
     "restartBehavior": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
                        "namespace: n, flowId: f, restartBehavior: RETRY_FAILED}]\n",
+    "ExecutionStatus": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: w\n    type: "
+                       "io.kestra.plugin.core.trigger.Webhook\n    key: k\n    conditions:\n"
+                       "      - {type: io.kestra.plugin.core.condition.ExecutionStatus, "
+                       "in: [FAILED]}\n",
 }
 
 

@@ -16,7 +16,6 @@ from harrier.common.embedded_transport import wake_consumers
 from harrier.common.memory_store import MemoryStore
 from harrier.common.settings import Settings
 from harrier.common.store import ExecutionStore
-from harrier.worker.flow_triggers import FlowTriggerReader
 from harrier.worker.runtime import Runtime, install
 
 
@@ -41,11 +40,6 @@ class EmbeddedRuntime:
         self.runtime = Runtime(self.settings, self.store, self.app)
         self._worker: _Worker | None = None
         self._thread: threading.Thread | None = None
-        # Flow triggers: the executions that end here start the flows they trigger.
-        self._stop_triggers = threading.Event()
-        self._triggers = threading.Thread(
-            target=FlowTriggerReader(self.runtime, "embedded").run,
-            args=(self._stop_triggers,), daemon=True, name="harrier-flow-triggers")
 
     def __enter__(self) -> Runtime:
         install(self.runtime)
@@ -59,14 +53,10 @@ class EmbeddedRuntime:
                                         name="harrier-embedded-worker")
         self._thread.start()
         self._worker.started.wait(30)
-        self._triggers.start()
         return self.runtime
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._stop_triggers.set()
-        if self._triggers.is_alive():
-            self._triggers.join(5)
         if self._worker is not None:
             self._worker.stop(in_sighandler=False)
             wake_consumers()  # the consumer loop is waiting for a message: let it see the stop

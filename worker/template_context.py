@@ -170,7 +170,7 @@ def build_context(flow: Flow, execution: Execution, task: Task | None = None,
         "inputs": _typed_inputs(flow, execution),
         "outputs": outputs if outputs is not None else outputs_of(execution.task_runs),
         "vars": dict(flow.variables),
-        "trigger": _trigger_variables(execution.trigger),
+        "trigger": dict(execution.trigger or {}),
         "labels": dict(execution.labels),
     }
     if task is not None:
@@ -195,14 +195,6 @@ def build_context(flow: Flow, execution: Execution, task: Task | None = None,
                 context["parent"] = parents[0]
                 context["parents"] = parents
     return context
-
-
-def _trigger_variables(trigger: Mapping[str, Any] | None) -> dict[str, Any]:
-    """`trigger` in templates. Kestra keeps a Flow trigger's or a Subflow's
-    values under `variables` and templates read them as `trigger.executionId`."""
-    found = dict(trigger or {})
-    variables = found.get("variables")
-    return {**found, **variables} if isinstance(variables, Mapping) else found
 
 
 def _millis(value: datetime) -> KestraDateTime:

@@ -34,8 +34,6 @@ from harrier.scheduler.pause_sweep import PauseSweep
 from harrier.scheduler.task_rescue import TaskRescue
 from harrier.scheduler.triggers import TriggerLoop
 from harrier.scheduler.ui import create_web_app
-from harrier.worker.flow_triggers import FlowTriggerReader
-from harrier.worker.runtime import Runtime
 
 log = logging.getLogger("harrier.scheduler")
 SERVED_APP = "harrier.scheduler.served_app:app_from_env"
@@ -107,11 +105,6 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
     pause_sweep = PauseSweep(RedisStore.from_settings(settings), context.app, settings)
     pauses = threading.Thread(target=pause_sweep.run, args=(stop,), name="harrier-pauses",
                               daemon=True)
-    # Flow triggers: each replica reads its share of the executions that ended.
-    flow_triggers = FlowTriggerReader(
-        Runtime(settings, RedisStore.from_settings(settings), context.app), context.replica)
-    triggered = threading.Thread(target=flow_triggers.run, args=(stop,),
-                                 name="harrier-flow-triggers", daemon=True)
     log.info("scheduler %s: flows from %s, %d schedule(s)%s", context.replica,
              settings.flows_dir, len(catalog.schedules()),
              "" if no_api else f", API on {host}:{port}")
@@ -125,7 +118,6 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
         thread.start()
         rescuer.start()
         pauses.start()
-        triggered.start()
         while not stop.wait(0.5):
             pass
     elif settings.api_workers > 1:
@@ -133,7 +125,6 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
         # from the environment; this process keeps the trigger loop.
         thread.start()
         pauses.start()
-        triggered.start()
         uvicorn.run(SERVED_APP, factory=True, host=host, port=port,
                     workers=settings.api_workers, log_level=settings.log_level.lower())
         stop.set()
@@ -145,7 +136,6 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
         thread.start()
         rescuer.start()
         pauses.start()
-        triggered.start()
         server.run()  # handles SIGTERM and SIGINT itself, in the main thread
         stop.set()
     thread.join(30)

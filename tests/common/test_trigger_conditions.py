@@ -10,10 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harrier.common.trigger_conditions import (
-    Condition,
     ConditionContext,
     ConditionError,
-    flow_trigger_conditions,
     parse_conditions,
 )
 
@@ -108,48 +106,3 @@ def test_bad_conditions_are_rejected_with_a_reason(condition: dict, message: str
 def test_a_condition_that_cannot_be_evaluated_says_why() -> None:
     with pytest.raises(ConditionError, match="not an ISO-8601"):
         holds({"type": C + "Weekend", "date": "{{ 'soon' }}"}, "x")
-
-
-# -- the conditions about an execution that ended (Flow triggers only)
-def _ended(**trigger: object) -> ConditionContext:
-    return ConditionContext({"trigger": {"namespace": "team.spark", "flowId": "ingest",
-                                         "state": "FAILED",
-                                         "executionLabels": {"team": {"name": "data"},
-                                                             "env": "prod"},
-                                         **trigger}})
-
-
-def _flow_condition(raw: dict) -> Condition:
-    with flow_trigger_conditions():
-        [condition] = parse_conditions([raw])
-    return condition
-
-
-@pytest.mark.parametrize(("raw", "expected"), [
-    ({"type": C + "ExecutionStatus", "in": ["FAILED", "KILLED"]}, True),
-    ({"type": C + "ExecutionStatus", "in": ["SUCCESS"]}, False),
-    ({"type": C + "ExecutionStatus", "notIn": ["FAILED"]}, False),
-    ({"type": C + "ExecutionStatus", "notIn": ["SUCCESS"]}, True),
-    ({"type": C + "ExecutionFlow", "namespace": "team.spark", "flowId": "ingest"}, True),
-    ({"type": C + "ExecutionFlow", "namespace": "team", "flowId": "ingest"}, False),
-    ({"type": C + "ExecutionNamespace", "namespace": "team.spark"}, True),
-    ({"type": C + "ExecutionNamespace", "namespace": "team"}, False),
-    ({"type": C + "ExecutionNamespace", "namespace": "team", "comparison": "PREFIX"}, True),
-    ({"type": C + "ExecutionNamespace", "namespace": "team", "prefix": True}, True),
-    ({"type": C + "ExecutionNamespace", "namespace": ".spark", "comparison": "SUFFIX"}, True),
-    ({"type": C + "ExecutionLabels", "labels": {"team.name": "data", "env": "prod"}}, True),
-    ({"type": C + "ExecutionLabels", "labels": [{"key": "env", "value": "dev"}]}, False),
-    ({"type": "io.kestra.core.models.conditions.types.ExecutionStatusCondition",
-      "in": ["FAILED"]}, True),
-])
-def test_execution_conditions_read_the_ended_execution(raw: dict, expected: bool) -> None:
-    assert _flow_condition(raw).test(_ended()) is expected
-
-
-def test_execution_conditions_nest_in_not_and_or_on_a_flow_trigger() -> None:
-    condition = _flow_condition({"type": C + "Not", "conditions": [
-        {"type": C + "ExecutionStatus", "in": ["SUCCESS"]}]})
-    assert condition.test(_ended()) is True
-    with pytest.raises(ValueError, match="only for Flow triggers"):
-        parse_conditions([{"type": C + "Or", "conditions": [
-            {"type": C + "ExecutionFlow", "namespace": "a", "flowId": "b"}]}])
