@@ -57,6 +57,8 @@ class Settings:
     work_root: Path = Path(os.environ.get("TMPDIR", "/tmp")) / "harrier"
     embedded_concurrency: int = 8
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # Where users reach Harrier (Kestra's kestra.url): links in notifications.
+    url: str = ""
 
     @property
     def embedded(self) -> bool:
@@ -134,6 +136,7 @@ class Settings:
             work_root=Path(get("WORK_DIR") or Path(env.get("TMPDIR", "/tmp")) / "harrier"),
             embedded_concurrency=integer("EMBEDDED_CONCURRENCY", 8),
             secrets=_secrets(env),
+            url=get("URL").rstrip("/"),
         )
 
 

@@ -13,6 +13,7 @@ from harrier.common.dispatch import FlowRef, publish, run_task_message, start_me
 from harrier.common.execution import Execution, new_id
 from harrier.common.flow import Flow
 from harrier.common.inputs import InputType, coerce_inputs, inputs_to_json
+from harrier.common.metrics import recorder
 from harrier.common.state import State, StateRecord
 from harrier.common.store import BlockRef, ExecutionStore
 
@@ -46,6 +47,7 @@ def create_execution(store: ExecutionStore, flow: Flow, inputs: Mapping[str, Any
         state=StateRecord.start(State.CREATED), trigger=trigger,
         secret_inputs=[spec.id for spec in flow.inputs if spec.type == InputType.SECRET])
     store.create_execution(execution)
+    recorder().execution_started(flow.namespace, flow.id, trigger)
     return execution
 
 

@@ -44,6 +44,8 @@ D = I + "test_dag.py::"
 X = I + "test_execution_tasks.py::"
 WD = I + "test_working_directory.py::"
 K2 = I + "test_kestra2_dialect.py::"
+H = I + "test_http_tasks.py::"
+N = I + "test_notifications.py::"
 
 # "Model.property" (the class that declares it, the YAML name) -> the test that
 # shows what it does.
@@ -247,6 +249,70 @@ SUPPORTED: dict[str, str] = {
     "Backfill.inputs": L + "test_a_declared_backfill_fires_each_tick_of_its_range_once",
     "Backfill.labels": L + "test_a_declared_backfill_fires_each_tick_of_its_range_once",
     "WebhookTrigger.key": W + "test_webhook_with_wrong_key_is_404_and_creates_nothing",
+    # -- HTTP calls and alerts
+    "HttpTask.uri": H + "test_get_returns_code_headers_and_body_as_outputs",
+    "HttpTask.headers": H + "test_get_returns_code_headers_and_body_as_outputs",
+    "HttpTask.method": H + "test_post_sends_the_rendered_body_with_its_content_type",
+    "HttpTask.body": H + "test_post_sends_the_rendered_body_with_its_content_type",
+    "HttpTask.contentType": H + "test_post_sends_the_rendered_body_with_its_content_type",
+    "HttpTask.formData": H + "test_form_data_is_url_encoded_or_multipart_with_a_downloaded_file",
+    "HttpTask.allowFailed": H + "test_an_error_answer_fails_the_task_unless_allow_failed",
+    "HttpTask.options": H + "test_an_error_answer_fails_the_task_unless_allow_failed",
+    "HttpOptions.allowFailed": H + "test_an_error_answer_fails_the_task_unless_allow_failed",
+    "HttpOptions.timeout": H + "test_read_timeout_and_task_timeout_fail_the_task",
+    "TimeoutOptions.readIdleTimeout": H + "test_read_timeout_and_task_timeout_fail_the_task",
+    "TimeoutOptions.connectTimeout": H + "test_connect_timeouts_in_both_of_kestras_places",
+    "HttpOptions.connectTimeout": H + "test_connect_timeouts_in_both_of_kestras_places",
+    "HttpOptions.readTimeout": H + "test_the_older_flat_read_timeouts_and_basic_auth_names_work",
+    "HttpOptions.readIdleTimeout": H + "test_the_older_flat_read_timeouts_and_basic_auth_names_work",
+    "HttpOptions.basicAuthUser": H + "test_the_older_flat_read_timeouts_and_basic_auth_names_work",
+    "HttpOptions.basicAuthPassword": H + "test_the_older_flat_read_timeouts_and_basic_auth_names_work",
+    # No connection pool to keep idle connections in; Kestra ignores it too.
+    "HttpOptions.connectionPoolIdleTimeout": H + "test_the_older_flat_read_timeouts_and_basic_auth_names_work",
+    "HttpOptions.auth": H + "test_basic_and_bearer_auth_send_the_authorization_header",
+    "AuthOptions.type": H + "test_basic_and_bearer_auth_send_the_authorization_header",
+    "AuthOptions.username": H + "test_basic_and_bearer_auth_send_the_authorization_header",
+    "AuthOptions.password": H + "test_basic_and_bearer_auth_send_the_authorization_header",
+    "AuthOptions.token": H + "test_basic_and_bearer_auth_send_the_authorization_header",
+    "HttpOptions.followRedirects": H + "test_redirects_are_followed_unless_told_not_to",
+    "HttpOptions.defaultCharset": H + "test_default_charset_encodes_the_body",
+    "HttpOptions.maxContentLength": H + "test_max_content_length_bounds_the_body",
+    "Request.encryptBody": H + "test_unsupported_or_bad_properties_are_rejected_at_validation",
+    "Download.failOnEmptyResponse": H + "test_download_of_an_empty_answer_fails_unless_told_otherwise",
+    "IncomingWebhook.url": N + "test_errors_handlers_alert_slack_teams_a_webhook_and_by_mail",
+    "IncomingWebhook.payload": N + "test_errors_handlers_alert_slack_teams_a_webhook_and_by_mail",
+    "IncomingWebhook.options": N + "test_webhook_options_headers_timeouts_size_and_charset",
+    "RequestOptions.headers": N + "test_webhook_options_headers_timeouts_size_and_charset",
+    "RequestOptions.defaultCharset": N + "test_webhook_options_headers_timeouts_size_and_charset",
+    "RequestOptions.readIdleTimeout": N + "test_webhook_options_headers_timeouts_size_and_charset",
+    "RequestOptions.maxContentLength": N + "test_webhook_options_headers_timeouts_size_and_charset",
+    "RequestOptions.connectionPoolIdleTimeout": N + "test_webhook_options_headers_timeouts_size_and_charset",
+    "RequestOptions.readTimeout": N + "test_a_webhook_answering_500_is_retried_and_a_slow_one_times_out",
+    "RequestOptions.connectTimeout": N + "test_webhook_connect_timeout",
+    "SlackExecution.customMessage": N + "test_slack_execution_sums_up_the_failed_execution",
+    "SlackExecution.customFields": N + "test_slack_execution_sums_up_the_failed_execution",
+    "SlackExecution.channel": N + "test_slack_execution_sums_up_the_failed_execution",
+    "SlackExecution.username": N + "test_slack_execution_sums_up_the_failed_execution",
+    "SlackExecution.executionId": N + "test_slack_execution_of_another_execution_with_icons",
+    "SlackExecution.iconUrl": N + "test_slack_execution_of_another_execution_with_icons",
+    "SlackExecution.iconEmoji": N + "test_slack_execution_of_another_execution_with_icons",
+    "MailSend.host": N + "test_errors_handlers_alert_slack_teams_a_webhook_and_by_mail",
+    "MailSend.port": N + "test_errors_handlers_alert_slack_teams_a_webhook_and_by_mail",
+    "MailSend.transportStrategy": N + "test_mail_with_a_wrong_password_or_no_server_fails_clearly",
+    "MailSend.username": N + "test_errors_handlers_alert_slack_teams_a_webhook_and_by_mail",
+    "MailSend.password": N + "test_mail_with_a_wrong_password_or_no_server_fails_clearly",
+    "MailSend.from": N + "test_errors_handlers_alert_slack_teams_a_webhook_and_by_mail",
+    "MailSend.to": N + "test_errors_handlers_alert_slack_teams_a_webhook_and_by_mail",
+    "MailSend.cc": N + "test_errors_handlers_alert_slack_teams_a_webhook_and_by_mail",
+    "MailSend.subject": N + "test_errors_handlers_alert_slack_teams_a_webhook_and_by_mail",
+    "MailSend.htmlTextContent": N + "test_errors_handlers_alert_slack_teams_a_webhook_and_by_mail",
+    "MailSend.attachments": N + "test_errors_handlers_alert_slack_teams_a_webhook_and_by_mail",
+    "Attachment.name": N + "test_errors_handlers_alert_slack_teams_a_webhook_and_by_mail",
+    "Attachment.uri": N + "test_errors_handlers_alert_slack_teams_a_webhook_and_by_mail",
+    "Attachment.contentType": N + "test_errors_handlers_alert_slack_teams_a_webhook_and_by_mail",
+    "MailSend.plainTextContent": N + "test_mail_embeds_images_the_html_refers_to",
+    "MailSend.embeddedImages": N + "test_mail_embeds_images_the_html_refers_to",
+    "MailSend.sessionTimeout": N + "test_mail_session_timeout_bounds_a_silent_server",
     # -- trigger conditions
     "Condition.type": C + "test_old_type_names_are_aliases",
     "ExpressionCondition.expression": C + "test_weekend_and_expression",
@@ -375,7 +441,7 @@ def _section(title: str) -> str:
 def test_the_readme_names_every_supported_property() -> None:
     reference = _section("Flows") + _section("Templates and untrusted input") + \
         _section("Scheduler and triggers") + _section("Task runners: Process or Docker") + \
-        _section("Spark")
+        _section("Spark") + _section("HTTP calls and alerts")
     prose = re.sub(r"```.*?```", "", reference, flags=re.S)  # code blocks: not reference
     prose = re.sub(r"``.*?``", "", prose, flags=re.S)  # literal text that holds backticks
     named = set(re.findall(r"`([^`]+)`", prose))

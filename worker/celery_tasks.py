@@ -4,13 +4,16 @@ a countdown, stand by as a watching copy)."""
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import Any
 
 from celery import Task as CeleryTask
 from celery.exceptions import Ignore
 
-from harrier.common.celery_app import app
+from harrier.common.celery_app import SENT_AT_HEADER, app
 from harrier.common.dispatch import ADVANCE, RUN_TASK, FlowRef
+from harrier.common.metrics import recorder
 from harrier.common.state import State, transition
 from harrier.worker.engine import Engine
 from harrier.worker.execute import execute_task
@@ -29,6 +32,9 @@ def run_task(self: CeleryTask, execution_id: str, task_id: str, flow: list[Any],
              iteration: int | None = None, values: list[str] | None = None,
              watching: bool = False) -> str:
     delivery = self.request.delivery_info or {}
+    if not watching:
+        recorder().task_started(delivery.get("routing_key") or "default",
+                                queued_seconds(self.request))
     outcome = execute_task(current(), execution_id, task_id, FlowRef(*flow), parent=parent,
                            value=value, iteration=iteration, values=tuple(values or ()),
                            worker_id=self.request.hostname, watching=watching,
@@ -44,6 +50,20 @@ def run_task(self: CeleryTask, execution_id: str, task_id: str, flow: list[Any],
         # Celery's own retry: the same message comes back after the policy's countdown.
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
     return outcome.state.value if outcome.state else "SKIPPED"
+
+
+def queued_seconds(request: Any) -> float | None:
+    """How long the message waited for a worker: since it was sent, or since
+    its countdown ended (a retry's delay is not waiting for a worker)."""
+    sent = getattr(request, SENT_AT_HEADER, None) or (request.headers or {}).get(SENT_AT_HEADER)
+    if not isinstance(sent, int | float):
+        return None
+    ready = float(sent)
+    if request.eta:
+        eta = request.eta if isinstance(request.eta, datetime) else \
+            datetime.fromisoformat(str(request.eta))
+        ready = max(ready, eta.timestamp())
+    return time.time() - ready
 
 
 @app.task(name=ADVANCE, **_OPTIONS)

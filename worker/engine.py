@@ -44,6 +44,7 @@ from harrier.common.execution import (
 )
 from harrier.common.flow import Flow
 from harrier.common.inputs import InputSpec, coerce_inputs, to_json_value
+from harrier.common.metrics import recorder
 from harrier.common.retry import RetryPolicy
 from harrier.common.state import State, StateRecord, now, transition
 from harrier.common.store import BlockProgress, BlockRef
@@ -334,6 +335,7 @@ class Engine:
             return  # ended by someone else, who went on from there
         if progress.finished is not None:
             self.execution.state.current = progress.finished  # ended in the same step
+            self._ended(progress.finished)
             return
         self._after(task, run, progress)
 
@@ -586,8 +588,14 @@ class Engine:
                 return
             result = State.KILLED
         self.execution.state.current = result
+        self._ended(result)
         release_slot(self.store, self.runtime.app, self.execution.id, self.flow,
                      self.runtime.flow)
+
+    def _ended(self, state: State) -> None:
+        started = self.execution.state.start_date
+        recorder().execution_ended(self.flow.namespace, self.flow.id, state.value,
+                                   (now() - started).total_seconds() if started else None)
 
     def _final_state(self, last_block: str, last_state: State) -> State:
         if self.stopping:

@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from harrier.common.execution import Execution
 from harrier.common.flow import parse_flow
+from harrier.common.metrics import enable_metrics
 from harrier.common.state import State
 from harrier.scheduler.control import kill_execution
 from harrier.scheduler.executions import create_execution, start_execution
@@ -143,6 +145,9 @@ def test_jar_submit_succeeds_and_args_reach_the_job_verbatim(
         submitter: str, tmp_path: Path) -> None:
     marker = tmp_path / "injected"
     evil = INJECTION.format(marker=marker)
+    enable_metrics()  # what `harrier worker --metrics-port` does
+    submitted = metric("harrier_spark_submission_duration_seconds_count", submitter=submitter)
+    finished = metric("harrier_spark_driver_ended_count_total", state="FINISHED")
     done = run_flow_text(embedded, f"""
 id: jar-submit
 namespace: test
@@ -168,6 +173,15 @@ tasks:
     assert f"[driver stdout] HARRIER-JOB-RESULT count=5 args={evil}" in logs(
         embedded, done, "submit")
     assert not marker.exists()
+    # Submission time by submitter and the driver's end state are metrics.
+    assert metric("harrier_spark_submission_duration_seconds_count",
+                  submitter=submitter) == submitted + 1
+    assert metric("harrier_spark_driver_ended_count_total", state="FINISHED") == finished + 1
+
+
+def metric(name: str, **labels: str) -> float:
+    return sum(s.value for family in REGISTRY.collect() for s in family.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
 WHO = '"; import sys; print("HARRIER-PY-RESULT 7 0"); sys.exit(0); x="'

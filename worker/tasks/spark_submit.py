@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, field_validator
 
 from harrier.common.errors import SparkSubmissionError
+from harrier.common.metrics import recorder
 from harrier.common.task import register_task
 from harrier.worker.context import TaskContext
 from harrier.worker.spark.rest import SparkRestClient
@@ -110,7 +111,9 @@ class SparkSubmitTask(ScriptTask):
                     "(deployMode CLUSTER)")
         request = build_rest_request(spec, workdir=ctx.workdir)
         with SparkRestClient(spec.master, master_web_url=web_url) as client:
+            submitting = time.monotonic()
             submission_id = client.create(request)
+            recorder().spark_submitted("rest", time.monotonic() - submitting)
         submission = Submission(submission_id, spec.master, web_url)
         ctx.log("INFO", f"submitted driver {submission_id} to {spec.master} over REST")
         if not self.wait_for_completion:
