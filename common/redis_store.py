@@ -494,7 +494,7 @@ class RedisStore:
                 keys=[*self._execution_keys(execution_id), self._live],
                 args=[task_run.key, task_run.id, json.dumps(task_run.to_json()), beat,
                       _history_entry(State.RUNNING, now()),
-                      _live_member(task_run) if _is_live(task_run) else ""])
+                      _live_member(task_run) if _is_live(task_run) else "", repr(time.time())])
         if not found:
             raise ExecutionNotFound(f"execution {execution_id} not found")
         raw, created, state, doc, error = found
@@ -685,6 +685,22 @@ class RedisStore:
             return None
         state, raw = found
         return State(state.decode()), TaskRun.from_json(json.loads(raw))
+
+    def unmoved_executions(self, state: State, before: float, limit: int = 1000
+                           ) -> list[str]:
+        """Executions in `state` that have not moved on (no task run began or
+        ended) since `before` (epoch seconds), oldest first: the candidates for
+        an execution whose next message was lost."""
+        index = f"{self._k('sx')}|{state.value}"
+        with self._errors():
+            ids = [m.decode() for m in self.redis.zrangebyscore(index, "-inf", before,
+                                                                start=0, num=limit)]
+            pipe = self.redis.pipeline(transaction=False)
+            for execution_id in ids:
+                pipe.hmget(self._k("exec", execution_id), "moved", "score")
+            stamps = pipe.execute()
+        return [execution_id for execution_id, (moved, score) in zip(ids, stamps, strict=True)
+                if (moved or score) is not None and float(moved or score) < before]
 
     def forget_live(self, execution_id: str, task_run_id: str) -> None:
         """Drop a run from the live index (its attempt was dealt with otherwise)."""

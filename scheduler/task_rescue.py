@@ -3,7 +3,9 @@ broker's visibility timeout (an hour) passes: every scheduler replica looks
 every 2 s for running attempts whose heartbeats stopped, exactly one replica
 claims each (compare-and-set in Redis) and sends the task again; the worker
 that takes it records the lost attempt as failed and starts a new one. In an
-execution being killed, the lost run ends KILLED instead."""
+execution being killed, the lost run ends KILLED instead. An execution that
+stops moving with nothing running (its next message was lost with a worker)
+gets what it is missing sent again."""
 
 from __future__ import annotations
 
@@ -18,11 +20,12 @@ from kombu.exceptions import KombuError
 
 from harrier.common.dispatch import FlowRef, publish, run_task_message
 from harrier.common.errors import ExecutionNotFound, FlowNotFound, HarrierError
-from harrier.common.execution import LogEntry, TaskRun
+from harrier.common.execution import WAITING, LogEntry, TaskRun
 from harrier.common.redis_store import RedisStore
 from harrier.common.settings import Settings
 from harrier.common.state import State, transition
 from harrier.common.task import FlowableTask
+from harrier.scheduler.executions import resume_start
 from harrier.worker.engine import Engine
 from harrier.worker.runtime import Runtime
 
@@ -33,6 +36,10 @@ SWEEP_SECONDS = 2.0
 # counts as lost again and is sent once more.
 HOLD_SECONDS = 300.0
 _STOPPING = (State.KILLING, State.KILLED, State.CANCELLED)
+# An execution that has not moved (no task run began or ended) for this many
+# times HARRIER_TASK_LOST_AFTER, with nothing running, lost a message.
+STALL_FACTOR = 2
+STALL_CHECK_SECONDS = 10.0
 
 
 class TaskRescue:
@@ -44,7 +51,13 @@ class TaskRescue:
         self.runtime = Runtime(settings, store, app)
         self.lost_after = float(settings.task_lost_after)
         self.clock = clock
+        self.stall_after = self.lost_after * STALL_FACTOR
         self._up_since: float | None = None  # monotonic: since Redis answers us
+        self._stall_checked = 0.0  # monotonic
+        broker = str(app.conf.broker_url or "")
+        # The broker's queues, when it is Redis: a backlog there is not a stall.
+        self._broker: redis.Redis | None = redis.Redis.from_url(broker) \
+            if broker.startswith(("redis://", "rediss://")) else None
 
     def sweep(self) -> list[TaskRun]:
         """The lost runs this replica took charge of."""
@@ -112,10 +125,70 @@ class TaskRescue:
                  run.execution_id, silence)
         return True
 
+    # -- executions whose next message was lost
+    def nudge_stalled(self) -> list[str]:
+        """Send again what stalled executions miss; their ids."""
+        if not self._trusted():
+            return []
+        before = self.clock() - self.stall_after
+        nudged = []
+        for state in (State.CREATED, State.RUNNING):
+            for execution_id in self.store.unmoved_executions(state, before):
+                try:
+                    if self._nudge(execution_id):
+                        nudged.append(execution_id)
+                except (ExecutionNotFound, FlowNotFound) as exc:
+                    log.warning("stalled execution %s not resumed: %s", execution_id, exc)
+        return nudged
+
+    def _nudge(self, execution_id: str) -> bool:
+        head = self.store.execution_head(execution_id)
+        flow = self.runtime.flow(head.namespace, head.flow_id, head.flow_revision)
+        runs = self.store.task_runs(execution_id)
+        for run in runs:
+            if run.state.current.terminated:
+                continue
+            try:
+                task = flow.index.task(run.task_id)
+            except KeyError:
+                continue
+            if not isinstance(task, FlowableTask) or WAITING in run.outputs or \
+                    run.state.current != State.RUNNING:
+                return False  # running, waiting, retrying: it moves on by itself
+        # One replica per stall period.
+        if not self.store.redis.set(f"{self.store.prefix}:exec:{execution_id}:nudged", "1",
+                                    nx=True, ex=max(1, int(self.stall_after))):
+            return False
+        if head.state.current == State.CREATED:
+            if self._backlog(["default"]):
+                return False
+            resume_start(self.runtime.app, flow, head, store=self.store)
+        else:
+            engine = Engine(self.runtime, head, flow)
+            engine.resume(runs)
+            queues = [str(m.options.get("queue") or "default") for m in engine.pending]
+            if self._backlog(queues):
+                return False  # the queue is busy: the message may be waiting there
+            engine.flush()
+        self.store.append_log(LogEntry(
+            execution_id, None, None, "WARN",
+            f"the execution had not moved for {self.stall_after:.0f} s with nothing running "
+            "(a message lost with a worker): what it was waiting for was sent again"))
+        log.info("execution %s had stalled: resumed", execution_id)
+        return True
+
+    def _backlog(self, queues: list[str]) -> bool:
+        if self._broker is None:
+            return False
+        return any(self._broker.llen(queue) for queue in set(queues))
+
     def run(self, stop: threading.Event, interval: float = SWEEP_SECONDS) -> None:
         while not stop.wait(interval):
             try:
                 self.sweep()
+                if time.monotonic() - self._stall_checked >= STALL_CHECK_SECONDS:
+                    self._stall_checked = time.monotonic()
+                    self.nudge_stalled()
             except (HarrierError, redis.RedisError, KombuError, OSError) as exc:
                 self._up_since = None
                 log.warning("lost task runs not checked: %s", exc)

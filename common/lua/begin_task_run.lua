@@ -6,7 +6,7 @@
 -- index of live attempts (a sorted set scored by last heartbeat);
 -- ARGV = run key, run id, run JSON, heartbeat ('' when the run is not created
 -- RUNNING), the RUNNING history entry, the run's member in the live index ('' for
--- a run with no process: a flowable).
+-- a run with no process: a flowable), the time (`moved`: the execution moved on).
 -- Returns {run JSON or '', created 0/1, state, doc, error or ''}, or false.
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return false end
@@ -17,6 +17,7 @@ if state == 'CREATED' or state == 'QUEUED' or state == 'RESTARTED' then
   for i = 1, 8 do redis.call('PERSIST', KEYS[i]) end
   state = 'RUNNING'
 end
+if state ~= 'CREATED' then redis.call('HSET', KEYS[1], 'moved', ARGV[7]) end
 local head = redis.call('HMGET', KEYS[1], 'doc', 'error')
 local terminal = {SUCCESS = 1, WARNING = 1, FAILED = 1, KILLED = 1, CANCELLED = 1}
 local run = ''
