@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 import redis
 from celery import Celery
@@ -23,8 +24,8 @@ from harrier.common.errors import ExecutionNotFound, FlowNotFound, HarrierError
 from harrier.common.execution import WAITING, LogEntry, TaskRun
 from harrier.common.redis_store import RedisStore
 from harrier.common.settings import Settings
-from harrier.common.state import State, transition
-from harrier.common.task import FlowableTask
+from harrier.common.state import State, now, transition
+from harrier.common.task import FlowableTask, Task
 from harrier.scheduler.executions import resume_start
 from harrier.worker.engine import Engine
 from harrier.worker.runtime import Runtime
@@ -145,6 +146,7 @@ class TaskRescue:
         head = self.store.execution_head(execution_id)
         flow = self.runtime.flow(head.namespace, head.flow_id, head.flow_revision)
         runs = self.store.task_runs(execution_id)
+        overdue: list[tuple[Task, TaskRun]] = []  # retries whose message was lost
         for run in runs:
             if run.state.current.terminated:
                 continue
@@ -152,14 +154,20 @@ class TaskRescue:
                 task = flow.index.task(run.task_id)
             except KeyError:
                 continue
-            if not isinstance(task, FlowableTask) or WAITING in run.outputs or \
+            if self._retry_overdue(task, run):
+                overdue.append((task, run))
+            elif not isinstance(task, FlowableTask) or WAITING in run.outputs or \
                     run.state.current != State.RUNNING:
                 return False  # running, waiting, retrying: it moves on by itself
         # One replica per stall period.
         if not self.store.redis.set(f"{self.store.prefix}:exec:{execution_id}:nudged", "1",
                                     nx=True, ex=max(1, int(self.stall_after))):
             return False
-        if head.state.current == State.CREATED:
+        ref = FlowRef(head.namespace, head.flow_id, head.flow_revision)
+        if overdue:
+            publish([run_task_message(ref, execution_id, task, run.parent_task_run_id,
+                                      run.value) for task, run in overdue])
+        elif head.state.current == State.CREATED:
             if self._backlog(["default"]):
                 return False
             resume_start(self.runtime.app, flow, head, store=self.store)
@@ -176,6 +184,20 @@ class TaskRescue:
             "(a message lost with a worker): what it was waiting for was sent again"))
         log.info("execution %s had stalled: resumed", execution_id)
         return True
+
+    def _retry_overdue(self, task: Task, run: TaskRun) -> bool:
+        """A task run waiting to be retried well past its longest possible delay:
+        the worker holding the retry's delayed message died."""
+        if run.state.current != State.RETRYING or isinstance(task, FlowableTask) or \
+                task.retry is None:
+            return False
+        entered = max((h.date for h in run.state.histories if h.state == State.RETRYING),
+                      default=None)
+        if entered is None:
+            return False
+        longest = max(task.retry.delay(len(run.attempts)).total_seconds(),
+                      float(getattr(task.retry, "max_interval", timedelta()).total_seconds()))
+        return (now() - entered).total_seconds() > longest + self.stall_after
 
     def _backlog(self, queues: list[str]) -> bool:
         if self._broker is None:

@@ -347,3 +347,35 @@ tasks:
     finally:
         cluster.stop_all()
         server.stop()
+
+
+def test_a_retry_held_by_a_worker_that_dies_still_happens(tmp_path):
+    # A retry waits in a delayed message its worker holds; kill -9 loses it
+    # (until the broker's visibility timeout, an hour).
+    server = start_redis_server(tmp_path)
+    cluster = make_cluster(server.url, server.url, tmp_path)
+    try:
+        worker = cluster.start_worker("holder", concurrency=1)
+        cluster.start_scheduler("s")
+        flag = tmp_path / "failed-once"
+        execution = start(cluster, f"""
+id: retry-lost
+namespace: crash
+tasks:
+  - id: flaky
+    type: io.kestra.plugin.scripts.shell.Commands
+    retry: {{type: constant, interval: PT5S, maxAttempts: 3}}
+    commands: ["if [ ! -f {flag} ]; then touch {flag}; exit 1; fi"]
+""")
+        wait_for(lambda: any(r.state.current == State.RETRYING
+                             for r in cluster.store.task_runs(execution.id)), timeout=60)
+        cluster.kill(worker)
+        cluster.workers.remove(worker)
+        cluster.start_worker("holder", concurrency=1)
+        done = cluster.store.wait_terminal(execution.id, 120)
+        assert done.state.current == State.SUCCESS
+        [run] = done.task_runs
+        assert [a.state.current for a in run.attempts] == [State.FAILED, State.SUCCESS]
+    finally:
+        cluster.stop_all()
+        server.stop()
