@@ -686,21 +686,27 @@ class RedisStore:
         state, raw = found
         return State(state.decode()), TaskRun.from_json(json.loads(raw))
 
-    def unmoved_executions(self, state: State, before: float, limit: int = 1000
-                           ) -> list[str]:
+    def unmoved_executions(self, state: State, before: float, chunk: int = 2000
+                           ) -> Iterator[str]:
         """Executions in `state` that have not moved on (no task run began or
-        ended) since `before` (epoch seconds), oldest first: the candidates for
+        ended) since `before` (epoch seconds), by start time: the candidates for
         an execution whose next message was lost."""
         index = f"{self._k('sx')}|{state.value}"
-        with self._errors():
-            ids = [m.decode() for m in self.redis.zrangebyscore(index, "-inf", before,
-                                                                start=0, num=limit)]
-            pipe = self.redis.pipeline(transaction=False)
-            for execution_id in ids:
-                pipe.hmget(self._k("exec", execution_id), "moved", "score")
-            stamps = pipe.execute()
-        return [execution_id for execution_id, (moved, score) in zip(ids, stamps, strict=True)
-                if (moved or score) is not None and float(moved or score) < before]
+        start = 0
+        while True:
+            with self._errors():
+                ids = [m.decode() for m in self.redis.zrangebyscore(
+                    index, "-inf", before, start=start, num=chunk)]
+                pipe = self.redis.pipeline(transaction=False)
+                for execution_id in ids:
+                    pipe.hmget(self._k("exec", execution_id), "moved", "score")
+                stamps = pipe.execute()
+            for execution_id, (moved, score) in zip(ids, stamps, strict=True):
+                if (moved or score) is not None and float(moved or score) < before:
+                    yield execution_id
+            if len(ids) < chunk:
+                return
+            start += chunk
 
     def forget_live(self, execution_id: str, task_run_id: str) -> None:
         """Drop a run from the live index (its attempt was dealt with otherwise)."""
