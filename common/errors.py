@@ -76,6 +76,11 @@ class SparkSubmissionError(TaskFailed):
     """Submitting a Spark application or following its driver failed."""
 
 
+class HttpTaskError(TaskFailed):
+    """An HTTP call of a task (Request, Download, a notification) failed: no
+    answer in time, a refused connection, or an answer it did not accept."""
+
+
 class DockerError(TaskFailed):
     """The Docker engine refused or failed a container operation."""
 

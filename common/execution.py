@@ -56,6 +56,30 @@ class Attempt:
                    data.get("workerId"))
 
 
+# In a value path, marks one iteration of a LoopUntil (whose iterations have no
+# value): the runs of each iteration get their own keys.
+ITERATION_MARK = "\x1d"
+
+
+# In a value path, an iteration of a Kestra 2.0 Loop: ITEM_MARK then the JSON of
+# its index, value and (over a map) key, which templates see as `item`.
+ITEM_MARK = "\x1e"
+
+
+def loop_item(value_path: tuple[str, ...]) -> dict[str, Any] | None:
+    """Kestra 2.0's `item` (index, value, key) of the innermost Loop in a path."""
+    for element in reversed(value_path):
+        if element.startswith(ITEM_MARK):
+            item: dict[str, Any] = json.loads(element[1:])
+            return item
+    return None
+
+
+def plain_values(value_path: tuple[str, ...]) -> tuple[str, ...]:
+    """The loop values of a path, without LoopUntil's iteration marks."""
+    return tuple(value for value in value_path if not value.startswith(ITERATION_MARK))
+
+
 def run_key(task_id: str, value_path: tuple[str, ...] = ()) -> str:
     """The key of a task's run: one per task, and per loop value inside loops
     (Kestra runs a loop once per distinct value, so values tell runs apart)."""
@@ -97,6 +121,13 @@ class TaskRun:
     def key(self) -> str:
         """What identifies the run in its execution: its task and loop values."""
         return run_key(self.task_id, self.value_path)
+
+    @property
+    def latest_key(self) -> str | None:
+        """Inside a LoopUntil's iterations: the key that finds the latest
+        iteration's run (what `outputs.task` reads), else None."""
+        plain = plain_values(self.value_path)
+        return run_key(self.task_id, plain) if plain != self.value_path else None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {

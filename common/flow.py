@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,11 +14,26 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from harrier.common.errors import FlowValidationError, Problem
 from harrier.common.flow_index import FlowIndex
 from harrier.common.inputs import InputSpec, InputType
+from harrier.common.plugin_defaults import PluginDefault, apply_defaults, parse_plugin_defaults
 from harrier.common.retry import RetryPolicy
 from harrier.common.task import Task, known_task_types, task_class
 from harrier.common.template_check import template_problems
 from harrier.common.triggers import TRIGGER_TYPES, Trigger
 from harrier.common.yaml_source import YamlDocument, load_yaml
+
+# The flow's pluginDefaults while its tasks are parsed.
+_DEFAULTS: ContextVar[tuple[PluginDefault, ...]] = ContextVar("plugin_defaults", default=())
+# Kestra properties Harrier does not have: named as such, not as "unknown"
+# (tests/test_support_matrix.py keeps this list and the README in step).
+UNSUPPORTED_FLOW_PROPERTIES = {
+    "sla": "",
+    "afterExecution": "",
+    "checks": "",
+    "listeners": " (deprecated in Kestra: use errors or finally)",
+}
+UNSUPPORTED_TASK_PROPERTIES = {
+    "logToFile": "",
+}
 
 FLOW_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 NAMESPACE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
@@ -135,17 +151,26 @@ def parse_flow(text: str, source: str = "<string>") -> Flow:
             (), f"a flow must be a mapping with id, namespace and tasks; found {found}")])
 
     problems: list[Problem] = []
-    fields: dict[str, Any] = _present(data)
-    for name in ("tasks", "errors", "finally"):
-        if name in fields:
-            fields[name] = _parse_task_list(fields[name], (name,), document, problems)
+    fields: dict[str, Any] = _present(data, Flow)
+    defaults: list[PluginDefault] = []
+    for key in ("taskDefaults", "pluginDefaults"):  # the older name's entries apply first
+        if key in fields:
+            entries, bad = parse_plugin_defaults(fields.pop(key), key, document)
+            defaults += entries
+            problems += bad
+    token = _DEFAULTS.set(tuple(defaults))
+    try:
+        for name in ("tasks", "errors", "finally"):
+            if name in fields:
+                fields[name] = _parse_task_list(fields[name], (name,), document, problems)
+    finally:
+        _DEFAULTS.reset(token)
     if "triggers" in fields:
         fields["triggers"] = _parse_triggers(fields["triggers"], document, problems)
-    if "pluginDefaults" in fields or "taskDefaults" in fields:
-        key = "pluginDefaults" if "pluginDefaults" in fields else "taskDefaults"
-        problems.append(document.problem((key,), "plugin defaults are not supported by "
-                                         "Harrier yet; set the properties on each task"))
-        fields.pop(key)
+    for key, hint in UNSUPPORTED_FLOW_PROPERTIES.items():
+        if key in fields:
+            problems.append(document.problem((key,), f"`{key}` is not supported yet{hint}"))
+            fields.pop(key)
     if problems:
         # Do not validate the flow model over broken tasks: errors would double up.
         fields["tasks"] = [t for t in fields.get("tasks") or [] if isinstance(t, Task)]
@@ -171,9 +196,43 @@ def parse_flow(text: str, source: str = "<string>") -> Flow:
     return flow
 
 
-def _present(raw: dict[Any, Any]) -> dict[Any, Any]:
-    """The properties set to something: `defaults: null` is as if absent (Jackson)."""
-    return {key: value for key, value in raw.items() if value is not None}
+def _present(raw: dict[Any, Any], model: type[BaseModel] | None = None) -> dict[Any, Any]:
+    """The properties set to something: `defaults: null` is as if absent (as
+    Jackson reads Kestra's flows), also inside nested models (`retry`,
+    `concurrency`, a condition ...). Free-form maps (`variables`, `inputs` of
+    a trigger, `env` ...) keep their nulls: there null is a value."""
+    return {key: _nested_present(value, _field_models(model, key))
+            for key, value in raw.items() if value is not None}
+
+
+def _field_models(model: type[BaseModel] | None, key: Any) -> list[type[BaseModel]]:
+    if model is None:
+        return []
+    for name, info in model.model_fields.items():
+        if key in (name, info.alias):
+            return [m for m in _models_of(info.annotation) if not issubclass(m, Task)]
+    return []
+
+
+def _models_of(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) or () for m in _models_of(arg)]
+
+
+def _nested_present(value: Any, models: list[type[BaseModel]]) -> Any:
+    if not models:
+        return value
+    if isinstance(value, dict):
+        # A union (retry: constant | exponential | random): the members agree on
+        # which keys are models; a null is dropped either way.
+        kept = {key: item for key, item in value.items() if item is not None}
+        return {key: _nested_present(item, [m for model in models
+                                            for m in _field_models(model, key)])
+                for key, item in kept.items()}
+    if isinstance(value, list):
+        return [_nested_present(item, models) for item in value]
+    return value
 
 
 def _position(problem: Problem) -> tuple[int, int, str]:
@@ -215,8 +274,13 @@ def _parse_task(raw: object, path: tuple[str | int, ...], document: YamlDocument
             (*path, "type"),
             f"unknown task type {type_name!r}{hint} Known types: {', '.join(known)}"))
         return None
-    fields = _present(raw)
+    fields = apply_defaults(_present(raw, cls), cls, _DEFAULTS.get())
     child_problems: list[Problem] = []
+    for key, hint in UNSUPPORTED_TASK_PROPERTIES.items():
+        if key in fields:
+            child_problems.append(document.problem((*path, key),
+                                                   f"`{key}` is not supported yet{hint}"))
+            fields.pop(key)
     child_properties = cls.all_child_properties() if hasattr(cls, "all_child_properties") \
         else ()
     for name in child_properties:
@@ -286,7 +350,7 @@ def _parse_triggers(raw: object, document: YamlDocument,
                 f"{', '.join(sorted(TRIGGER_TYPES))}"))
             continue
         try:
-            triggers.append(cls.model_validate(_present(item)))
+            triggers.append(cls.model_validate(_present(item, cls)))
         except ValidationError as exc:
             problems.extend(_problems_from(exc, path, document, cls))
     return triggers

@@ -23,6 +23,9 @@ class Node:
     owner: str | None  # id of the flowable whose block holds the task; None: the flow
     block: str  # "tasks", "then", "cases.<key>", "errors", "finally", ...
     index: int  # position among the enabled tasks of the block
+    # Run inside its owner's attempt (a WorkingDirectory's children), never on
+    # its own: the engine and restarts leave it to the owner.
+    inline: bool = False
 
 
 class FlowIndex:
@@ -42,6 +45,10 @@ class FlowIndex:
             if isinstance(task, FlowableTask):
                 for block, children in task.blocks().items():
                     self._add_block(task.id, block, children)
+            else:
+                inline = [child for _, child in task.children() if not child.disabled]
+                for position, child in enumerate(inline):
+                    self._nodes[child.id] = Node(child, task.id, "tasks", position, inline=True)
 
     def node(self, task_id: str) -> Node:
         try:

@@ -203,6 +203,8 @@ class MemoryStore:
             if existing is not None:
                 return self._task_runs[execution_id][existing].clone()
             keys[task_run.key] = task_run.id
+            if task_run.latest_key is not None:
+                keys[task_run.latest_key] = task_run.id
             self._task_runs[execution_id][task_run.id] = task_run.clone()
             if task_run.state.current == State.RUNNING:
                 self._beats[(execution_id, task_run.id)] = now()

@@ -28,6 +28,14 @@ _STRING_START = re.compile(r"(?i)([rbuf]*)('''|\"\"\"|'|\")")
 _IDENTIFIER_SAFE = re.compile(r"[A-Za-z0-9_]*")
 
 
+# Python 3.12 tokenizes f-strings into parts; 3.11 gives one STRING token.
+_FSTRING_START = getattr(tokenize, "FSTRING_START", -1)
+_FSTRING_MIDDLE = getattr(tokenize, "FSTRING_MIDDLE", -1)
+_FSTRING_END = getattr(tokenize, "FSTRING_END", -1)
+_FSTRING_FIELD = ("an expression inside an f-string's {...} would be Python code; assign the "
+                  "value to a variable first (x = {{ ... }}) and write {x}")
+
+
 class PythonText(str):
     """Already written as data for its Python context; finalize leaves it alone."""
 
@@ -132,9 +140,7 @@ def _string_context(token: str, offset: int) -> tuple[str, str]:
     prefix, quote = match.groups()
     if "f" in prefix.lower() and _fstring_field_depth(token[match.end():],
                                                       offset - match.end()):
-        raise PythonContextError(
-            "an expression inside an f-string's {...} would be Python code; assign the "
-            "value to a variable first (x = {{ ... }}) and write {x}")
+        raise PythonContextError(_FSTRING_FIELD)
     return "string", f"{prefix}:{quote}"
 
 
@@ -143,11 +149,32 @@ def find_contexts(pieces: list[str | int]) -> dict[int, tuple[str, str]]:
     in source order: (mode, detail) for python_escape."""
     probe = "".join(_PLACEHOLDER.format(p) if isinstance(p, int) else p for p in pieces)
     found: dict[int, tuple[str, str]] = {}
+    # Python 3.12+: the FSTRING_START tokens still open, and how many {...}
+    # fields are open inside each (a format spec is inside a field).
+    fstrings: list[str] = []
+    fields: list[int] = []
     try:
         for token in tokenize.generate_tokens(io.StringIO(probe).readline):
+            if token.type == _FSTRING_START:
+                fstrings.append(token.string)
+                fields.append(0)
+            elif token.type == _FSTRING_END and fstrings:
+                fstrings.pop()
+                fields.pop()
+            elif token.type == tokenize.OP and fields and token.string in ("{", "}"):
+                fields[-1] += 1 if token.string == "{" else -1
             for match in _PLACEHOLDER_RE.finditer(token.string):
                 index = int(match.group(1))
-                if token.type == tokenize.NAME:
+                if token.type == _FSTRING_MIDDLE and fields and fields[-1] > 0:
+                    raise PythonContextError(_FSTRING_FIELD)
+                if token.type == _FSTRING_MIDDLE and fstrings:
+                    # The literal part of an f-string (3.12+ tokenizes its inside).
+                    opening = _STRING_START.match(fstrings[-1])
+                    assert opening, fstrings[-1]
+                    found[index] = ("string", f"{opening.group(1)}:{opening.group(2)}")
+                elif token.type == tokenize.NAME and fstrings:
+                    raise PythonContextError(_FSTRING_FIELD)
+                elif token.type == tokenize.NAME:
                     found[index] = ("code", "") if token.string == match.group(0) \
                         else ("name", "")
                 elif token.type == tokenize.STRING:

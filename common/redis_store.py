@@ -48,6 +48,8 @@ class RedisStore:
         self.prefix = prefix
         self.retention = retention_seconds
         self._put_flow = client.register_script(lua_script("harrier.common", "put_flow"))
+        self._get_latest_flow = client.register_script(
+            lua_script("harrier.common", "get_latest_flow"))
         # The scripts that change an execution's state keep its state indexes in step.
         state_index = lua_script("harrier.common", "state_index")
         self._task_run = client.register_script(
@@ -144,14 +146,17 @@ class RedisStore:
     def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> FlowRecord:
         with self._errors():
             if revision is None:
-                latest, deleted = self.redis.mget(
+                # One round trip: every webhook call and execution request reads this.
+                found = self._get_latest_flow(keys=[
                     self._k("flow", namespace, flow_id, "latest"),
-                    self._k("flow", namespace, flow_id, "deleted"))
-                if latest is None or deleted is not None:
+                    self._k("flow", namespace, flow_id, "deleted"),
+                    self._k("flow", namespace, flow_id, "revisions")])
+                if found is None:
                     raise FlowNotFound(f"flow {namespace}.{flow_id} not found")
-                revision = int(latest)
-            raw = self.redis.hget(self._k("flow", namespace, flow_id, "revisions"),
-                                  str(revision))
+                revision, raw = int(found[0]), found[1]
+            else:
+                raw = self.redis.hget(self._k("flow", namespace, flow_id, "revisions"),
+                                      str(revision))
         if raw is None:
             raise FlowNotFound(f"flow {namespace}.{flow_id} has no revision {revision}")
         data = json.loads(raw)
@@ -494,7 +499,8 @@ class RedisStore:
                 keys=[*self._execution_keys(execution_id), self._live],
                 args=[task_run.key, task_run.id, json.dumps(task_run.to_json()), beat,
                       _history_entry(State.RUNNING, now()),
-                      _live_member(task_run) if _is_live(task_run) else "", repr(time.time())])
+                      _live_member(task_run) if _is_live(task_run) else "",
+                      task_run.latest_key or "", repr(time.time())])
         if not found:
             raise ExecutionNotFound(f"execution {execution_id} not found")
         raw, created, state, doc, error = found

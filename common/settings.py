@@ -50,12 +50,15 @@ class Settings:
     execution_retention: timedelta = timedelta(days=7)
     webhook_max_body: int = 1024 * 1024
     api_max_body: int = 1024 * 1024  # every request body, uploads included
+    api_workers: int = 1  # uvicorn processes serving the API (distributed mode)
     default_task_runner: str = "process"
     docker_host: str = DEFAULT_DOCKER_HOST
     log_level: str = "INFO"
     work_root: Path = Path(os.environ.get("TMPDIR", "/tmp")) / "harrier"
     embedded_concurrency: int = 8
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # Where users reach Harrier (Kestra's kestra.url): links in notifications.
+    url: str = ""
 
     @property
     def embedded(self) -> bool:
@@ -124,6 +127,7 @@ class Settings:
             execution_retention=retention_td,
             webhook_max_body=integer("WEBHOOK_MAX_BODY", 1024 * 1024),
             api_max_body=integer("API_MAX_BODY", 1024 * 1024),
+            api_workers=max(1, integer("API_WORKERS", 1)),
             default_task_runner=get("DEFAULT_TASK_RUNNER", "process").lower(),
             # DOCKER_HOST as the docker CLI reads it; HARRIER_DOCKER_HOST overrides it.
             docker_host=get("DOCKER_HOST") or env.get("DOCKER_HOST", "").strip()
@@ -132,6 +136,7 @@ class Settings:
             work_root=Path(get("WORK_DIR") or Path(env.get("TMPDIR", "/tmp")) / "harrier"),
             embedded_concurrency=integer("EMBEDDED_CONCURRENCY", 8),
             secrets=_secrets(env),
+            url=get("URL").rstrip("/"),
         )
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harrier.common.durations import parse_duration
 from harrier.common.retry import RetryPolicy
@@ -25,11 +25,44 @@ class WorkerGroup(BaseModel):
     key: str
 
 
+_DOCKER_OPTIONS = frozenset({
+    "containerImage", "image", "pullPolicy", "host", "cpu", "memory", "env", "volumes",
+    "entryPoint", "networkMode", "user", "delete"})
+# The task runners a worker has (worker/runners/registry.py registers the same
+# names) and the properties each honours; anything else is refused here.
+TASK_RUNNER_OPTIONS: dict[str, frozenset[str]] = {
+    "io.kestra.plugin.core.runner.Process": frozenset(),
+    "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner": frozenset(),
+    "process": frozenset(),
+    "io.kestra.plugin.scripts.runner.docker.Docker": _DOCKER_OPTIONS,
+    "io.kestra.core.models.tasks.runners.types.DockerTaskRunner": _DOCKER_OPTIONS,
+    "docker": _DOCKER_OPTIONS,
+}
+
+
+def unsupported_runner_options(type_name: str, options: dict[str, Any]) -> None:
+    """Raise ValueError naming an unknown runner type or an option it does not honour."""
+    known = TASK_RUNNER_OPTIONS.get(type_name) if type_name in TASK_RUNNER_OPTIONS else \
+        TASK_RUNNER_OPTIONS.get(type_name.lower())
+    if known is None:
+        names = ", ".join(name for name in TASK_RUNNER_OPTIONS if "." in name)
+        raise ValueError(f"unknown task runner type {type_name!r}; known types: {names}")
+    for name in options:
+        if name not in known:
+            raise ValueError(f"`{name}` is not supported yet by the {type_name.rsplit('.', 1)[-1]}"
+                             f" task runner (supported: {', '.join(sorted(known)) or 'none'})")
+
+
 class TaskRunnerSpec(BaseModel):
-    """`taskRunner:` — a type plus runner-specific properties kept as given."""
+    """`taskRunner:` — a type plus the runner-specific properties it honours."""
 
     model_config = ConfigDict(defer_build=True, extra="allow")
     type: str
+
+    @model_validator(mode="after")
+    def _known_options(self) -> TaskRunnerSpec:
+        unsupported_runner_options(self.type, self.options())
+        return self
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -61,9 +94,19 @@ class Task(BaseModel):
     # The least level of the task's logs that is kept (Kestra's logLevel).
     log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] | None = Field(
         None, alias="logLevel")
-    # Kestra 2.0 names it `when`; both are accepted.
+    # Kestra 2.0 names it `when`; both names are accepted (not both at once).
     run_if: str | bool | None = Field(None, alias="runIf",
                                       validation_alias=AliasChoices("runIf", "when", "run_if"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _when(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "when" in data:
+            if "runIf" in data:
+                raise ValueError("runIf and when are the same property (Kestra 2.0 renamed "
+                                 "runIf to when): give only one")
+            data = {("runIf" if key == "when" else key): value for key, value in data.items()}
+        return data
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -100,9 +143,24 @@ class FlowControl(Protocol):
     def set_outputs(self, outputs: dict[str, Any]) -> None:
         """Record outputs on the flowable's task run."""
 
+    def run_iteration(self, block: str, iteration: int, *, delay: float = 0) -> None:
+        """Run a block as iteration `iteration` of a loop without values
+        (LoopUntil): its runs are new ones, kept beside the earlier iterations'.
+        `delay` seconds from now, holding no worker slot meanwhile.
+        iteration_ended follows."""
+
+    def elapsed(self) -> timedelta:
+        """How long ago the flowable's run started."""
+
+    def log(self, level: str, message: str) -> None:
+        """A log line of the flowable's task run."""
+
     def start_counter(self, name: str, total: int) -> None:
         """A counter of `total` items in the store, kept with the flowable's run
         (a Dag counts each task's dependencies): see count()."""
+
+    def reset_counter(self, name: str, markers: list[str]) -> None:
+        """Forget a counter and these markers counted in it (a restart)."""
 
     def count(self, name: str, marker: str, state: State) -> BlockProgress | None:
         """Count one item of a counter in `state`, once per `marker` (None: it
@@ -143,6 +201,15 @@ class FlowableTask(Task):
     def all_child_properties(cls) -> tuple[str, ...]:
         return (*cls.child_properties, *PHASE_BLOCKS)
 
+    def path_element(self, index: int, value: str) -> str:
+        """How a loop's iteration is named in its runs' value paths (and so in
+        `outputs.task[...]`): by default its value."""
+        return value
+
+    def iteration_value(self, value: str) -> str:
+        """The `taskrun.value` of an iteration's direct children."""
+        return value
+
     def iteration_window(self) -> int:
         """How many of a loop iteration's tasks run at once (1: in order; 0: all)."""
         return 1
@@ -177,6 +244,17 @@ class FlowableTask(Task):
         """A block this flowable ran has ended in `state`: by default the
         flowable ends in the same state."""
         ctl.end(state)
+
+    def iteration_ended(self, ctl: FlowControl, block: str, iteration: int,
+                        state: State) -> None:
+        """An iteration started with run_iteration has ended in `state`."""
+        ctl.end(state)
+
+    def reopened(self, ctl: FlowControl, children: dict[str, State]) -> None:
+        """A restart reopened the flowable's run: its failed children run again
+        (their ends come back through block_ended); `children` are the states
+        of those that stay ended. Blocks are recounted by the engine."""
+        return None
 
 
 def _attribute(cls: type[Task], yaml_name: str) -> str:

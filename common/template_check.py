@@ -15,7 +15,7 @@ from harrier.common.template_filters import FILTERS, FUNCTIONS, TESTS
 
 # What templates can see (worker/template_context.py builds it).
 CONTEXT_NAMES = frozenset({"flow", "execution", "inputs", "outputs", "vars", "trigger",
-                           "labels", "task", "taskrun", "parent", "parents"})
+                           "labels", "task", "taskrun", "parent", "parents", "item"})
 _JINJA_GLOBALS = frozenset({"range", "dict", "lipsum", "cycler", "joiner", "namespace", "secret",
                             "loop", "true", "false", "none", "null"})
 _PARSER = Environment()
@@ -33,9 +33,10 @@ def template_problems(flow: Any, locate: Any) -> list[Problem]:
     for task in flow.all_tasks():
         if task.is_flowable and not hasattr(task, "choose"):
             continue  # Parallel/Sequential hold no templates of their own
+        holds_tasks = task.is_flowable or next(task.children(), None) is not None
         raw = task.model_dump(by_alias=True, exclude_none=True,
-                              exclude={"tasks", "then", "else_", "cases", "defaults"}
-                              if task.is_flowable else set())
+                              exclude={"tasks", "then", "else_", "cases", "defaults",
+                                       "errors", "finally_"} if holds_tasks else set())
         for field, text in _strings(raw, ""):
             message = _check(text, inputs, task_ids)
             if message:

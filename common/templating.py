@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from jinja2 import ChainableUndefined, StrictUndefined
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
@@ -310,12 +311,13 @@ def render(value: Any, context: Mapping[str, Any], *, field: str = "", shell: bo
 
 
 def mask_secrets(text: str, secrets_used: Iterable[str]) -> str:
-    """Replace every secret value (also as shell-escaped in a command) with ******."""
+    """Replace every secret value (also as shell-escaped in a command, or
+    percent-encoded in a URL an HTTP client reports) with ******."""
     variants: set[str] = set()
     for value in secrets_used:
         if not value:
             continue
-        variants.add(value)
+        variants.update((value, quote(value, safe=""), quote(value), quote_plus(value)))
         variants.add(literal(value)[1:-1])  # as written into a Python script
         for mode in shell_modes():
             try:

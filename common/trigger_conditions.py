@@ -106,7 +106,8 @@ def parse_conditions(raw: Any) -> list[Condition]:
             raise ValueError(f"conditions[{index}]: unknown condition type {name!r}; "
                              f"supported: {', '.join(known)}")
         try:
-            found.append(cls.model_validate(item))
+            # `date: null` is as if absent, as Jackson reads Kestra's flows.
+            found.append(cls.model_validate({k: v for k, v in item.items() if v is not None}))
         except ValueError as exc:
             raise ValueError(f"conditions[{index}] ({name.rsplit('.', 1)[-1]}): "
                              f"{_first_error(exc)}") from None

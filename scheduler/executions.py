@@ -13,6 +13,7 @@ from harrier.common.dispatch import FlowRef, publish, run_task_message, start_me
 from harrier.common.execution import Execution, new_id
 from harrier.common.flow import Flow
 from harrier.common.inputs import InputType, coerce_inputs, inputs_to_json
+from harrier.common.metrics import recorder
 from harrier.common.state import State, StateRecord
 from harrier.common.store import BlockRef, ExecutionStore
 
@@ -22,15 +23,19 @@ CORRELATION_ID = "system.correlationId"
 def create_execution(store: ExecutionStore, flow: Flow, inputs: Mapping[str, Any] | None = None,
                      *, trigger: dict[str, Any] | None = None,
                      labels: Mapping[str, str] | None = None,
-                     execution_id: str | None = None, deploy: bool = True) -> Execution:
+                     execution_id: str | None = None, deploy: bool = True,
+                     revision: int | None = None) -> Execution:
     """Validate `inputs` against the flow (InputError lists every problem) and
     store a CREATED execution pinned to the flow's current source revision
     (`execution_id`: the id a tick's claim recorded for it, else a new one).
     `deploy=False` (a one-off run of a file) keeps the source for the execution
-    without making it the flow's current revision (its triggers stay unarmed)."""
+    without making it the flow's current revision (its triggers stay unarmed).
+    `revision`: the flow was just read from the store at that revision, so
+    there is nothing to store (one round trip less)."""
     typed = coerce_inputs(flow.inputs, dict(inputs or {}))
-    record = (store.put_flow if deploy else store.keep_flow_source)(
-        flow.namespace, flow.id, flow.source)
+    if revision is None:
+        revision = (store.put_flow if deploy else store.keep_flow_source)(
+            flow.namespace, flow.id, flow.source).revision
     execution_id = execution_id or new_id()
     # Kestra labels every execution with the id of the execution that started
     # its chain (itself, unless a caller passes one on).
@@ -38,10 +43,11 @@ def create_execution(store: ExecutionStore, flow: Flow, inputs: Mapping[str, Any
     all_labels.setdefault(CORRELATION_ID, execution_id)
     execution = Execution(
         id=execution_id, namespace=flow.namespace, flow_id=flow.id,
-        flow_revision=record.revision, inputs=inputs_to_json(typed), labels=all_labels,
+        flow_revision=revision, inputs=inputs_to_json(typed), labels=all_labels,
         state=StateRecord.start(State.CREATED), trigger=trigger,
         secret_inputs=[spec.id for spec in flow.inputs if spec.type == InputType.SECRET])
     store.create_execution(execution)
+    recorder().execution_started(flow.namespace, flow.id, trigger)
     return execution
 
 

@@ -22,6 +22,7 @@ from kombu.exceptions import KombuError
 from harrier.common.cron import CronSchedule, next_after, parse_cron, previous_before
 from harrier.common.errors import ExecutionNotFound, HarrierError, InputError, StoreUnavailable
 from harrier.common.execution import new_id
+from harrier.common.metrics import recorder
 from harrier.common.state import State
 from harrier.common.store import ExecutionStore
 from harrier.common.trigger_conditions import ConditionError
@@ -141,6 +142,8 @@ def complete_fire(context: FireContext, entry: ScheduledTrigger, fire: PendingFi
                   "enqueued" if created else "created", exc)
         return fire.execution_id if created else None
     else:
+        recorder().trigger_fired(type(entry.trigger).type_names[0], why,
+                                 (datetime.now(UTC) - tick).total_seconds())
         log.info("fired flow %s.%s (trigger %s, %s) at tick %s -> execution %s",
                  flow.namespace, flow.id, entry.trigger.id,
                  why if not resume else f"{why}, completed for a dead replica",

@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import redis
 
 from harrier.common.celery_app import SENT_AT_HEADER
+from harrier.common.errors import FlowValidationError
+from harrier.common.flow import parse_flow
+from harrier.common.store import ExecutionStore
 
 
 @dataclass(frozen=True)
@@ -46,3 +50,23 @@ def _age(raw: bytes | None, now: float) -> float | None:
     except (ValueError, AttributeError):
         return None
     return max(0.0, now - float(sent)) if isinstance(sent, (int, float)) else None
+
+
+def flow_worker_groups(store: ExecutionStore) -> set[str]:
+    """Queues named by the stored flows' workerGroup keys (a group may have
+    messages waiting and no worker yet: what an autoscaler must see)."""
+    groups: set[str] = set()
+    for record in store.list_flows():
+        groups |= _groups_of(record.namespace, record.flow_id, record.revision, record.source)
+    return groups
+
+
+@lru_cache(maxsize=4096)
+def _groups_of(namespace: str, flow_id: str, revision: int, source: str) -> frozenset[str]:
+    # A revision never changes: parsed once per process.
+    try:
+        flow = parse_flow(source, f"{namespace}.{flow_id}@{revision}")
+    except FlowValidationError:
+        return frozenset()
+    return frozenset(task.worker_group.key for task in flow.all_tasks()
+                     if task.worker_group is not None)

@@ -95,10 +95,14 @@ class TaskRescue:
         head = self.store.execution_head(run.execution_id)
         flow = self.runtime.flow(head.namespace, head.flow_id, head.flow_revision)
         try:
-            task = flow.index.task(run.task_id)
+            node = flow.index.node(run.task_id)
         except KeyError:
-            task = None
-        if task is None or isinstance(task, FlowableTask) or run.state.current != State.RUNNING:
+            node = None
+        task = node.task if node is not None else None
+        # A task run inside its owner's attempt (a WorkingDirectory's child) is
+        # the owner's to rescue: the owner's own run beats and is rescued whole.
+        if task is None or isinstance(task, FlowableTask) or node is None or node.inline or \
+                run.state.current != State.RUNNING:
             self.store.forget_live(run.execution_id, run.id)
             return False
         worker = run.attempts[-1].worker_id if run.attempts else None
@@ -121,7 +125,8 @@ class TaskRescue:
                                        f"{silence}: the attempt is lost, running the task "
                                        "again", attempt=len(run.attempts)))
         publish([run_task_message(FlowRef(head.namespace, head.flow_id, head.flow_revision),
-                                  run.execution_id, task, run.parent_task_run_id, run.value)])
+                                  run.execution_id, task, run.parent_task_run_id, run.value,
+                                  run.iteration, run.value_path)])
         log.info("task run %s (%s) of execution %s: %s; sent again", run.id, run.task_id,
                  run.execution_id, silence)
         return True
@@ -166,7 +171,8 @@ class TaskRescue:
         ref = FlowRef(head.namespace, head.flow_id, head.flow_revision)
         if overdue:
             publish([run_task_message(ref, execution_id, task, run.parent_task_run_id,
-                                      run.value) for task, run in overdue])
+                                      run.value, run.iteration, run.value_path)
+                      for task, run in overdue])
         elif head.state.current == State.CREATED:
             if self._backlog(["default"]):
                 return False

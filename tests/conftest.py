@@ -20,6 +20,8 @@ pytest_plugins = [
     "tests.fixtures.workers",
     "tests.fixtures.rabbitmq",
     "tests.fixtures.browser",
+    "tests.fixtures.http_server",
+    "tests.fixtures.smtp_server",
     "tests.fixtures.api_server",
     "tests.fixtures.modes",
 ]

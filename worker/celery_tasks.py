@@ -4,13 +4,16 @@ a countdown, stand by as a watching copy)."""
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import Any
 
 from celery import Task as CeleryTask
 from celery.exceptions import Ignore
 
-from harrier.common.celery_app import app
+from harrier.common.celery_app import SENT_AT_HEADER, app
 from harrier.common.dispatch import ADVANCE, RUN_TASK, FlowRef
+from harrier.common.metrics import recorder
 from harrier.common.state import State, transition
 from harrier.worker.engine import Engine
 from harrier.worker.execute import execute_task
@@ -29,6 +32,9 @@ def run_task(self: CeleryTask, execution_id: str, task_id: str, flow: list[Any],
              iteration: int | None = None, values: list[str] | None = None,
              watching: bool = False) -> str:
     delivery = self.request.delivery_info or {}
+    if not watching:
+        recorder().task_started(delivery.get("routing_key") or "default",
+                                queued_seconds(self.request))
     outcome = execute_task(current(), execution_id, task_id, FlowRef(*flow), parent=parent,
                            value=value, iteration=iteration, values=tuple(values or ()),
                            worker_id=self.request.hostname, watching=watching,
@@ -46,11 +52,26 @@ def run_task(self: CeleryTask, execution_id: str, task_id: str, flow: list[Any],
     return outcome.state.value if outcome.state else "SKIPPED"
 
 
+def queued_seconds(request: Any) -> float | None:
+    """How long the message waited for a worker: since it was sent, or since
+    its countdown ended (a retry's delay is not waiting for a worker)."""
+    sent = getattr(request, SENT_AT_HEADER, None) or (request.headers or {}).get(SENT_AT_HEADER)
+    if not isinstance(sent, int | float):
+        return None
+    ready = float(sent)
+    if request.eta:
+        eta = request.eta if isinstance(request.eta, datetime) else \
+            datetime.fromisoformat(str(request.eta))
+        ready = max(ready, eta.timestamp())
+    return time.time() - ready
+
+
 @app.task(name=ADVANCE, **_OPTIONS)
 def advance(execution_id: str, action: str, flow: list[Any] | None = None,
             task_id: str | None = None, parent: str | None = None,
             state: str | None = None, outputs: dict[str, Any] | None = None,
-            error: str | None = None) -> str:
+            error: str | None = None, block: str | None = None,
+            iteration: int | None = None) -> str:
     """Move an execution on outside of a task: `start` runs the flow's first
     block (when it begins with a flowable, or has nothing to run); after a
     restart, `start_task` starts a flowable again and `finish` goes on from the
@@ -63,6 +84,9 @@ def advance(execution_id: str, action: str, flow: list[Any] | None = None,
         engine.start_task(task_id, parent or "")
     elif action == "finish":
         engine.finish()
+    elif action == "next_iteration" and task_id is not None and block is not None \
+            and iteration is not None:
+        engine.next_iteration(task_id, block, iteration)
     elif action == "retry_task" and task_id is not None:
         _retry_flowable(engine, task_id)
     elif action == "complete_task" and task_id is not None and state is not None:

@@ -52,6 +52,9 @@ class TaskContext:
     # a redelivered attempt can re-attach instead of starting over.
     checkpoint: Callable[[dict[str, Any]], None] = lambda data: None
     previous_checkpoint: dict[str, Any] = field(default_factory=dict)
+    # Hides the values of the secrets this attempt rendered (in a URL it
+    # reports, an output it keeps); logs and errors are masked already.
+    mask: Callable[[str], str] = lambda text: text
     # Set by a task that succeeded with a warning (e.g. stderr with
     # warningOnStdErr): its run ends WARNING instead of SUCCESS.
     warning: str | None = None

@@ -33,9 +33,17 @@ from harrier.common.dispatch import (
 )
 from harrier.common.durations import format_duration
 from harrier.common.errors import HarrierError, InputError, TemplateError
-from harrier.common.execution import Attempt, Execution, LogEntry, TaskRun, new_id
+from harrier.common.execution import (
+    ITERATION_MARK,
+    Attempt,
+    Execution,
+    LogEntry,
+    TaskRun,
+    new_id,
+)
 from harrier.common.flow import Flow
 from harrier.common.inputs import InputSpec, coerce_inputs, to_json_value
+from harrier.common.metrics import recorder
 from harrier.common.retry import RetryPolicy
 from harrier.common.state import State, StateRecord, now, transition
 from harrier.common.store import BlockProgress, BlockRef
@@ -123,6 +131,26 @@ class Engine:
         self._do(lambda: self._start_task(self.index.task(task_id), parent_run_id,
                                           scope or Scope()))
 
+    def next_iteration(self, run_id: str, block: str, iteration: int) -> None:
+        """The delay before a LoopUntil's next iteration has passed: run it."""
+        self._do(lambda: self._next_iteration(run_id, block, iteration))
+
+    def _next_iteration(self, run_id: str, block: str, iteration: int) -> None:
+        run = self.store.task_run(self.execution.id, run_id)
+        if run.state.current.terminated or self.stopping:
+            return  # killed while it waited: the kill ended it
+        owner = self.index.task(run.task_id)
+        assert isinstance(owner, FlowableTask)
+        scope = Scope(None, iteration, (*run.value_path, f"{ITERATION_MARK}{iteration}"))
+        self._run_block(owner, run.id, block, 1, scope)
+
+    def reopen_flowable(self, run: TaskRun, children: dict[str, State]) -> None:
+        """A restart reopened `run` (its failed children run again): let its
+        flowable rebuild what it keeps, from the children that stay ended."""
+        task = self.index.task(run.task_id)
+        assert isinstance(task, FlowableTask)
+        self._do(lambda: task.reopened(_Control(self, task, run), children))
+
     def finish(self) -> None:
         """Go on from the end of the flow's `tasks` (restart of a failed finally)."""
         progress = self.store.block_progress(self._block_ref("", "tasks"))
@@ -170,7 +198,7 @@ class Engine:
         that died before starting it, or never sent by one that died between
         ending a task and sending the next). Send again what each block with an
         ended run may be missing; a message that arrives twice finds its run."""
-        seen: set[tuple[str, str | None, str]] = set()
+        seen: set[tuple[str, str | None, str, str]] = set()
         for run in runs:
             if not run.state.current.terminated:
                 continue
@@ -179,7 +207,8 @@ class Engine:
             except KeyError:
                 continue  # not in this revision (a restart's leftover)
             node = self.index.node(task.id)
-            key = (run.parent_task_run_id or "", node.owner, node.block)
+            key = (run.parent_task_run_id or "", node.owner, node.block,
+                   Scope.of(run).instance)
             if key not in seen:
                 seen.add(key)
                 self.replay(task, run)
@@ -254,7 +283,8 @@ class Engine:
 
     def _start_iteration(self, owner: FlowableTask, run: TaskRun, block: str, index: int,
                          value: str) -> None:
-        scope = Scope(value, index, (*run.value_path, value))
+        scope = Scope(owner.iteration_value(value), index,
+                      (*run.value_path, owner.path_element(index, value)))
         self._run_block(owner, run.id, block, owner.iteration_window(), scope)
 
     def _iteration_ended(self, owner: FlowableTask, run: TaskRun, block: str, index: int,
@@ -282,6 +312,7 @@ class Engine:
             return  # ended by someone else, who went on from there
         if progress.finished is not None:
             self.execution.state.current = progress.finished  # ended in the same step
+            self._ended(progress.finished)
             return
         self._after(task, run, progress)
 
@@ -307,11 +338,17 @@ class Engine:
         if run.state.current.terminated:
             return
         control = _Control(self, owner, run)
-        if instance:
+        if instance and owner.is_loop:
             self._iteration_ended(owner, run, block, int(instance), state)
             return
         if self.stopping:
             control.end(State.KILLED if state == State.SUCCESS else state)
+            return
+        if instance:
+            try:
+                owner.iteration_ended(control, block, int(instance), state)
+            except (TemplateError, HarrierError) as exc:
+                control.fail(str(exc))
             return
         if block in PHASE_BLOCKS:
             self._phase_ended(owner, run, block, state)
@@ -359,7 +396,8 @@ class Engine:
     # -- flowables
     def _start_flowable(self, task: FlowableTask, parent_run_id: str, scope: Scope) -> None:
         state = StateRecord.start(State.CREATED)
-        transition(state, State.RUNNING, what=f"task {task.id}")
+        if task.run_if is None:  # with a runIf it may still end SKIPPED, from CREATED
+            transition(state, State.RUNNING, what=f"task {task.id}")
         run, created, head = self.store.begin_task_run(self.execution.id, TaskRun(
             id=new_id(), execution_id=self.execution.id, namespace=self.execution.namespace,
             flow_id=self.execution.flow_id, task_id=task.id, task_path=task.id,
@@ -373,9 +411,12 @@ class Engine:
             control.end(State.KILLED)
             return
         try:
-            if task.run_if is not None and not is_true(control.render(task.run_if, "runIf")):
-                control.end(State.SKIPPED)
-                return
+            if task.run_if is not None:
+                if not is_true(control.render(task.run_if, "runIf")):
+                    control.end(State.SKIPPED)
+                    return
+                transition(run.state, State.RUNNING, what=f"task {task.id}")
+                self.store.save_task_run(run)
             task.start(control)
         except (TemplateError, HarrierError) as exc:
             control.fail(str(exc))
@@ -524,8 +565,14 @@ class Engine:
                 return
             result = State.KILLED
         self.execution.state.current = result
+        self._ended(result)
         release_slot(self.store, self.runtime.app, self.execution.id, self.flow,
                      self.runtime.flow)
+
+    def _ended(self, state: State) -> None:
+        started = self.execution.state.start_date
+        recorder().execution_ended(self.flow.namespace, self.flow.id, state.value,
+                                   (now() - started).total_seconds() if started else None)
 
     def _final_state(self, last_block: str, last_state: State) -> State:
         if self.stopping:
@@ -591,7 +638,8 @@ class Engine:
     def context(self, task: Task | None = None, run: TaskRun | None = None) -> dict[str, Any]:
         return build_context(self.flow, self.execution, task, run,
                              outputs=StoredOutputs(self.store, self.execution.id,
-                                                   self.flow.index))
+                                                   self.flow.index,
+                                                   run.value_path if run else ()))
 
 
 class _Control(FlowControl):
@@ -617,8 +665,30 @@ class _Control(FlowControl):
         self._run.outputs.update(outputs)
         self._engine.store.save_task_run(self._run)
 
+    def run_iteration(self, block: str, iteration: int, *, delay: float = 0) -> None:
+        if delay <= 0:
+            self._engine._next_iteration(self._run.id, block, iteration)
+            return
+        engine = self._engine
+        publish([advance_message(engine.flow_ref, engine.execution.id, "next_iteration",
+                                 task_id=self._run.id, block=block, iteration=iteration)],
+                countdown=delay)
+
+    def elapsed(self) -> timedelta:
+        return now() - (self._run.state.start_date or now())
+
+    def log(self, level: str, message: str) -> None:
+        self._engine.store.append_log(LogEntry(
+            self._engine.execution.id, self._run.id, self._task.id, level, message))
+
     def start_counter(self, name: str, total: int) -> None:
         self._engine.store.start_block(self._engine._block_ref(self._run.id, name), total, 0)
+
+    def reset_counter(self, name: str, markers: list[str]) -> None:
+        ref = self._engine._block_ref(self._run.id, name)
+        self._engine.store.set_block_progress(ref, None)
+        self._engine.store.reset_task_runs(self._engine.execution.id,
+                                           [f"{self._run.id}#{name}#{m}" for m in markers])
 
     def count(self, name: str, marker: str, state: State) -> BlockProgress | None:
         return self._engine.store.end_block_item(

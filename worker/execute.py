@@ -16,6 +16,7 @@ from harrier.common.dispatch import FlowRef
 from harrier.common.durations import format_duration
 from harrier.common.errors import HarrierError, TaskFailed, TaskKilled, TemplateError
 from harrier.common.execution import Attempt, LogEntry, TaskRun, new_id
+from harrier.common.metrics import recorder
 from harrier.common.state import State, StateRecord, now, transition
 from harrier.common.task import Task
 from harrier.common.templating import mask_secrets, render
@@ -144,12 +145,12 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         workdir_path=workdir, attempt=len(run.attempts), variables=context,
         render_value=render_value, log=write_log,
         runner=lambda t: runner_for(t, runtime.settings), checkpoint=checkpoint,
-        previous_checkpoint=previous)
+        previous_checkpoint=previous, mask=lambda text: mask_secrets(text, secrets_used))
     try:
         if run_if_error is not None:
             raise run_if_error
         with runtime.kill_watch.watching(execution_id, ctx.cancel, run.id), \
-                _scratch(ctx, keep=bool(getattr(task, "output_files", None))):
+                _scratch(ctx, keep=_keeps_files(task)), recorder().running(worker_group(task)):
             outputs = task.run(ctx)  # type: ignore[attr-defined]
     except TaskKilled:
         write_log("WARN", "killed")
@@ -172,6 +173,16 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
     warn = ctx.warning is not None or (
         task.retry is not None and task.retry.warning_on_retry and len(run.attempts) > 1)
     return _end(engine, task, run, State.WARNING if warn else State.SUCCESS, None)
+
+
+def _keeps_files(task: Task) -> bool:
+    """Whether the attempt's directory must outlive it: outputs of the task
+    name files in it (outputFiles, a Download's file, or a task run inside a
+    WorkingDirectory that declared outputFiles)."""
+    keeps = getattr(task, "keeps_workdir", None)
+    if callable(keeps):
+        return bool(keeps())
+    return bool(keeps) or bool(getattr(task, "output_files", None))
 
 
 @contextmanager
@@ -207,6 +218,7 @@ def _failed(engine: Engine, task: Task, run: TaskRun, message: str, write_log: A
                 transition(run.state, State.RETRYING, what=f"task {task.id}")
                 run.error = message
                 store.save_task_run(run)
+                recorder().task_retried(task_type(task), worker_group(task))
                 write_log("WARN", f"attempt {len(run.attempts)} failed; retrying in "
                           f"{format_duration(timedelta(seconds=countdown))}")
                 return Outcome(state=State.RETRYING, retry_in=countdown)
@@ -236,6 +248,18 @@ def _end(engine: Engine, task: Task, run: TaskRun, state: State, error: str | No
         attempt.error = error
     transition(run.state, state, what=f"task {run.task_id}")
     run.error = error
+    recorder().task_ended(task_type(task), worker_group(task), state.value,
+                          run.state.duration_seconds())
     engine.task_ended(task, run)
     engine.flush()
     return Outcome(state=state)
+
+
+def worker_group(task: Task) -> str:
+    """The queue the task runs on: a metric label bounded by the flows' groups."""
+    return task.worker_group.key if task.worker_group is not None else "default"
+
+
+def task_type(task: Task) -> str:
+    """The type's Kestra name (not the alias the flow used): one label per type."""
+    return task.type_names[0] if task.type_names else task.type

@@ -87,6 +87,14 @@ def rerun_failed(engine: Engine, under: TaskRun | None) -> bool:
         for block in ROOT_BLOCKS[1:]:
             store.set_block_progress(BlockRef(execution_id, "", block), None)
 
+    # A reopened flowable that keeps its own bookkeeping (a Dag's counts of
+    # what has settled) rebuilds it from its children's runs as they now stand.
+    for run in flowables:
+        if run.id in reopened or run is under:
+            children = {child.task_id: child.state.current for child in runs.values()
+                        if child.parent_task_run_id == run.id and child.id not in reopened
+                        and child.id not in forget and child.state.current.terminated}
+            engine.reopen_flowable(run, children)
     for run in redo:
         engine.send_task(index.task(run.task_id), run.parent_task_run_id or "", Scope.of(run))
     for run in restart:
@@ -113,11 +121,11 @@ def subtree(index: FlowIndex, owner: str | None, block: str) -> list[Task]:
 
 
 def _known(index: FlowIndex, task_id: str) -> bool:
+    """A task the engine runs on its own (not one run inside its owner's attempt)."""
     try:
-        index.node(task_id)
+        return not index.node(task_id).inline
     except KeyError:
         return False
-    return True
 
 
 def _descendants(runs: dict[str, TaskRun], root_id: str) -> set[str]:

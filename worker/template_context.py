@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from harrier.common.execution import Execution, TaskRun
+from harrier.common.execution import ITEM_MARK, Execution, TaskRun, loop_item, plain_values
 from harrier.common.flow import Flow
 from harrier.common.flow_index import FlowIndex
 from harrier.common.inputs import coerce_inputs
@@ -29,13 +29,14 @@ def outputs_of(task_runs: list[TaskRun]) -> dict[str, Any]:
     outputs: dict[str, Any] = {}
     for run in task_runs:
         if run.state.current in _DONE or run.outputs:
-            if not run.value_path:
+            path = plain_values(run.value_path)  # a LoopUntil's latest iteration wins
+            if not path:
                 outputs[run.task_id] = run.outputs
                 continue
             level = outputs.setdefault(run.task_id, {})
-            for value in run.value_path[:-1]:
+            for value in path[:-1]:
                 level = level.setdefault(value, {})
-            level[run.value_path[-1]] = run.outputs
+            level[path[-1]] = run.outputs
     return outputs
 
 
@@ -93,10 +94,13 @@ class StoredOutputs(LazyMapping):
     _path = "outputs"
 
     def __init__(self, store: ExecutionStore, execution_id: str,
-                 index: FlowIndex | None = None) -> None:
+                 index: FlowIndex | None = None, path: tuple[str, ...] = ()) -> None:
         self._store = store
         self._execution_id = execution_id
         self._index = index
+        # The value path of the run whose templates read: inside a Kestra 2.0
+        # Loop's iteration, `outputs.task` is the same iteration's run.
+        self._items = tuple(plain_values(path))
         self._found: dict[str, Any] = {}
         self._everything: dict[str, Any] | None = None
 
@@ -106,6 +110,13 @@ class StoredOutputs(LazyMapping):
         if self._everything is not None:
             return self._everything[task_id]
         depth = self._loop_depth(task_id)
+        if depth and len(self._items) >= depth and all(
+                element.startswith(ITEM_MARK) for element in self._items[:depth]):
+            run = self._store.find_task_run(self._execution_id, task_id, self._items[:depth])
+            if run is None or not (run.state.current in _DONE or run.outputs):
+                raise KeyError(task_id)
+            self._found[task_id] = run.outputs
+            return run.outputs
         if depth:
             self._found[task_id] = _LoopOutputs(self._store, self._execution_id, task_id, depth)
             return self._found[task_id]
@@ -175,6 +186,9 @@ def build_context(flow: Flow, execution: Execution, task: Task | None = None,
             "iteration": task_run.iteration,
             "parentId": task_run.parent_task_run_id,
         }
+        item = loop_item(task_run.value_path)
+        if item is not None:
+            context["item"] = item
         if task is not None and task_run.parent_task_run_id:
             parents = _parents(flow, task, task_run)
             if parents:
@@ -197,11 +211,12 @@ def _parents(flow: Flow, task: Task, run: TaskRun) -> list[dict[str, Any]]:
         chain = flow.index.ancestors(task.id)
     except KeyError:
         return []
+    values = plain_values(run.value_path)
     found: list[dict[str, Any]] = []
     loops_above = 0
     owner_is_loop = False
     for ancestor in chain:
-        value = run.value_path[loops_above - 1] if owner_is_loop else None
+        value = values[loops_above - 1] if owner_is_loop else None
         found.append({"taskrun": {"value": value}})
         owner_is_loop = isinstance(ancestor, FlowableTask) and ancestor.is_loop
         loops_above += owner_is_loop

@@ -35,6 +35,7 @@ from harrier.scheduler.triggers import TriggerLoop
 from harrier.scheduler.ui import create_web_app
 
 log = logging.getLogger("harrier.scheduler")
+SERVED_APP = "harrier.scheduler.served_app:app_from_env"
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -74,7 +75,7 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
         context.store.ping()
     except HarrierError as exc:
         raise click.ClickException(str(exc)) from None
-    api = None if no_api else _load_api(settings, context)
+    api = None if no_api or settings.api_workers > 1 else _load_api(settings, context)
     catalog = FlowCatalog(settings.flows_dir, context.store)
     catalog.refresh()  # load before the first step, so recovery starts at once
     loop = TriggerLoop(catalog, context)
@@ -91,6 +92,8 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
             stop.set()
             if server is not None:
                 server.should_exit = True
+            elif not no_api and settings.api_workers > 1:
+                os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's supervisor stops its workers
 
     thread = threading.Thread(target=run_loop, name="harrier-trigger-loop")
     # Next to the cron ticks: task runs whose worker died are sent again.
@@ -100,7 +103,7 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
     log.info("scheduler %s: flows from %s, %d schedule(s)%s", context.replica,
              settings.flows_dir, len(catalog.schedules()),
              "" if no_api else f", API on {host}:{port}")
-    if api is None:
+    if no_api:
         def on_signal(signum: int, frame: FrameType | None) -> None:
             log.info("signal %d: stopping", signum)
             stop.set()
@@ -111,7 +114,15 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
         rescuer.start()
         while not stop.wait(0.5):
             pass
+    elif settings.api_workers > 1:
+        # Several API processes (HARRIER_API_WORKERS), each building its app
+        # from the environment; this process keeps the trigger loop.
+        thread.start()
+        uvicorn.run(SERVED_APP, factory=True, host=host, port=port,
+                    workers=settings.api_workers, log_level=settings.log_level.lower())
+        stop.set()
     else:
+        assert api is not None
         config = uvicorn.Config(api, host=host, port=port,
                                 log_level=settings.log_level.lower(), lifespan="on")
         server = uvicorn.Server(config)

@@ -3,16 +3,27 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
 
 import click
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import (
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from harrier.cli.output import print_json
 from harrier.common.celery_app import broker_problem, configure_app
 from harrier.common.errors import DockerError, HarrierError
+from harrier.common.metrics import (
+    process_ended,
+    remove_multiprocess_dir,
+    serve_metrics,
+    use_multiprocess_dir,
+)
 from harrier.common.redis_store import RedisStore
 from harrier.common.settings import Settings
 from harrier.worker.kill_watch import LEASE_SECONDS
@@ -38,11 +49,21 @@ def _distributed_settings() -> Settings:
 @click.option("--queues", "-Q", default=None,
               help="Comma-separated queues (worker groups); default HARRIER_WORKER_QUEUES.")
 @click.option("--hostname", "-n", default=None, help="Worker node name.")
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve Prometheus metrics (GET /metrics) on this port. The prefork pool's "
+                   "processes share them through PROMETHEUS_MULTIPROC_DIR (a temporary "
+                   "directory unless set).")
+@click.option("--metrics-host", default="0.0.0.0", show_default=True,
+              help="Address the metrics endpoint listens on.")
+@click.option("--events", "-E", is_flag=True,
+              help="Send Celery task events, for Flower and `celery events`.")
 def worker_command(concurrency: int | None, pool: str, queues: str | None,
-                   hostname: str | None) -> None:
+                   hostname: str | None, metrics_port: int | None, metrics_host: str,
+                   events: bool) -> None:
     """Run a worker: picks tasks from Redis (or RabbitMQ) and runs them."""
 
     settings = _distributed_settings()
+    metrics_dir = _serve_metrics(metrics_port, metrics_host) if metrics_port else None
     # Patient: a task that ends while Redis restarts waits to record its result.
     store = RedisStore.from_settings(settings, patience=settings.store_patience)
     app = configure_app(settings)
@@ -72,14 +93,34 @@ def worker_command(concurrency: int | None, pool: str, queues: str | None,
     def goodbye(sender: object = None, **_: object) -> None:
         for beat in presence:
             beat.stop()
+        if metrics_dir is not None and metrics_dir[1]:
+            remove_multiprocess_dir(metrics_dir[0])
 
     worker = app.Worker(
         concurrency=concurrency or settings.worker_concurrency or None, pool_cls=pool,
         queues=queue_list, loglevel=settings.log_level,
         hostname=hostname or f"harrier@{socket.gethostname()}",
-        without_gossip=True, without_mingle=True, optimization="fair")
+        without_gossip=True, without_mingle=True, optimization="fair", task_events=events)
     worker.start()
     sys.exit(worker.exitcode or 0)
+
+
+def _serve_metrics(port: int, host: str) -> tuple[Path, bool]:
+    """Record metrics into files every pool process shares, and serve them."""
+    directory = use_multiprocess_dir(None)
+
+    @worker_process_shutdown.connect(weak=False)
+    def retire(sender: object = None, pid: int | None = None, **_: object) -> None:
+        process_ended(pid or os.getpid())  # its running task runs no longer count
+
+    try:
+        serve_metrics(port, host)
+    except OSError as exc:
+        if directory[1]:
+            remove_multiprocess_dir(directory[0])
+        raise click.ClickException(f"--metrics-port {port}: cannot listen: {exc}") from None
+    click.echo(f"metrics on http://{host}:{port}/metrics", err=True)
+    return directory
 
 
 def _remove_crashed_workdirs(settings: Settings, store: RedisStore) -> None:

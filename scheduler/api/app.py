@@ -13,12 +13,14 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from harrier.common.celery_app import broker_problem
 from harrier.common.errors import StoreUnavailable
+from harrier.common.metrics import enable_metrics
 from harrier.common.settings import Settings
 from harrier.common.store import ExecutionStore
 from harrier.scheduler.api import (
     routes_executions,
     routes_flows,
     routes_logs,
+    routes_metrics,
     routes_spark,
     routes_triggers,
     routes_webhook,
@@ -59,6 +61,9 @@ def create_api(settings: Settings, store: ExecutionStore, celery_app: Celery) ->
         api.include_router(router, prefix="/api/v1")
     for router in routers:
         api.include_router(router, prefix=_TENANT_PREFIX, include_in_schema=False)
+    enable_metrics()
+    api.include_router(routes_metrics.router)
+    api.add_middleware(routes_metrics.WebhookMetrics)
     _install_docs(api)
     api.add_api_route("/healthz", _health, methods=["GET"], tags=["health"],
                       summary="UP when the store and the broker answer, 503 otherwise")

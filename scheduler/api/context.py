@@ -5,6 +5,7 @@ routes as a dependency."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated
 
 from celery import Celery
@@ -26,8 +27,22 @@ class ApiContext:
     def flow(self, namespace: str, flow_id: str) -> Flow:
         """The latest revision of a flow; the store is the one source of flows
         (the scheduler pushes HARRIER_FLOWS_DIR flows into it)."""
+        return self.flow_revision(namespace, flow_id)[0]
+
+    def flow_revision(self, namespace: str, flow_id: str) -> tuple[Flow, int]:
+        """The latest revision of a flow and its number in the store."""
         record = self.store.get_flow(namespace, flow_id)
-        return parse_flow(record.source, f"{namespace}.{flow_id}@{record.revision}")
+        return (parsed_flow(record.source, f"{namespace}.{flow_id}@{record.revision}"),
+                record.revision)
+
+
+@lru_cache(maxsize=256)
+def parsed_flow(source: str, name: str) -> Flow:
+    """Flows are immutable values of their source: a webhook or an execution
+    request parses each revision once, not once per request (a third of the
+    webhook's work). Keyed by the source itself, so a flow deleted and created
+    again under the same revision number is parsed anew."""
+    return parse_flow(source, name)
 
 
 def api_context(request: Request) -> ApiContext:

@@ -57,14 +57,18 @@ def save_uploads(root: Path, uploads: list[Upload]) -> tuple[Path | None, dict[s
 
 def launch(ctx: ApiContext, flow: Flow, inputs: Mapping[str, Any], *,
            trigger: dict[str, Any], labels: Mapping[str, str] | None = None,
-           uploads: list[Upload] | None = None, wait: bool = False) -> Execution:
-    """Create (InputError names every bad input) and start an execution."""
+           uploads: list[Upload] | None = None, wait: bool = False,
+           revision: int | None = None, as_created: bool = False) -> Execution:
+    """Create (InputError names every bad input) and start an execution.
+    `revision`: the store revision `flow` was read at. `as_created`: answer the
+    execution as created rather than read it back (one round trip less), unless
+    flow concurrency may have queued or cancelled it."""
     if flow.disabled:
         raise ApiError(422, f"flow {flow.namespace}.{flow.id} is disabled")
     batch, paths = save_uploads(ctx.settings.work_root, uploads or [])
     try:
         execution = create_execution(ctx.store, flow, {**inputs, **paths}, trigger=trigger,
-                                     labels=labels)
+                                     labels=labels, revision=revision)
     except BaseException:
         if batch is not None:
             shutil.rmtree(batch, ignore_errors=True)
@@ -84,4 +88,6 @@ def launch(ctx: ApiContext, flow: Flow, inputs: Mapping[str, Any], *,
                        f"not started: {exc}", headers={"Retry-After": "5"}) from exc
     if wait:
         return ctx.store.wait_terminal(execution.id, WAIT_LIMIT_SECONDS)
+    if as_created and flow.concurrency is None:
+        return execution
     return ctx.store.get_execution(execution.id)

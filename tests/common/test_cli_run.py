@@ -3,6 +3,7 @@ command in a subprocess, embedded mode (no broker configured)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -81,3 +82,18 @@ def test_run_json_and_logs_mask_secret_inputs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "tok-98765" not in result.stdout + result.stderr
     assert json.loads(result.stdout)["inputs"] == {"token": "******"}
+
+
+def test_validate_refuses_an_alias_bomb_file_at_once(tmp_path):
+    levels = "abcdefghi"
+    lines = ["a: &a [l,l,l,l,l,l,l,l,l]"] + [
+        f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]" for p, n in itertools.pairwise(levels)]
+    (tmp_path / "bomb.yaml").write_text("id: bomb\nnamespace: t\n" + "\n".join(lines)
+                                        + "\ntasks: *i\n")
+    # A generous timeout: expanding the nine levels would take minutes and gigabytes.
+    result = subprocess.run([sys.executable, "-m", "harrier", "validate", str(tmp_path)],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"{tmp_path / 'bomb.yaml'}:" in result.stdout + result.stderr
+    assert "aliases" in result.stdout + result.stderr

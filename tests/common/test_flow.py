@@ -311,3 +311,48 @@ tasks:
     # What is certainly wrong is still reported.
     broken = flow.source.replace("{{ (outputs", "{{ outputs.x }}{{ (outputs")
     assert "names no task" in problems(broken)[0]
+
+
+def test_a_dag_limit_other_than_zero_is_refused():
+    text = """id: a
+namespace: n
+tasks:
+  - id: graph
+    type: io.kestra.plugin.core.flow.Dag
+    concurrent: {n}
+    tasks:
+      - task: {{id: t, type: io.kestra.plugin.core.log.Log, message: hi}}
+"""
+    assert parse_flow(text.format(n=0)).tasks[0].id == "graph"
+    [message] = problems(text.format(n=2))
+    assert "only 0 (no limit) is supported on a Dag" in message
+
+
+def test_explicit_nulls_count_as_absent_also_in_nested_properties():
+    flow = parse_flow("""id: a
+namespace: n
+description: null
+concurrency: {limit: 2, behavior: null}
+retry: {type: constant, interval: PT1S, maxAttempts: 2, maxDuration: null}
+variables: {kept: null}
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.flow.Switch
+    value: x
+    defaults: null
+    cases: {x: [{id: l, type: io.kestra.plugin.core.log.Log, message: hi, workerGroup: null}]}
+triggers:
+  - id: s
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "@daily"
+    timezone: null
+    inputs: {who: null}
+    conditions:
+      - type: io.kestra.plugin.core.condition.Not
+        conditions: [{type: io.kestra.plugin.core.condition.Weekend, date: null}]
+""")
+    assert flow.concurrency is not None and flow.concurrency.behavior == "QUEUE"
+    assert flow.retry is not None and flow.retry.max_duration is None
+    assert flow.variables == {"kept": None}  # a free-form map: null is a value there
+    trigger = flow.triggers[0]
+    assert trigger.timezone == "UTC" and trigger.inputs == {"who": None}

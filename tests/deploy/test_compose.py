@@ -13,7 +13,9 @@ import yaml
 
 from tests.deploy.conftest import COMPOSE, REPO, missing_tool, seed_flows
 
-SERVICES = {"redis", "scheduler", "worker", "ilum-core", "spark-worker"}
+SERVICES = {"redis", "scheduler", "worker", "ilum-core", "spark-worker", "prometheus",
+            "grafana"}
+MONITORING = {"prometheus", "grafana"}  # only with `--profile monitoring`
 HARRIER_SERVICES = ("scheduler", "worker")
 VARIABLE = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
 # What an operator must set: compose refuses to start without it.
@@ -111,11 +113,12 @@ def test_the_api_password_is_required_and_reaches_only_the_scheduler(services) -
     assert "HARRIER_API_AUTH" not in env
     assert not any(name.startswith("HARRIER_API_") for name in services["worker"]["environment"])
     assert str(env["HARRIER_API_MAX_BODY"]) == "1048576"
+    assert str(env["HARRIER_API_WORKERS"]) == "1"
 
 
 def test_worker_scales_and_shuts_down_warm(services) -> None:
     worker = services["worker"]
-    assert worker["command"] == ["worker"]
+    assert worker["command"] == ["worker", "--metrics-port", "9808"]
     # --scale worker=N needs neither a fixed name nor a fixed host port.
     assert "container_name" not in worker
     assert "ports" not in worker
@@ -175,3 +178,26 @@ def test_docker_compose_accepts_the_file() -> None:
         cwd=REPO, capture_output=True, text=True, timeout=120, check=True, env=environ,
     )
     assert set(listed.stdout.split()) == SERVICES
+
+
+def test_monitoring_profile_scrapes_the_scheduler_and_every_worker(services) -> None:
+    assert {n for n, s in services.items() if s.get("profiles") == ["monitoring"]} == MONITORING
+    config = yaml.safe_load(services["prometheus"]["environment"]["PROMETHEUS_CONFIG"])
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    api_port = services["scheduler"]["environment"]["HARRIER_API_PORT"]
+    assert jobs["harrier-scheduler"]["static_configs"][0]["targets"] == [f"scheduler:{api_port}"]
+    worker_port = services["worker"]["command"][services["worker"]["command"].index(
+        "--metrics-port") + 1]
+    assert jobs["harrier-worker"]["dns_sd_configs"] == [
+        {"names": ["worker"], "type": "A", "port": int(worker_port)}]
+
+
+def test_grafana_gets_prometheus_and_the_repository_dashboard(services) -> None:
+    grafana = services["grafana"]
+    sources = yaml.safe_load(grafana["environment"]["GRAFANA_DATASOURCES"])["datasources"]
+    assert sources[0]["url"] == "http://prometheus:9090" and sources[0]["isDefault"]
+    providers = yaml.safe_load(grafana["environment"]["GRAFANA_DASHBOARDS"])["providers"]
+    mounted = {target: source for source, target, *_ in
+               (volume.split(":") for volume in grafana["volumes"])}
+    source = mounted[providers[0]["options"]["path"]]
+    assert (REPO / source / "harrier.json").is_file()

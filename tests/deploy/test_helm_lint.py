@@ -59,6 +59,11 @@ def test_chart_lints_clean_with_default_values() -> None:
                        "podDisruptionBudget": {"enabled": False}},
             "redis": {"persistence": {"enabled": False}},
         }, id="fixed-replicas-no-pdb-no-pvc"),
+        pytest.param({"metrics": {"dashboard": {"enabled": True}}}, id="grafana-dashboard"),
+        pytest.param({"worker": {"keda": {"enabled": True, "prometheus": {
+            "serverAddress": "http://prometheus:9090", "oldestAgeSeconds": 30}},
+            "queues": ["default", "spark"]}}, id="keda-on-queue-age"),
+        pytest.param({"metrics": {"enabled": False}}, id="no-metrics"),
     ],
 )
 def test_chart_variants_lint_clean(chart_copy, overrides) -> None:

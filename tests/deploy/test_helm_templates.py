@@ -106,8 +106,8 @@ def test_manifest_skeleton_is_yaml_with_kind_and_name(path: Path) -> None:
 def test_chart_has_every_resource_the_deployment_needs() -> None:
     kinds = sorted(doc["kind"] for _, doc in all_docs())
     assert kinds == sorted([
-        "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler", "Ingress",
-        "PodDisruptionBudget", "ScaledObject", "Secret", "Service", "Service",
+        "ConfigMap", "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler",
+        "Ingress", "PodDisruptionBudget", "ScaledObject", "Secret", "Service", "Service",
         "ServiceAccount", "StatefulSet", "TriggerAuthentication",
     ])
 
@@ -175,8 +175,10 @@ def test_autoscalers_and_pdb_target_the_worker_deployment() -> None:
     trigger = scaled["spec"]["triggers"][0]
     assert trigger["type"] == "redis"
     keda_text = (CHART / "templates" / "worker-keda.yaml").read_text()
-    assert "{{- range .Values.worker.queues }}" in keda_text
-    assert "listName: {{ . | quote }}" in keda_text
+    assert "{{- range $queue := .Values.worker.queues }}" in keda_text
+    assert "listName: {{ $queue | quote }}" in keda_text
+    # Optionally a second trigger per queue on its oldest task's age.
+    assert "harrier_queue_oldest_age_seconds{worker_group=%q}" in keda_text
 
 
 def test_hpa_and_keda_are_never_rendered_together() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -163,3 +164,60 @@ def test_big_bodies_are_413_on_every_kind_of_route(api_server: ApiServer) -> Non
             assert response.status_code == 413, (path, response.text)
             assert "HARRIER_API_MAX_BODY" in response.json()["message"]
         assert client.get("/healthz").status_code == 200
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines()
+                          if ":\t" in line)
+        except OSError:
+            continue  # gone meanwhile
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+def test_several_api_processes_serve_webhooks_and_stop_together(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    """HARRIER_API_WORKERS=2: uvicorn worker processes build the app from the
+    environment; every webhook call makes one execution; SIGTERM stops them all."""
+    port = free_port()
+    env = harrier_env(redis_server.url, tmp_path, HARRIER_API_HOST="127.0.0.1",
+                      HARRIER_API_PORT=str(port), HARRIER_API_WORKERS="2",
+                      HARRIER_API_USERNAME="u", HARRIER_API_PASSWORD="p")
+    (tmp_path / "flows" / "hook.yaml").write_text(
+        HOOK.replace("id: hooked", "id: multi"))
+    server = ApiServer(f"http://127.0.0.1:{port}", start_scheduler(env, tmp_path / "log"),
+                       tmp_path / "log")
+    try:
+        wait_healthy(server)
+        url = f"{server.url}/api/v1/executions/webhook/sec.tests/multi/the-key-123"
+        deadline = time.monotonic() + 60  # the flows directory is pushed at start
+        while httpx.post(url, json={"n": -1}, timeout=30).status_code != 200:
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.2)
+        ids = {httpx.post(url, json={"n": n}, timeout=30).json()["id"] for n in range(20)}
+        assert len(ids) == 20
+        listed = httpx.get(f"{server.url}/api/v1/executions", auth=("u", "p"), timeout=30,
+                           params={"namespace": "sec.tests", "flowId": "multi"}).json()
+        assert listed["total"] == 21
+        assert len(children_of(server.process.pid)) >= 2
+    finally:
+        workers = children_of(server.process.pid)
+        stop(server.process)
+    assert server.process.returncode == 0, server.log()
+    deadline = time.monotonic() + 30
+    while alive := [pid for pid in workers if running(pid)]:
+        assert time.monotonic() < deadline, [Path(f"/proc/{p}/cmdline").read_bytes()
+                                             for p in alive]
+        time.sleep(0.1)
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

@@ -142,3 +142,32 @@ tasks:
 """, "dag.yaml")
     message = str(caught.value)
     assert expected in message and f"dag.yaml:{line}:" in message, message
+
+
+def test_restart_runs_the_failed_task_then_what_it_had_skipped(run: Runner, tmp_path):
+    fixed = tmp_path / "fixed"
+    started = run.start(f"""
+id: dag-restart
+namespace: test
+tasks:
+  - id: dag
+    type: io.kestra.plugin.core.flow.Dag
+    tasks:
+      - task: {{id: root, {SHELL}, commands: ["echo root >> {tmp_path}/ran.log"]}}
+      - task: {{id: flaky, {SHELL}, commands: ["test -e {fixed}"]}}
+        dependsOn: [root]
+      - task: {{id: other, {SHELL}, commands: ["echo other >> {tmp_path}/ran.log"]}}
+        dependsOn: [root]
+      - task: {{id: downstream, {SHELL}, commands: ["echo downstream >> {tmp_path}/ran.log"]}}
+        dependsOn: [flaky, other]
+""")
+    failed = run.wait(started.id)
+    assert failed.state.current == State.FAILED
+    assert "downstream" not in {r.task_id for r in failed.task_runs}
+    fixed.touch()
+    done = run.restart(started.id)
+    assert done.state.current == State.SUCCESS, [(r.task_id, r.state.current)
+                                                 for r in done.task_runs]
+    assert (tmp_path / "ran.log").read_text().split() == ["root", "other", "downstream"]
+    flaky = next(r for r in done.task_runs if r.task_id == "flaky")
+    assert len(flaky.attempts) == 2

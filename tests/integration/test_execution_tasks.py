@@ -1,4 +1,4 @@
-"""OutputValues, execution.Labels and execution.Assert in embedded mode
+"""OutputValues, execution.Labels, execution.Assert and pluginDefaults in embedded mode
 (test_execution_tasks_distributed.py runs them on real Redis and workers)."""
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ tasks:
 """)
     assert done.state.current == State.SUCCESS, done.error
     api = {item["key"]: item["value"] for item in done.to_json()["labels"]}
-    assert api == {"team": "platform", "partition": "p-2"}
+    assert api == {"team": "platform", "partition": "p-2",
+                   "system.correlationId": done.id}  # Kestra's system label
     assert next(r for r in done.task_runs if r.task_id == "read").outputs["value"] == "p-2"
     found, _ = run.store.search_executions(ExecutionQuery(labels=(("partition", "p-2"),)))
     assert done.id in [e.id for e in found]
@@ -88,3 +89,29 @@ tasks:
     conditions: ["{{ 2 > 1 }}"]
 """)
     assert passing.state.current == State.SUCCESS
+
+
+def test_plugin_defaults_reach_the_tasks_that_run(run: Runner):
+    done = run("""
+id: with-defaults
+namespace: test
+pluginDefaults:
+  - type: io.kestra.plugin.core.debug.Return
+    values:
+      format: "default {{ task.id }}"
+  - type: io.kestra.plugin.scripts
+    forced: true
+    values:
+      env: {A: "1"}
+tasks:
+  - {id: r1, type: io.kestra.plugin.core.debug.Return}
+  - {id: r2, type: io.kestra.plugin.core.debug.Return, format: mine}
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Commands
+    env: {B: "2", A: "0"}
+    commands: ['echo "::{\\"outputs\\":{\\"ab\\":\\"$A$B\\"}}::"']
+""")
+    assert done.state.current == State.SUCCESS, done.error
+    outputs = {r.task_id: r.outputs for r in done.task_runs}
+    assert outputs["r1"]["value"] == "default r1" and outputs["r2"]["value"] == "mine"
+    assert outputs["sh"]["vars"] == {"ab": "12"}

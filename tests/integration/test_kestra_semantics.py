@@ -454,3 +454,72 @@ tasks:
     if harrier.mode == "distributed":  # only the group's worker consumes its queue
         assert task_run(execution, "in-group").attempts[0].worker_id == f"{GROUP}@harrier-test"
         assert task_run(execution, "anywhere").attempts[0].worker_id == "semantics@harrier-test"
+
+
+def test_warning_on_retry_ends_a_task_that_needed_a_retry_warning(harrier, tmp_path):
+    marker = tmp_path / "tried"
+    execution = harrier.run(f"""
+id: warning-on-retry
+namespace: test
+tasks:
+  - id: flaky
+    type: io.kestra.plugin.scripts.shell.Commands
+    retry: {{type: constant, interval: PT0.05S, maxAttempts: 2, warningOnRetry: true}}
+    commands: ["test -e {marker} || {{ touch {marker}; exit 1; }}"]
+""")
+    assert execution.state.current == State.WARNING
+    assert task_run(execution, "flaky").state.current == State.WARNING
+
+
+def test_spark_cli_java17_options_reach_spark_submit_unless_turned_off(harrier):
+    execution = harrier.run("""
+id: java17
+namespace: test
+tasks:
+  - id: "on"
+    type: io.kestra.plugin.spark.SparkCLI
+    commands: ['echo "opts=$SPARK_SUBMIT_OPTS"']
+  - id: "off"
+    type: io.kestra.plugin.spark.SparkCLI
+    java17Options: false
+    commands: ['echo "opts=$SPARK_SUBMIT_OPTS"']
+""")
+    assert execution.state.current == State.SUCCESS, [r.error for r in execution.task_runs]
+    said = {e.task_id: e.message for e in harrier.store.read_logs(execution.id)
+            if e.message.startswith("opts=")}
+    assert "--add-opens" in said["on"]
+    assert said["off"] == "opts="
+
+
+def test_disabled_tasks_do_not_run(harrier):
+    execution = harrier.run(f"""
+id: disabled-tasks
+namespace: test
+tasks:
+  - {{id: off, {OK}, disabled: true}}
+  - id: off-group
+    type: io.kestra.plugin.core.flow.Sequential
+    disabled: true
+    tasks: [{{id: inside, {OK}}}]
+  - {{id: on, {OK}}}
+""")
+    assert execution.state.current == State.SUCCESS
+    assert states(execution) == {"on": State.SUCCESS}
+
+
+def test_python_script_runs_with_the_named_python(harrier, tmp_path):
+    fake = tmp_path / "mypython"
+    fake.write_text('#!/bin/sh\necho "interpreter $0 ran $1"\n')
+    fake.chmod(0o755)
+    execution = harrier.run(f"""
+id: named-python
+namespace: test
+tasks:
+  - id: py
+    type: io.kestra.plugin.scripts.python.Script
+    python: {fake}
+    script: print('hi')
+""")
+    assert execution.state.current == State.SUCCESS, [r.error for r in execution.task_runs]
+    assert [e.message for e in harrier.store.read_logs(execution.id)] == [
+        f"interpreter {fake} ran main.py"]

@@ -381,3 +381,170 @@ tasks:
     work = by_value(done, "work")
     assert set(work) == {"1", "2", "3", "4"}
     assert len(work["1"].attempts) == 1  # what succeeded is kept
+
+
+def test_loop_until_repeats_until_the_condition_holds(run: Runner):
+    done = run("""
+id: until
+namespace: test
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.LoopUntil
+    condition: "{{ outputs.count.value == '3' }}"
+    checkFrequency: {interval: PT0.1S, maxIterations: 10}
+    tasks:
+      - id: count
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ outputs.loop.iterationCount }}"
+      - id: group
+        type: io.kestra.plugin.core.flow.Sequential
+        tasks:
+          - id: inner
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{ outputs.count.value }}"
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.count.value }} {{ outputs.loop.iterationCount }}"
+""")
+    assert done.state.current == State.SUCCESS, done.error
+    loop = runs_of(done, "loop")[0]
+    counts = runs_of(done, "count")
+    # Every iteration's runs are kept, nested under the loop, numbered.
+    assert sorted((r.iteration, r.outputs["value"]) for r in counts) == \
+        [(0, "1"), (1, "2"), (2, "3")]
+    assert {r.parent_task_run_id for r in counts} == {loop.id}
+    assert sorted(r.outputs["value"] for r in runs_of(done, "inner")) == ["1", "2", "3"]
+    assert runs_of(done, "after")[0].outputs["value"] == "3 3"
+
+
+@pytest.mark.parametrize(("fail", "expected"), [(True, State.FAILED), (False, State.SUCCESS)])
+def test_wait_for_stops_at_max_iterations(run: Runner, fail, expected):
+    done = run(f"""
+id: wait-for
+namespace: test
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.WaitFor
+    condition: "false"
+    failOnMaxReached: {str(fail).lower()}
+    checkFrequency: {{interval: PT0.05S, maxIterations: 3}}
+    tasks:
+      - {{id: probe, {OK}}}
+""")
+    assert done.state.current == expected
+    assert len(runs_of(done, "probe")) == 3
+    messages = [e.message for e in run.store.read_logs(done.id)]
+    assert any("max iterations reached (3)" in m for m in messages)
+
+
+def test_loop_until_stops_at_max_duration(run: Runner):
+    done = run(f"""
+id: until-duration
+namespace: test
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.LoopUntil
+    condition: "false"
+    failOnMaxReached: true
+    checkFrequency: {{interval: PT0.2S, maxDuration: PT0.5S}}
+    tasks:
+      - {{id: probe, {OK}}}
+""")
+    assert done.state.current == State.FAILED
+    loop = runs_of(done, "loop")[0]
+    assert "max duration reached" in (loop.error or "")
+    # Checked after each iteration: it stopped at the first check past 0.5 s
+    # (every 0.2 s: far fewer than ten iterations, however loaded the machine).
+    assert 1 <= len(runs_of(done, "probe")) < 10
+
+
+def test_a_loop_until_waiting_for_its_next_check_holds_nothing_and_is_killed_at_once(
+        run: Runner):
+    started = run.start(f"""
+id: until-kill
+namespace: test
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.LoopUntil
+    condition: "false"
+    checkFrequency: {{interval: PT1H}}
+    tasks:
+      - {{id: probe, {OK}}}
+""")
+    wait_for(lambda: any(r.task_id == "probe" and r.state.current == State.SUCCESS
+                         for r in run.store.task_runs(started.id)))
+    # Between two checks no task runs: the next check is a delayed message.
+    assert not [r for r in run.store.task_runs(started.id)
+                if r.task_id != "loop" and not r.state.current.terminated]
+    run.kill(started.id)
+    killed = run.wait(started.id, timeout=30)
+    assert killed.state.current == State.KILLED
+    assert runs_of(killed, "loop")[0].state.current == State.KILLED
+
+
+def test_loop_until_rejects_a_non_positive_interval():
+    from harrier.common.errors import FlowValidationError
+
+    with pytest.raises(FlowValidationError) as caught:
+        parse_flow(f"""
+id: bad
+namespace: test
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.LoopUntil
+    condition: "true"
+    checkFrequency: {{interval: PT0S}}
+    tasks:
+      - {{id: t, {OK}}}
+""", "bad.yaml")
+    assert "bad.yaml:8:" in str(caught.value) and "positive duration" in str(caught.value)
+
+
+def test_restart_of_a_failed_loop_until_iteration_goes_on_from_it(run: Runner, tmp_path):
+    fixed = tmp_path / "fixed"
+    started = run.start(f"""
+id: until-restart
+namespace: test
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.LoopUntil
+    condition: "{{{{ outputs.loop.iterationCount >= 2 }}}}"
+    checkFrequency: {{interval: PT0.05S}}
+    tasks:
+      - id: work
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands: ["test {{{{ outputs.loop.iterationCount }}}} = 1 || test -e {fixed}"]
+""")
+    failed = run.wait(started.id)
+    assert failed.state.current == State.FAILED
+    assert sorted(r.iteration for r in runs_of(failed, "work")) == [0, 1]
+    fixed.touch()
+    done = run.restart(started.id)
+    assert done.state.current == State.SUCCESS, [(r.task_id, r.iteration, r.state.current)
+                                                 for r in done.task_runs]
+    work = sorted(runs_of(done, "work"), key=lambda r: r.iteration)
+    assert [len(r.attempts) for r in work] == [1, 2]
+
+
+def test_a_retry_on_the_loop_runs_again_only_the_failed_value(run: Runner, tmp_path):
+    done = run(f"""
+id: loop-retried
+namespace: test
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a", "b", "c"]
+    retry: {{type: constant, interval: PT0.1S, maxAttempts: 2}}
+    tasks:
+      - id: work
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - "echo {{{{ taskrun.value }}}} >> {tmp_path}/ran.log"
+          - "cd {tmp_path} && test {{{{ taskrun.value }}}} != b || test -e b
+            || {{ touch b; exit 1; }}"
+""")
+    assert done.state.current == State.SUCCESS, [(r.task_id, r.value, r.state.current)
+                                                 for r in done.task_runs]
+    assert (tmp_path / "ran.log").read_text().split() == ["a", "b", "b", "c"]
+    each = runs_of(done, "each")[0]
+    assert State.RETRYING in [h.state for h in each.state.histories]

@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from harrier.common.execution import Execution
 from harrier.common.flow import parse_flow
+from harrier.common.metrics import enable_metrics
 from harrier.common.state import State
 from harrier.scheduler.control import kill_execution
 from harrier.scheduler.executions import create_execution, start_execution
@@ -39,8 +41,9 @@ TIMEOUT = 240  # seconds for one flow; the 2-core machine is slow when busy
 
 PYSPARK_SCRIPT = """
 from pyspark.sql import SparkSession
+who = "{{ inputs.who }}"  # an input: Python data, never code
 spark = SparkSession.builder.appName("harrier-python").getOrCreate()
-print("HARRIER-PY-RESULT", spark.range(7).count(), flush=True)
+print("HARRIER-PY-RESULT", spark.range(7).count(), len(who), flush=True)
 spark.stop()
 """
 
@@ -142,6 +145,9 @@ def test_jar_submit_succeeds_and_args_reach_the_job_verbatim(
         submitter: str, tmp_path: Path) -> None:
     marker = tmp_path / "injected"
     evil = INJECTION.format(marker=marker)
+    enable_metrics()  # what `harrier worker --metrics-port` does
+    submitted = metric("harrier_spark_submission_duration_seconds_count", submitter=submitter)
+    finished = metric("harrier_spark_driver_ended_count_total", state="FINISHED")
     done = run_flow_text(embedded, f"""
 id: jar-submit
 namespace: test
@@ -167,6 +173,18 @@ tasks:
     assert f"[driver stdout] HARRIER-JOB-RESULT count=5 args={evil}" in logs(
         embedded, done, "submit")
     assert not marker.exists()
+    # Submission time by submitter and the driver's end state are metrics.
+    assert metric("harrier_spark_submission_duration_seconds_count",
+                  submitter=submitter) == submitted + 1
+    assert metric("harrier_spark_driver_ended_count_total", state="FINISHED") == finished + 1
+
+
+def metric(name: str, **labels: str) -> float:
+    return sum(s.value for family in REGISTRY.collect() for s in family.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+WHO = '"; import sys; print("HARRIER-PY-RESULT 7 0"); sys.exit(0); x="'
 
 
 def test_python_submit_in_client_mode_streams_its_output(embedded: Runtime) -> None:
@@ -174,6 +192,9 @@ def test_python_submit_in_client_mode_streams_its_output(embedded: Runtime) -> N
     done = run_flow_text(embedded, f"""
 id: python-submit
 namespace: test
+inputs:
+  - id: who
+    type: STRING
 tasks:
   - id: submit
     type: io.kestra.plugin.spark.PythonSubmit
@@ -181,10 +202,10 @@ tasks:
     configurations: {{spark.ui.enabled: "false"}}
     mainScript: |
 {indented}
-""", timeout=TIMEOUT)
+""", {"who": WHO}, timeout=TIMEOUT)
     run = task_run(done, "submit")
     assert done.state.current == State.SUCCESS, run.error
-    assert "HARRIER-PY-RESULT 7" in logs(embedded, done, "submit")
+    assert f"HARRIER-PY-RESULT 7 {len(WHO)}" in logs(embedded, done, "submit")
     assert "submissionId" not in run.outputs
 
 

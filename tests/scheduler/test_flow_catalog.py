@@ -96,6 +96,8 @@ def test_an_invalid_edit_keeps_the_last_valid_version_firing(tmp_path: Path) -> 
 def test_disabled_flows_and_triggers_do_not_fire(tmp_path: Path) -> None:
     _write(tmp_path / "off.yaml", _flow("off", disabled="true"))
     _write(tmp_path / "flow_off.yaml", "disabled: true\n" + _flow("flow_off"))
+    # Kestra's export marks deleted flows `deleted: true`: they do not fire either.
+    _write(tmp_path / "gone.yaml", "deleted: true\n" + _flow("gone"))
     catalog = FlowCatalog(tmp_path, MemoryStore())
     catalog.refresh()
     assert _ids(catalog) == set()

@@ -166,7 +166,8 @@ def test_a_changed_cron_takes_effect_without_a_restart(
 def test_a_declared_backfill_fires_each_tick_of_its_range_once(
         tmp_path: Path, redis_client: redis.Redis, app: Celery) -> None:
     backfill = ("    backfill:\n      start: 2026-03-01T00:00:00Z\n"
-                "      end: 2026-03-01T03:00:00Z\n      inputs:\n        who: backfill\n")
+                "      end: 2026-03-01T03:00:00Z\n      inputs:\n        who: backfill\n"
+                "      labels: {origin: backfill}\n")
     (tmp_path / "f.yaml").write_text(_flow("filled", "0 0 * * * *", extra=backfill))
     store = MemoryStore()
     one, two = (Scheduler(tmp_path, store, redis_client, app, backfill_batch=2)
@@ -178,6 +179,7 @@ def test_a_declared_backfill_fires_each_tick_of_its_range_once(
     assert _dates(store, "filled") == hours
     executions, _ = store.search_executions(ExecutionQuery(flow_id="filled"))
     assert {e.inputs["who"] for e in executions} == {"backfill"}
+    assert {e.labels["origin"] for e in executions} == {"backfill"}
     # Finished: a later replica does not walk the range again.
     later = Scheduler(tmp_path, store, redis_client, app)
     assert later.step(T0 + timedelta(seconds=3)) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -296,3 +297,59 @@ def test_kestra_spellings_of_the_options_are_accepted() -> None:
 def test_bad_options_name_the_field(options: dict[str, Any], field: str) -> None:
     with pytest.raises(DockerError, match=field):
         DockerOptions.from_options(options)
+
+
+def test_the_older_runner_and_docker_syntax_picks_the_docker_runner_and_image() -> None:
+    from harrier.common.flow import parse_flow
+    from harrier.common.settings import Settings
+    from harrier.worker.runners.registry import runner_for
+
+    flow = parse_flow("""id: legacy
+namespace: n
+tasks:
+  - id: old
+    type: io.kestra.plugin.scripts.shell.Commands
+    runner: DOCKER
+    docker: {image: "apache/spark:3.5.5", pullPolicy: NEVER}
+    commands: ["true"]
+  - id: plain
+    type: io.kestra.plugin.scripts.shell.Commands
+    runner: PROCESS
+    commands: ["true"]
+""")
+    old, plain = flow.tasks
+    assert type(runner_for(old, Settings())).__name__ == "DockerRunner"
+    options = DockerOptions.from_options(old.runner_options())
+    assert (options.image, options.pull_policy) == ("apache/spark:3.5.5", "NEVER")
+    assert type(runner_for(plain, Settings())).__name__ == "ProcessRunner"
+
+
+@pytest.mark.parametrize(("runner", "message"), [
+    ("{type: io.kestra.plugin.scripts.runner.docker.Docker, shmSize: 1g}",
+     "`shmSize` is not supported yet by the Docker task runner"),
+    ("{type: io.kestra.plugin.core.runner.Process, image: x}",
+     "`image` is not supported yet by the Process task runner"),
+    ("{type: io.kestra.plugin.ee.kubernetes.runner.Kubernetes}", "unknown task runner type"),
+])
+def test_task_runner_properties_it_does_not_honour_are_refused_at_validation(
+        runner: str, message: str) -> None:
+    from harrier.common.errors import FlowValidationError
+    from harrier.common.flow import parse_flow
+
+    with pytest.raises(FlowValidationError, match=re.escape(message)):
+        parse_flow(f"""id: f
+namespace: n
+tasks:
+  - id: t
+    type: io.kestra.plugin.scripts.shell.Commands
+    containerImage: alpine
+    taskRunner: {runner}
+    commands: ["true"]
+""")
+
+
+def test_the_worker_has_exactly_the_runners_the_flow_model_accepts() -> None:
+    from harrier.common.task import TASK_RUNNER_OPTIONS
+    from harrier.worker.runners.registry import RUNNERS
+
+    assert set(RUNNERS) == set(TASK_RUNNER_OPTIONS)

@@ -74,8 +74,8 @@ def _string_list(value: Any, field_name: str) -> list[str]:
 @dataclass(frozen=True)
 class DockerOptions:
     """The Kestra Docker task-runner properties Harrier honours. Other Kestra
-    properties (credentials, shmSize, deviceRequests ...) are accepted and
-    ignored so that Kestra flows load unchanged."""
+    properties (credentials, shmSize, deviceRequests ...) are refused when the
+    flow is validated (common/task.py TASK_RUNNER_OPTIONS)."""
 
     image: str
     pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT

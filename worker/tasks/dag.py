@@ -9,6 +9,7 @@ not, and nothing else; the Dag then ends FAILED (then runs its errors tasks)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -65,6 +66,14 @@ class Dag(FlowableTask):
                 found[name] = tasks
         return found
 
+    def children(self) -> Iterator[tuple[str, Task]]:
+        # As written (tasks[i].task), so the UI shows the Dag's tasks as one group.
+        for index, entry in enumerate(self.tasks):
+            yield f"tasks[{index}]", entry.task
+        for name in PHASE_BLOCKS:
+            for index, child in enumerate(self.errors if name == "errors" else self.finally_):
+                yield f"{name}[{index}]", child
+
     def _dependents(self) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {entry.task.id: [] for entry in self.tasks}
         for entry in self.tasks:
@@ -80,6 +89,23 @@ class Dag(FlowableTask):
         for entry in self.tasks:
             if not entry.depends_on:
                 self._run_task(ctl, entry)
+
+    def reopened(self, ctl: FlowControl, children: dict[str, State]) -> None:
+        """A restart: count again, from scratch, what has settled. The tasks that
+        stay ended settle now (in dependency order), which starts what depended
+        on them and never ran; the failed ones run again and settle when they end."""
+        ctl.reset_counter(_SETTLED, [entry.task.id for entry in self.tasks])
+        for entry in self.tasks:
+            if entry.depends_on:
+                ctl.reset_counter(_waiting(entry.task.id), list(entry.depends_on))
+        ctl.start_counter(_SETTLED, len(self.tasks))
+        for entry in self.tasks:
+            if entry.depends_on:
+                ctl.start_counter(_waiting(entry.task.id), len(entry.depends_on))
+        for task_id in _dependency_order(self.tasks):
+            state = children.get(task_id)
+            if state in _GOOD:
+                self._settled(ctl, task_id, state)
 
     def _run_task(self, ctl: FlowControl, entry: DagTask) -> None:
         # A disabled task is left out of the flow, as in Kestra: its block is
@@ -110,6 +136,17 @@ class Dag(FlowableTask):
                     pending.append((dependent, State.SKIPPED))
             if progress.ended >= progress.total:
                 ctl.end(progress.state)
+
+
+def _dependency_order(entries: list[DagTask]) -> list[str]:
+    done: list[str] = []
+    pending = {entry.task.id: set(entry.depends_on) for entry in entries}
+    while pending:
+        ready = [task_id for task_id, needs in pending.items() if needs <= set(done)]
+        done.extend(ready)
+        for task_id in ready:
+            del pending[task_id]
+    return done
 
 
 def _waiting(task_id: str) -> str:

@@ -15,11 +15,14 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from harrier.common.errors import HarrierError
+from harrier.common.execution import ITEM_MARK
 from harrier.common.task import FlowableTask, FlowControl, Task, register_task
 from harrier.worker.template_context import loop_value_text
 
 # A rendered `values` larger than this is refused: each value is one block run.
 MAX_VALUES = 100_000
+# Starts the stored value of an iteration of a Loop over a map ([key, value]).
+MAP_ENTRY = "\x1f"
 
 
 class _Loop(FlowableTask):
@@ -149,3 +152,59 @@ class EachParallel(_Loop):
 
     def iteration_window(self) -> int:
         return 0
+
+
+@register_task("io.kestra.plugin.core.flow.Loop")
+class Loop(_Loop):
+    """Kestra 2.0's loop: like ForEach, but every task inside an iteration,
+    nested or not, reads `item.value` and `item.index` (0-based), and
+    `outputs.task` inside an iteration is that iteration's run."""
+
+    values: Any
+    tasks: list[Task] = Field(min_length=1)
+    concurrency_limit: int = Field(1, ge=0, alias="concurrencyLimit")
+
+    @field_validator("values")
+    @classmethod
+    def _check_values(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return value  # a map: one iteration per entry (item.key, item.value)
+        return check_values(value, "values")
+
+    def _values_property(self) -> Any:
+        return self.values
+
+    def window(self) -> int:
+        return self.concurrency_limit
+
+    def start(self, ctl: FlowControl) -> None:
+        rendered = ctl.render(self.values, "values")
+        if isinstance(rendered, str):
+            try:
+                parsed = json.loads(rendered)
+            except json.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict):
+                rendered = parsed
+        if isinstance(rendered, dict):
+            if len(rendered) > MAX_VALUES:
+                raise HarrierError(f"values has {len(rendered)} entries; at most {MAX_VALUES} "
+                                   "are allowed")
+            # Each iteration's value carries its key: MAP_ENTRY + [key, value] as JSON.
+            entries = [MAP_ENTRY + json.dumps([str(key), loop_value_text(value)])
+                       for key, value in rendered.items()]
+            ctl.run_each("tasks", entries, window=self.window())
+            return
+        ctl.run_each("tasks", loop_values(rendered, "values"), window=self.window())
+
+    def path_element(self, index: int, value: str) -> str:
+        item: dict[str, Any] = {"index": index, "value": value}
+        if value.startswith(MAP_ENTRY):
+            key, text = json.loads(value[len(MAP_ENTRY):])
+            item = {"index": index, "key": key, "value": text}
+        return ITEM_MARK + json.dumps(item, separators=(",", ":"))
+
+    def iteration_value(self, value: str) -> str:
+        if value.startswith(MAP_ENTRY):
+            return str(json.loads(value[len(MAP_ENTRY):])[1])
+        return value

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from harrier.common.errors import TaskFailed, TaskKilled, TaskTimeout
-from harrier.common.task import Task
+from harrier.common.task import Task, unsupported_runner_options
 from harrier.worker.context import TaskContext
 from harrier.worker.runners.base import RunRequest, RunResult
 
@@ -39,6 +39,12 @@ class ScriptTask(Task):
                 raise ValueError(f"inputFiles name {name!r} must be a relative path "
                                  "inside the working directory")
         return files
+
+    @model_validator(mode="after")
+    def _legacy_runner(self) -> ScriptTask:
+        if self.runner_name is not None or self.docker is not None:
+            unsupported_runner_options(self.runner_name or "docker", dict(self.docker or {}))
+        return self
 
     def script_lines(self, ctx: TaskContext) -> list[str]:
         """The rendered script; subclasses say where it comes from."""
@@ -110,11 +116,12 @@ class ScriptTask(Task):
         # Kestra puts `::{"outputs": ...}::` values under `vars`, beside exitCode.
         outputs: dict[str, Any] = {"vars": dict(result.outputs), "exitCode": result.exit_code}
         if self.output_files:
-            outputs["outputFiles"] = _collect(ctx.workdir, self.output_files)
+            outputs["outputFiles"] = collect_files(ctx.workdir, self.output_files)
         return outputs
 
 
-def _collect(workdir: Path, patterns: list[str]) -> dict[str, str]:
+def collect_files(workdir: Path, patterns: list[str]) -> dict[str, str]:
+    """outputFiles: the files of `workdir` matching the glob patterns, by relative name."""
     found: dict[str, str] = {}
     for pattern in patterns:
         for path in sorted(workdir.glob(pattern)):

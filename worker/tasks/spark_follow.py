@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from harrier.common.errors import SparkSubmissionError, TaskFailed, TaskKilled, TaskTimeout
+from harrier.common.metrics import recorder
 from harrier.worker.context import TaskContext
 from harrier.worker.spark.driver_logs import ErrorLineTracker
 from harrier.worker.spark.follow import follow_driver
@@ -138,6 +139,7 @@ def follow_submission(ctx: TaskContext, submission: Submission, *,
         status = follow_driver(client, submission_id, on_state=on_state,
                                on_log_line=on_log_line, cancel=scope.event,
                                poll_interval=poll_interval)
+    recorder().spark_driver_ended(status.state)
     if status.succeeded:
         return driver_outputs(status)
     if status.state == "KILLED" and scope.reason == "killed":
@@ -203,6 +205,8 @@ def submit_and_follow(task: ScriptTask, ctx: TaskContext, *, master: str | None,
             raise SparkSubmissionError(f"spark-submit exited with code {exc.exit_code}: "
                                        f"{reason}{where}", exit_code=exc.exit_code) from exc
     outputs = task.outputs_of(ctx, result)
+    if watch.submission_id is not None:  # cluster mode: spark-submit only submitted
+        recorder().spark_submitted("cli", time.monotonic() - started)
     submission = watch.submission
     if submission is None:
         if watch.submission_id is not None:

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, field_validator
 
 from harrier.common.errors import SparkSubmissionError
+from harrier.common.metrics import recorder
 from harrier.common.task import register_task
 from harrier.worker.context import TaskContext
 from harrier.worker.spark.rest import SparkRestClient
@@ -110,7 +111,9 @@ class SparkSubmitTask(ScriptTask):
                     "(deployMode CLUSTER)")
         request = build_rest_request(spec, workdir=ctx.workdir)
         with SparkRestClient(spec.master, master_web_url=web_url) as client:
+            submitting = time.monotonic()
             submission_id = client.create(request)
+            recorder().spark_submitted("rest", time.monotonic() - submitting)
         submission = Submission(submission_id, spec.master, web_url)
         ctx.log("INFO", f"submitted driver {submission_id} to {spec.master} over REST")
         if not self.wait_for_completion:
@@ -140,7 +143,9 @@ class PythonSubmit(SparkSubmitTask):
     def application_properties(self, ctx: TaskContext) -> dict[str, Any]:
         script = ctx.workdir / PYTHON_SCRIPT_NAME
         script.parent.mkdir(parents=True, exist_ok=True)
-        script.write_text(str(ctx.render(self.main_script, "mainScript")), encoding="utf-8")
+        # Python source: values land as literals or escaped text, never as code.
+        source = ctx.render(self.main_script, "mainScript", python=True)
+        script.write_text(str(source), encoding="utf-8")
         # Relative to the working directory, which is the runner's cwd (also in a container).
         return {"mainScript": PYTHON_SCRIPT_NAME,
                 "pythonFiles": materialize(ctx, self.python_files, "pythonFiles")}

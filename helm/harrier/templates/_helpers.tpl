@@ -106,6 +106,8 @@ checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") . | sha25
   value: {{ .Values.config.webhookMaxBody | quote }}
 - name: HARRIER_API_MAX_BODY
   value: {{ .Values.config.apiMaxBody | quote }}
+- name: HARRIER_API_WORKERS
+  value: {{ .Values.config.apiWorkers | quote }}
 - name: HARRIER_DEFAULT_TASK_RUNNER
   value: {{ .Values.config.defaultTaskRunner | quote }}
 {{- with .Values.config.dockerHost }}

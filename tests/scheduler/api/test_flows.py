@@ -110,3 +110,10 @@ def test_a_pushed_flow_runs_its_latest_revision(api: Api) -> None:
     assert execution["flowRevision"] == 2
     logs = api.client.get(f"/api/v1/logs/{execution['id']}").json()
     assert [e["message"] for e in logs] == ["two"]
+
+
+def test_a_revision_written_in_the_yaml_is_assigned_by_the_server(api: Api) -> None:
+    flow_id = unique()
+    created = api.push("revision: 42\n" + FLOW.format(id=flow_id, message="one"))
+    assert created["revision"] == 1  # as in Kestra: the server numbers revisions
+

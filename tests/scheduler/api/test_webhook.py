@@ -114,3 +114,15 @@ def test_template_syntax_in_a_body_is_data_not_a_template(api: Api) -> None:
     assert response.json()["inputs"] == {"name": payload}
     assert _messages(api, response.json()["id"]) == [f"{payload}|{payload}"]
 
+
+
+def test_the_answer_is_the_created_execution_pinned_to_the_latest_revision(api: Api) -> None:
+    flow_id, key = _hook(api)
+    updated = HOOK.format(id=flow_id, key=key).replace("nobody", "somebody")
+    api.client.put(f"/api/v1/flows/api.hooks/{flow_id}", content=updated,
+                   headers={"Content-Type": "application/x-yaml"}).raise_for_status()
+    answer = api.client.post(f"/api/v1/executions/webhook/api.hooks/{flow_id}/{key}").json()
+    assert answer["state"]["current"] == "CREATED"
+    assert answer["flowRevision"] == 2
+    stored = api.runtime.store.wait_terminal(answer["id"], 30)
+    assert stored.flow_revision == 2 and stored.inputs == {"name": "plain"}

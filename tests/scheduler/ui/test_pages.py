@@ -5,6 +5,7 @@ journeys are in tests/ui."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -186,3 +187,26 @@ def test_killing_the_driver_of_a_task_that_submitted_none_is_a_conflict(
     assert "has not submitted a Spark driver" in response.json()["message"]
     missing = ui.delete(f"/api/v1/executions/{execution_id}/taskruns/nope/spark-driver")
     assert missing.status_code == 404
+
+
+def test_descriptions_are_shown_on_the_flow_page(ui: TestClient) -> None:
+    flow_id = f"described{uuid.uuid4().hex[:8]}"
+    pushed = ui.post("/api/v1/flows", headers={"Content-Type": "application/x-yaml"},
+                     content=f"""id: {flow_id}
+namespace: api.test
+description: Loads the daily files
+inputs:
+  - {{id: day, type: DATE, displayName: Business day, description: the day to load}}
+tasks:
+  - {{id: t, type: io.kestra.plugin.core.log.Log, message: hi, description: says hi}}
+triggers:
+  - {{id: h, type: io.kestra.plugin.core.trigger.Schedule, cron: "@hourly", disabled: true,
+      description: fires hourly}}
+""")
+    assert pushed.status_code == 200, pushed.text
+    page = ui.get(f"/ui/flows/api.test/{flow_id}").text
+    assert "Loads the daily files" in page
+    assert "Business day" in page and "the day to load" in page
+    # Task, trigger and output descriptions are documentation: the page shows
+    # them in the flow's source.
+    assert "says hi" in page and "fires hourly" in page
