@@ -148,7 +148,8 @@ def check_one_lost_attempt_then_success(cluster: Cluster, execution: Execution, 
     return attempts
 
 
-def test_a_task_whose_worker_is_killed_runs_again_within_30_seconds(crashable, tmp_path):
+def test_a_task_whose_worker_is_killed_runs_again_before_the_visibility_timeout(crashable,
+                                                                               tmp_path):
     path = tmp_path / "effects"
     execution = start(crashable, side_effect_flow("whole-worker", path, 6))
     victim = running_on(crashable, execution, path)
