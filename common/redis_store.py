@@ -714,6 +714,15 @@ class RedisStore:
                 return
             start += chunk
 
+    def moved_at(self, execution_id: str) -> float:
+        """When the execution last moved on (a task run began or ended), or was
+        created; epoch seconds."""
+        with self._errors():
+            moved, score = self.redis.hmget(self._k("exec", execution_id), "moved", "score")
+        if moved is None and score is None:
+            raise ExecutionNotFound(f"execution {execution_id} not found")
+        return float(moved or score)
+
     def forget_live(self, execution_id: str, task_run_id: str) -> None:
         """Drop a run from the live index (its attempt was dealt with otherwise)."""
         with self._errors():

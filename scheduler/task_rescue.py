@@ -19,7 +19,13 @@ import redis
 from celery import Celery
 from kombu.exceptions import KombuError
 
-from harrier.common.dispatch import FlowRef, publish, run_task_message
+from harrier.common.dispatch import (
+    DEFAULT_QUEUE,
+    FlowRef,
+    publish,
+    queue_for,
+    run_task_message,
+)
 from harrier.common.errors import ExecutionNotFound, FlowNotFound, HarrierError
 from harrier.common.execution import WAITING, LogEntry, TaskRun
 from harrier.common.redis_store import RedisStore
@@ -41,6 +47,7 @@ _STOPPING = (State.KILLING, State.KILLED, State.CANCELLED)
 # times HARRIER_TASK_LOST_AFTER, with nothing running, lost a message.
 STALL_FACTOR = 2
 STALL_CHECK_SECONDS = 10.0
+NUDGE_AGAIN_SECONDS = 300
 
 
 class TaskRescue:
@@ -149,24 +156,40 @@ class TaskRescue:
 
     def _nudge(self, execution_id: str) -> bool:
         head = self.store.execution_head(execution_id)
+        if head.state.current == State.CREATED and head.attempt_number > 1:
+            return False  # a retry's next execution starts after its delay, on purpose
         flow = self.runtime.flow(head.namespace, head.flow_id, head.flow_revision)
         runs = self.store.task_runs(execution_id)
         overdue: list[tuple[Task, TaskRun]] = []  # retries whose message was lost
+        quiet_needed = self.stall_after
+        queues = {DEFAULT_QUEUE}
         for run in runs:
-            if run.state.current.terminated:
-                continue
             try:
                 task = flow.index.task(run.task_id)
+                node = flow.index.node(run.task_id)
             except KeyError:
+                continue
+            queues.update(queue_for(t) for t in flow.index.block(node.owner, node.block))
+            if run.state.current.terminated:
                 continue
             if self._retry_overdue(task, run):
                 overdue.append((task, run))
             elif not isinstance(task, FlowableTask) or WAITING in run.outputs or \
                     run.state.current != State.RUNNING:
                 return False  # running, waiting, retrying: it moves on by itself
-        # One replica per stall period.
+            else:
+                # A loop waits its checkFrequency interval between iterations.
+                interval = getattr(getattr(task, "check_frequency", None), "interval", None)
+                if isinstance(interval, timedelta):
+                    quiet_needed = max(quiet_needed, interval.total_seconds() + self.stall_after)
+        if self.clock() - self.store.moved_at(execution_id) < quiet_needed:
+            return False
+        if self._backlog(queues):
+            return False  # a queue is busy: the message may be waiting there
+        # One replica, once in a while: a nudge that changed nothing is not repeated
+        # at every check.
         if not self.store.redis.set(f"{self.store.prefix}:exec:{execution_id}:nudged", "1",
-                                    nx=True, ex=max(1, int(self.stall_after))):
+                                    nx=True, ex=max(int(self.stall_after), NUDGE_AGAIN_SECONDS)):
             return False
         ref = FlowRef(head.namespace, head.flow_id, head.flow_revision)
         if overdue:
@@ -174,15 +197,10 @@ class TaskRescue:
                                       run.value, run.iteration, run.value_path)
                       for task, run in overdue])
         elif head.state.current == State.CREATED:
-            if self._backlog(["default"]):
-                return False
             resume_start(self.runtime.app, flow, head, store=self.store)
         else:
             engine = Engine(self.runtime, head, flow)
             engine.resume(runs)
-            queues = [str(m.options.get("queue") or "default") for m in engine.pending]
-            if self._backlog(queues):
-                return False  # the queue is busy: the message may be waiting there
             engine.flush()
         self.store.append_log(LogEntry(
             execution_id, None, None, "WARN",
@@ -205,10 +223,10 @@ class TaskRescue:
                       float(getattr(task.retry, "max_interval", timedelta()).total_seconds()))
         return (now() - entered).total_seconds() > longest + self.stall_after
 
-    def _backlog(self, queues: list[str]) -> bool:
+    def _backlog(self, queues: set[str]) -> bool:
         if self._broker is None:
             return False
-        return any(self._broker.llen(queue) for queue in set(queues))
+        return any(self._broker.llen(queue) for queue in queues)
 
     def run(self, stop: threading.Event, interval: float = SWEEP_SECONDS) -> None:
         while not stop.wait(interval):
