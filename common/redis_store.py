@@ -500,7 +500,7 @@ class RedisStore:
                 args=[task_run.key, task_run.id, json.dumps(task_run.to_json()), beat,
                       _history_entry(State.RUNNING, now()),
                       _live_member(task_run) if _is_live(task_run) else "",
-                      task_run.latest_key or ""])
+                      task_run.latest_key or "", repr(time.time())])
         if not found:
             raise ExecutionNotFound(f"execution {execution_id} not found")
         raw, created, state, doc, error = found
@@ -691,6 +691,37 @@ class RedisStore:
             return None
         state, raw = found
         return State(state.decode()), TaskRun.from_json(json.loads(raw))
+
+    def unmoved_executions(self, state: State, before: float, chunk: int = 2000
+                           ) -> Iterator[str]:
+        """Executions in `state` that have not moved on (no task run began or
+        ended) since `before` (epoch seconds), by start time: the candidates for
+        an execution whose next message was lost."""
+        index = f"{self._k('sx')}|{state.value}"
+        start = 0
+        while True:
+            with self._errors():
+                ids = [m.decode() for m in self.redis.zrangebyscore(
+                    index, "-inf", before, start=start, num=chunk)]
+                pipe = self.redis.pipeline(transaction=False)
+                for execution_id in ids:
+                    pipe.hmget(self._k("exec", execution_id), "moved", "score")
+                stamps = pipe.execute()
+            for execution_id, (moved, score) in zip(ids, stamps, strict=True):
+                if (moved or score) is not None and float(moved or score) < before:
+                    yield execution_id
+            if len(ids) < chunk:
+                return
+            start += chunk
+
+    def moved_at(self, execution_id: str) -> float:
+        """When the execution last moved on (a task run began or ended), or was
+        created; epoch seconds."""
+        with self._errors():
+            moved, score = self.redis.hmget(self._k("exec", execution_id), "moved", "score")
+        if moved is None and score is None:
+            raise ExecutionNotFound(f"execution {execution_id} not found")
+        return float(moved or score)
 
     def forget_live(self, execution_id: str, task_run_id: str) -> None:
         """Drop a run from the live index (its attempt was dealt with otherwise)."""

@@ -202,6 +202,31 @@ class Engine:
         ending it and sending what follows. Send again what may be missing."""
         self._do(lambda: self._replay(task, run))
 
+    def resume(self, runs: list[TaskRun]) -> None:
+        """The execution stopped moving: a message was lost (taken by a worker
+        that died before starting it, or never sent by one that died between
+        ending a task and sending the next). Send again what each block with an
+        ended run may be missing; a message that arrives twice finds its run."""
+        seen: set[tuple[str, str | None, str, str]] = set()
+        for run in runs:
+            if not run.state.current.terminated:
+                continue
+            try:
+                task = self.index.task(run.task_id)
+            except KeyError:
+                continue  # not in this revision (a restart's leftover)
+            node = self.index.node(task.id)
+            key = (run.parent_task_run_id or "", node.owner, node.block,
+                   Scope.of(run).instance)
+            if key not in seen:
+                seen.add(key)
+                self.replay(task, run)
+
+    @property
+    def pending(self) -> list[Signature]:
+        """The messages flush() would send."""
+        return list(self._messages)
+
     def flush(self) -> None:
         messages, self._messages = self._messages, []
         publish(messages)
