@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
+from urllib.parse import quote, unquote
 
 from harrier.common.errors import StorageError
 
@@ -37,7 +38,8 @@ def input_file_path(namespace: str, flow_id: str, execution_id: str, input_id: s
 
 
 def to_uri(path: str) -> str:
-    return SCHEME + path
+    """Percent-encoded, as a URI is (a space never splits it in a command)."""
+    return SCHEME + quote(path, safe="/")
 
 
 def is_uri(value: object) -> bool:
@@ -48,7 +50,7 @@ def logical_path(uri: str) -> str:
     """The path a kestra:// URI names; a malformed or traversing one is refused."""
     if not is_uri(uri):
         raise StorageError(f"{uri!r} is not a kestra:// URI")
-    path = uri[len(SCHEME):]
+    path = unquote(uri[len(SCHEME):])
     parts = path.split("/")
     if not path.startswith("/") or "\\" in path or "\0" in path or \
             any(part in ("", ".", "..") for part in parts[1:]) or len(path) > 4096:
