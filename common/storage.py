@@ -5,6 +5,7 @@ URIs as Kestra writes them. One class per backend; a local (or shared) directory
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from abc import ABC, abstractmethod
@@ -18,6 +19,8 @@ from harrier.common.errors import StorageError
 SCHEME = "kestra://"
 # read() in a template returns the whole file as text: bounded, as a template is.
 READ_LIMIT = 1024 * 1024
+_EXECUTION_ID = re.compile(r"[A-Za-z0-9]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def execution_prefix(namespace: str, flow_id: str, execution_id: str) -> str:
@@ -74,7 +77,8 @@ def belongs_to_namespace(uri: str, namespace: str) -> bool:
 
 def _clean_name(name: str) -> str:
     """A relative file name (outputFiles keep their sub-folders), no traversal."""
-    parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts
+    name = _CONTROL.sub("_", name.replace("\\", "/"))
+    parts = [p for p in PurePosixPath(name).parts
              if p not in ("", ".", "..", "/")]
     if not parts:
         raise StorageError(f"{name!r} is not a usable file name")
@@ -157,13 +161,21 @@ class LocalStorage(Storage):
         shutil.rmtree(self._file(prefix), ignore_errors=True)
 
     def execution_folders(self) -> Iterator[tuple[str, str, float]]:
-        """(logical prefix, execution id, last change) of every execution folder."""
+        """(logical prefix, execution id, last change) of every execution folder:
+        <namespace...>/<flow>/executions/<id> holding only `tasks` and `inputs`,
+        outermost first (a namespace or task may itself be named `executions`)."""
         if not self.root.is_dir():
             return
-        for folder in self.root.glob("**/executions/*"):
-            if folder.is_dir():
-                prefix = "/" + str(folder.relative_to(self.root)) + "/"
-                yield prefix, folder.name, folder.stat().st_mtime
+        found: list[Path] = []
+        candidates = sorted(self.root.glob("**/executions/*"), key=lambda p: len(p.parts))
+        for folder in candidates:
+            if not folder.is_dir() or not _EXECUTION_ID.fullmatch(folder.name) or \
+                    any(folder.is_relative_to(outer) for outer in found) or \
+                    not {child.name for child in folder.iterdir()} <= {"tasks", "inputs"}:
+                continue
+            found.append(folder)
+            yield "/" + str(folder.relative_to(self.root)) + "/", folder.name, \
+                folder.stat().st_mtime
 
 
 def storage_for(root: Path) -> Storage:

@@ -45,21 +45,21 @@ def check_readable(ctx: TaskContext, uri: str) -> None:
                            f"{execution.namespace}")
 
 
-def stored_file(ctx: TaskContext, uri: str, field: str) -> Path:
-    """A local path holding the file a kestra:// URI names, checked."""
-    try:
-        check_readable(ctx, uri)
-        return storage(ctx).local_path(uri, ctx.workdir)
-    except StorageError as exc:
-        raise TaskFailed(f"{field}: {exc}", retryable=False) from None
-
-
 def copy_stored_file(ctx: TaskContext, uri: str, target: Path, field: str) -> None:
+    """Copy the file a kestra:// URI names to `target`, checked."""
     try:
         check_readable(ctx, uri)
         storage(ctx).copy_to(uri, target)
     except StorageError as exc:
-        raise TaskFailed(f"{field}: {exc}", retryable=False) from None
+        raise TaskFailed(f"{field}: {exc}{_hint(ctx)}", retryable=False) from None
+
+
+def _hint(ctx: TaskContext) -> str:
+    if ctx.settings.embedded or ctx.settings.storage_dir is not None:
+        return ""
+    return (f" (HARRIER_STORAGE_DIR is not set: this worker's storage is "
+            f"{ctx.settings.storage_root}; in distributed mode set it to a volume every "
+            "worker and the API share)")
 
 
 def read_text(ctx: TaskContext, uri: object) -> str:
