@@ -37,10 +37,15 @@ def store_task_files(ctx: TaskContext, files: dict[str, Path]) -> dict[str, str]
 
 
 def check_readable(ctx: TaskContext, uri: str) -> None:
-    """Only files of this execution, or of an execution of the same namespace."""
+    """Only files of this execution, of an execution of the same namespace, or
+    of the execution whose end triggered this one (Kestra's `trigger` variables
+    of a Flow trigger: namespace, flowId, executionId)."""
     execution = ctx.execution
+    trigger = execution.trigger or {}
+    upstream = [str(trigger.get(key) or "") for key in ("namespace", "flowId", "executionId")]
     if not (belongs_to_execution(uri, execution.namespace, execution.flow_id, execution.id)
-            or belongs_to_namespace(uri, execution.namespace)):
+            or belongs_to_namespace(uri, execution.namespace)
+            or (all(upstream) and belongs_to_execution(uri, *upstream))):
         raise StorageError(f"{uri}: not a file of this execution nor of namespace "
                            f"{execution.namespace}")
 

@@ -13,8 +13,11 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
+from harrier.common.flow import parse_flow
+from harrier.common.state import State
 from harrier.common.storage import storage_for
 from harrier.scheduler.api import create_api
+from harrier.scheduler.executions import create_execution, start_execution
 from harrier.scheduler.storage_sweep import sweep_storage
 from harrier.worker.runtime import Runtime
 from tests.scheduler.api.conftest import unique
@@ -205,3 +208,29 @@ def test_a_kestra_uri_in_a_path_query_must_be_percent_encoded_once(
     raw = client.get(f"/api/v1/executions/{pipeline['id']}/file?path={quote(clean, safe='')}",
                      headers=TOKEN)
     assert raw.status_code == 200 and raw.content == b"a,1\nb,2\n"
+
+
+def test_a_flow_triggered_execution_reads_the_files_of_the_one_that_triggered_it(
+        embedded: Runtime, pipeline: dict) -> None:
+    """Kestra lets the downstream flow of a Flow trigger read its upstream's files
+    (the `trigger` variables name the upstream execution), in any namespace."""
+    clean = outputs(pipeline, "clean")["outputFiles"]["clean.csv"]
+    flow = parse_flow(f"""
+id: publish
+namespace: reporting
+tasks:
+  - id: show
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ read('{clean}') | trim }}}}"
+""", "publish.yaml")
+    upstream = {"type": "io.kestra.plugin.core.trigger.Flow", "namespace": "data.files",
+                "flowId": pipeline["flowId"]}
+    results = {}
+    for name, execution_id in (("upstream", pipeline["id"]), ("other", "someOtherId")):
+        execution = create_execution(embedded.store, flow, {},
+                                     trigger={**upstream, "executionId": execution_id})
+        start_execution(embedded.app, flow, execution, store=embedded.store)
+        results[name] = embedded.store.wait_terminal(execution.id, 60)
+    assert results["upstream"].state.current == State.SUCCESS
+    assert results["upstream"].task_runs[0].outputs["value"] == "a,1\nb,2"
+    assert results["other"].state.current == State.FAILED
