@@ -30,6 +30,7 @@ from harrier.scheduler.api.auth import check_exposure
 from harrier.scheduler.backfill import BackfillError, backfill_ticks, pick_trigger
 from harrier.scheduler.firing import FireContext, fire_tick, schedule_of
 from harrier.scheduler.flow_catalog import FlowCatalog, ScheduledTrigger
+from harrier.scheduler.storage_sweep import sweep_forever
 from harrier.scheduler.task_rescue import TaskRescue
 from harrier.scheduler.triggers import TriggerLoop
 from harrier.scheduler.ui import create_web_app
@@ -100,6 +101,10 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
     rescue = TaskRescue(RedisStore.from_settings(settings), context.app, settings)
     rescuer = threading.Thread(target=rescue.run, args=(stop,), name="harrier-task-rescue",
                                daemon=True)
+    # Files of executions that expired by retention (scheduler/storage_sweep.py).
+    sweeper = threading.Thread(target=sweep_forever, name="harrier-storage-sweep", daemon=True,
+                               args=(settings, RedisStore.from_settings(settings), stop))
+    sweeper.start()
     log.info("scheduler %s: flows from %s, %d schedule(s)%s", context.replica,
              settings.flows_dir, len(catalog.schedules()),
              "" if no_api else f", API on {host}:{port}")
