@@ -1,6 +1,6 @@
 """What tying a task's processes to its worker costs: the Process runner
-running `true` (through runners/supervise.sh, which kills the task's group
-when the worker dies) against `sh -c true` started directly, in one run.
+running `true` (its process group registered with runners/group_reaper, which
+kills it when the worker dies) against `sh -c true` started directly, in one run.
 Prints medians and the difference per task.
 
     .venv/bin/python bench/process_supervisor.py [--runs 300]

@@ -111,8 +111,8 @@ def parent_of(pid: int) -> int:
 
 
 def pool_process_of(task_pid: int) -> int:
-    # task shell <- supervise.sh <- the worker's pool process
-    return parent_of(parent_of(task_pid))
+    # the task's shell <- the worker's pool process
+    return parent_of(task_pid)
 
 
 def gone(pid: int) -> bool:
