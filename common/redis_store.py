@@ -23,6 +23,7 @@ from harrier.common.errors import (
     StoreUnavailable,
 )
 from harrier.common.execution import WAITING, Execution, LogEntry, TaskRun, run_key
+from harrier.common.kv import KVEntry
 from harrier.common.lua import lua_script
 from harrier.common.settings import Settings
 from harrier.common.state import State, StateHistory, StateRecord, can_transition, now
@@ -766,6 +767,48 @@ class RedisStore:
     def count_logs(self, execution_id: str) -> int:
         with self._errors():
             return int(self.redis.xlen(self._k("exec", execution_id, "logs")))
+
+    # -- the KV store: one string per entry (expiring with its ttl) and a set of
+    # a namespace's keys, pruned of expired ones when listed
+    def kv_put(self, entry: KVEntry) -> None:
+        with self._errors():
+            pipe = self.redis.pipeline()
+            doc = json.dumps(entry.to_doc())
+            key = self._k("kv", entry.namespace, entry.key)
+            if entry.expires is not None:
+                pipe.set(key, doc, pxat=int(entry.expires.timestamp() * 1000))
+            else:
+                pipe.set(key, doc)
+            pipe.sadd(self._k("kvkeys", entry.namespace), entry.key)
+            pipe.execute()
+
+    def kv_get(self, namespace: str, key: str) -> KVEntry | None:
+        with self._errors():
+            raw = self.redis.get(self._k("kv", namespace, key))
+        if raw is None:
+            return None
+        entry = KVEntry.from_doc(json.loads(raw))
+        return None if entry.expired else entry
+
+    def kv_list(self, namespace: str) -> list[KVEntry]:
+        with self._errors():
+            keys = sorted(k.decode() for k in self.redis.smembers(self._k("kvkeys", namespace)))
+            if not keys:
+                return []
+            docs = self.redis.mget([self._k("kv", namespace, k) for k in keys])
+            gone = [k for k, doc in zip(keys, docs, strict=True) if doc is None]
+            if gone:
+                self.redis.srem(self._k("kvkeys", namespace), *gone)
+        entries = [KVEntry.from_doc(json.loads(doc)) for doc in docs if doc is not None]
+        return [e for e in entries if not e.expired]
+
+    def kv_delete(self, namespace: str, key: str) -> bool:
+        with self._errors():
+            pipe = self.redis.pipeline()
+            pipe.delete(self._k("kv", namespace, key))
+            pipe.srem(self._k("kvkeys", namespace), key)
+            deleted, _ = pipe.execute()
+        return bool(deleted)
 
     def ping(self) -> None:
         with self._errors():

@@ -18,7 +18,7 @@ CONTEXT_NAMES = frozenset({"flow", "execution", "inputs", "outputs", "vars", "tr
                            "labels", "task", "taskrun", "parent", "parents", "item"})
 _JINJA_GLOBALS = frozenset({"range", "dict", "lipsum", "cycler", "joiner", "namespace", "secret",
                             "read",  # a stored file (task properties, worker side)
-                            "loop", "true", "false", "none", "null"})
+                            "kv", "loop", "true", "false", "none", "null"})
 _PARSER = Environment()
 _PARSER.filters.update(FILTERS)
 _PARSER.filters["raw"] = lambda value: value  # the shell-mode opt-out

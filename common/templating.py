@@ -119,7 +119,7 @@ class _HarrierContext(Context):
         if rv is not _MISSING:
             return rv
         names = (set(self.vars) | set(self.parent)) - _BUILTIN_GLOBALS - set(FUNCTIONS) - {
-            "secret"
+            "secret", "kv"
         }
         return self.environment.undefined(
             hint=f"{key!r} is undefined (available: {_names(names)})", name=key

@@ -222,10 +222,19 @@ def _failed(engine: Engine, task: Task, run: TaskRun, message: str, write_log: A
 def _wait(engine: Engine, run: TaskRun, waiting: Waiting) -> Outcome:
     """The task is not done: its run stays live, marked waiting (no heartbeat is
     expected from it), until Engine.complete_task ends it."""
+    if engine.store.execution_state(run.execution_id) in _STOPPED:
+        # Killed while the task was getting ready to wait: nothing waits for a kill
+        # (`then` still runs: it sees the run ended, e.g. a Subflow kills its child).
+        outcome = _end(engine, engine.index.task(run.task_id), run, State.KILLED, "killed")
+        if waiting.then is not None:
+            waiting.then()
+        return outcome
     run.outputs = {**run.outputs, **waiting.outputs, WAITING: waiting.reason}
     if waiting.state != run.state.current:
         transition(run.state, waiting.state, what=f"task {run.task_id}")
     engine.store.save_task_run(run)
+    if waiting.then is not None:
+        waiting.then()
     return Outcome(state=waiting.state)
 
 

@@ -1,5 +1,5 @@
 """/api/v1/executions: create (form or JSON inputs), get, search, kill,
-restart, delete and follow executions, with Kestra's paths and JSON."""
+restart, resume, delete and follow executions, with Kestra's paths and JSON."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from harrier.scheduler.api.request_inputs import (
     parse_labels,
 )
 from harrier.scheduler.api.sse import follow_execution
-from harrier.scheduler.control import kill_execution, restart_execution
+from harrier.scheduler.control import kill_execution, restart_execution, resume_execution
 
 router = APIRouter(prefix="/executions", tags=["executions"],
                    dependencies=[Depends(require_auth)])
@@ -111,6 +111,27 @@ def kill(execution_id: str, ctx: Ctx) -> JSONResponse:
 def restart(execution_id: str, ctx: Ctx) -> dict[str, Any]:
     return restart_execution(ctx.store, ctx.celery_app, execution_id,
                              settings=ctx.settings).to_json()
+
+
+@router.post("/{execution_id}/resume", summary="Resume a paused execution",
+             openapi_extra=_INPUTS_BODY)
+async def resume(execution_id: str, request: Request, ctx: Ctx) -> JSONResponse:
+    """The Pause tasks' `onResume` inputs as multipart/form-data fields (as
+    Kestra's UI and client send them) or a JSON object; 409 if not paused."""
+    content_type = request.headers.get("content-type", "")
+    if is_form(content_type):
+        async with request.form() as form:
+            given, uploads = inputs_from_form(form)
+        if uploads:
+            raise ApiError(400, "FILE inputs on resume are not supported yet")
+    else:
+        body = await request.body()
+        check_body_type(content_type, body)
+        given = inputs_from_json(body)
+    execution = await run_in_threadpool(
+        lambda: resume_execution(ctx.store, ctx.celery_app, execution_id, given,
+                                 settings=ctx.settings))
+    return JSONResponse(execution.to_json())
 
 
 @router.delete("/{execution_id}", status_code=204, summary="Delete an ended execution")
