@@ -30,8 +30,8 @@ from harrier.scheduler.api.auth import check_exposure
 from harrier.scheduler.backfill import BackfillError, backfill_ticks, pick_trigger
 from harrier.scheduler.firing import FireContext, fire_tick, schedule_of
 from harrier.scheduler.flow_catalog import FlowCatalog, ScheduledTrigger
-from harrier.scheduler.storage_sweep import sweep_forever
 from harrier.scheduler.pause_sweep import PauseSweep
+from harrier.scheduler.storage_sweep import sweep_forever
 from harrier.scheduler.task_rescue import TaskRescue
 from harrier.scheduler.triggers import TriggerLoop
 from harrier.scheduler.ui import create_web_app
