@@ -1,0 +1,283 @@
+"""Flow triggers: start a flow when executions of other flows end. Every end is
+appended to a Redis stream by the store (change_execution_state.lua); scheduler
+replicas share it through a consumer group, and entries a dead replica read
+but never acknowledged are claimed by another one (XAUTOCLAIM). Each (ended
+execution, trigger) is decided once in Redis and its execution id derived
+from both, so a retried entry never starts a flow twice."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from kombu.exceptions import KombuError
+
+from harrier.common.errors import (
+    ExecutionNotFound,
+    HarrierError,
+    InputError,
+    StoreUnavailable,
+    TemplateError,
+)
+from harrier.common.execution import Execution
+from harrier.common.flow import Flow
+from harrier.common.lua import lua_script
+from harrier.common.metrics import recorder
+from harrier.common.state import State
+from harrier.common.templating import render
+from harrier.common.trigger_conditions import ConditionContext, ConditionError, all_true
+from harrier.common.triggers import Filter, FlowTrigger, Preconditions
+from harrier.common.truth import is_true
+from harrier.scheduler.executions import create_execution, resume_start, start_execution
+from harrier.scheduler.firing import FireContext
+
+log = logging.getLogger("harrier.scheduler.flow_triggers")
+
+FLOW_TRIGGER_TYPE = "io.kestra.plugin.core.trigger.Flow"
+GROUP = "flow-triggers"
+DECISION_TTL_SECONDS = 7 * 24 * 3600
+# An entry read but not acknowledged for this long: its reader died, take it over.
+CLAIM_IDLE_SECONDS = 30.0
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_DECIDE = lua_script("harrier.scheduler", "decide_flow_trigger")
+
+# A fault hook for tests only: called after an entry is read, before any of its
+# work, where a test kills the process. Never set in production code.
+after_read: Callable[[str], None] | None = None
+
+
+def triggered_execution_id(upstream_id: str, trigger_key: str) -> str:
+    """The id of the execution a trigger starts for an upstream end: derived, so
+    whoever completes the work creates the same one."""
+    number = int.from_bytes(hashlib.sha256(f"{upstream_id}\0{trigger_key}".encode())
+                            .digest()[:16], "big")
+    digits = []
+    for _ in range(22):
+        number, digit = divmod(number, 62)
+        digits.append(_ALPHABET[digit])
+    return "".join(digits)
+
+
+def upstream_view(execution: Execution) -> dict[str, Any]:
+    """`trigger.*` as Kestra's Flow trigger exposes the execution that ended."""
+    return {"type": FLOW_TRIGGER_TYPE, "executionId": execution.id,
+            "namespace": execution.namespace, "flowId": execution.flow_id,
+            "flowRevision": execution.flow_revision, "state": execution.state.current.value,
+            "executionLabels": dict(execution.labels), "labels": dict(execution.labels),
+            "outputs": dict(execution.outputs or {})}
+
+
+def _filter_holds(item: Filter, upstream: Mapping[str, Any], ctx: ConditionContext) -> bool:
+    if item.field == "EXPRESSION":
+        value: str | None = str(ctx.render(item.value, "where.filters.value"))
+    else:
+        value = {"FLOW_ID": upstream["flowId"], "NAMESPACE": upstream["namespace"],
+                 "STATE": upstream["state"]}[item.field]
+    if item.type == "IS_NULL":
+        return value is None
+    if item.type == "IS_NOT_NULL":
+        return value is not None
+    if item.type == "IS_TRUE":
+        return is_true(value)
+    if item.type == "IS_FALSE":
+        return not is_true(value)
+    if item.type in ("IN", "NOT_IN"):
+        return (value in (item.values or [])) == (item.type == "IN")
+    if value is None:
+        return False
+    expected = item.value or ""
+    return {"EQUAL_TO": value == expected, "NOT_EQUAL_TO": value != expected,
+            "STARTS_WITH": value.startswith(expected), "ENDS_WITH": value.endswith(expected),
+            "CONTAINS": expected in value,
+            "REGEX": bool(re.fullmatch(expected, value))}[item.type]
+
+
+def satisfied_preconditions(preconditions: Preconditions, upstream: Mapping[str, Any],
+                            ctx: ConditionContext) -> list[str]:
+    """Ids of the preconditions this ended execution meets (Kestra's
+    UpstreamFlowCondition and FilterCondition)."""
+    ids = preconditions.condition_ids()
+    met = [ids[i] for i, flow in enumerate(preconditions.flows) if flow.matches(upstream)]
+    offset = len(preconditions.flows)
+    for i, where in enumerate(preconditions.where):
+        results = (_filter_holds(f, upstream, ctx) for f in where.filters)
+        if (all(results) if where.operand == "AND" else any(results)):
+            met.append(ids[offset + i])
+    return met
+
+
+class FlowTriggerLoop:
+    """One replica's consumer of the ended-executions stream."""
+
+    def __init__(self, catalog: Any, context: FireContext, *,
+                 claim_idle: float = CLAIM_IDLE_SECONDS, batch: int = 50,
+                 block_ms: int = 1000) -> None:
+        self.catalog = catalog
+        self.context = context
+        self.redis = context.redis
+        self.stream = context.store.ended_stream  # type: ignore[attr-defined]
+        self.prefix = self.stream.rsplit(":", 2)[0]
+        self.claim_idle_ms = int(claim_idle * 1000)
+        self.batch = batch
+        self.block_ms = block_ms
+        self._decide = self.redis.register_script(_DECIDE)
+        self._group_ready = False
+
+    def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            # From the stream's start: ends recorded before any scheduler ran count too.
+            self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    def step(self) -> int:
+        """Take over entries a dead replica left, then read new ones; the number handled."""
+        try:
+            self._ensure_group()
+            reply: Any = self.redis.xautoclaim(
+                self.stream, GROUP, self.context.replica, self.claim_idle_ms, "0-0",
+                count=self.batch)
+            claimed = list(reply[1])
+            if claimed:
+                log.info("taking over %d ended execution(s) a dead replica had read",
+                         len(claimed))
+            entries = list(claimed)
+            # (block=0 would wait forever: with work in hand, do not wait at all)
+            read: Any = self.redis.xreadgroup(
+                GROUP, self.context.replica, {self.stream: ">"}, count=self.batch,
+                block=None if claimed else self.block_ms)
+            for _, found in read or []:
+                entries.extend(found)
+        except redis.RedisError as exc:
+            log.warning("cannot read ended executions: %s", exc)
+            self._group_ready = False
+            return 0
+        handled = 0
+        for entry_id, fields in entries:
+            if not fields:  # trimmed away by MAXLEN before anyone read it
+                self.redis.xack(self.stream, GROUP, entry_id)
+                continue
+            upstream_id = (fields.get(b"id") or b"").decode()
+            if after_read is not None:
+                after_read(upstream_id)
+            if self.handle(upstream_id):
+                try:
+                    self.redis.xack(self.stream, GROUP, entry_id)
+                except redis.RedisError as exc:
+                    log.warning("ended execution %s handled, not acknowledged (it will "
+                                "be checked again, creating nothing twice): %s", upstream_id, exc)
+                handled += 1
+        return handled
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("flow trigger loop started (replica %s)", self.context.replica)
+        while not stop.is_set():
+            if self.step() == 0 and not self.catalog.flow_triggers():
+                stop.wait(0.2)
+
+    # -- one ended execution
+    def handle(self, upstream_id: str) -> bool:
+        """Fire every Flow trigger this end satisfies; False: retry later (Redis down)."""
+        triggers = self.catalog.flow_triggers()
+        if not triggers:
+            return True
+        try:
+            upstream = self.context.store.get_execution(upstream_id)
+        except ExecutionNotFound:
+            log.warning("ended execution %s is gone (retention): no Flow trigger evaluated",
+                        upstream_id)
+            return True
+        except StoreUnavailable as exc:
+            log.warning("cannot load ended execution %s: %s", upstream_id, exc)
+            return False
+        if not upstream.state.current.terminated:
+            return True  # restarted since: its next end is another entry
+        view = upstream_view(upstream)
+        done = True
+        for flow, trigger in triggers:
+            try:
+                self._evaluate(flow, trigger, upstream, view)
+            except (StoreUnavailable, redis.RedisError) as exc:
+                log.warning("flow %s.%s trigger %s: execution %s not evaluated yet: %s",
+                            flow.namespace, flow.id, trigger.id, upstream_id, exc)
+                done = False
+        return done
+
+    def _evaluate(self, flow: Flow, trigger: FlowTrigger, upstream: Execution,
+                  view: dict[str, Any]) -> None:
+        if upstream.state.current not in trigger.states:
+            return
+        variables = {"trigger": view,
+                     "flow": {"id": upstream.flow_id, "namespace": upstream.namespace},
+                     "execution": {"id": upstream.id, "state": view["state"]},
+                     "labels": view["labels"], "outputs": view["outputs"]}
+        ctx = ConditionContext(variables, self.context.secrets, execution=view)
+        key = f"{flow.namespace}/{flow.id}/{trigger.id}"
+        try:
+            if not all_true(trigger.conditions, trigger.when, ctx):
+                return
+            met: list[str] = []
+            if trigger.preconditions is not None:
+                met = satisfied_preconditions(trigger.preconditions, view, ctx)
+                if not met:
+                    return
+        except ConditionError as exc:
+            log.error("flow %s.%s trigger %s: execution %s skipped, a condition cannot be "
+                      "evaluated: %s", flow.namespace, flow.id, trigger.id, upstream.id, exc)
+            return
+        pre = trigger.preconditions
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        decision = self._decide(
+            keys=[f"{self.prefix}:flowtrigger:decision:{upstream.id}:{key}",
+                  f"{self.prefix}:flowtrigger:window:{key}:{pre.id if pre else ''}:{day}"],
+            args=[DECISION_TTL_SECONDS, len(pre.condition_ids()) if pre else 0,
+                  "1" if pre is None or pre.reset_on_success else "0", *met])
+        if decision == b"fire" and self._start(flow, trigger, upstream, view, key):
+            self.redis.set(f"{self.prefix}:flowtrigger:decision:{upstream.id}:{key}",
+                           "done", ex=DECISION_TTL_SECONDS)
+
+    def _start(self, flow: Flow, trigger: FlowTrigger, upstream: Execution,
+               view: dict[str, Any], key: str) -> bool:
+        """Create and start the triggered execution (or finish starting it, after a
+        replica died part-way). False: not done, to be retried."""
+        execution_id = triggered_execution_id(upstream.id, key)
+        store = self.context.store
+        try:
+            try:
+                head = store.execution_head(execution_id)
+            except ExecutionNotFound:
+                head = None
+            if head is None:
+                inputs = render(trigger.inputs, {"trigger": view},
+                                field=f"triggers.{trigger.id}.inputs",
+                                secrets=self.context.secrets)
+                execution = create_execution(store, flow, inputs, trigger=view,
+                                             execution_id=execution_id)
+                start_execution(self.context.app, flow, execution, store=store)
+            elif head.state.current == State.CREATED:
+                resume_start(self.context.app, flow, head, store=store)
+        except (InputError, TemplateError) as exc:
+            log.error("flow %s.%s trigger %s: the inputs rendered for execution %s of %s.%s "
+                      "are not valid, not triggered:\n%s", flow.namespace, flow.id, trigger.id,
+                      upstream.id, upstream.namespace, upstream.flow_id, exc)
+            return True
+        except (HarrierError, redis.RedisError, KombuError, OSError) as exc:
+            log.error("flow %s.%s trigger %s: execution %s for the end of %s not started yet "
+                      "(retried): %s", flow.namespace, flow.id, trigger.id, execution_id,
+                      upstream.id, exc)
+            raise StoreUnavailable(str(exc)) from exc
+        recorder().trigger_fired(FLOW_TRIGGER_TYPE, "flow", 0.0)
+        log.info("fired flow %s.%s (trigger %s) after %s.%s execution %s ended %s -> "
+                 "execution %s", flow.namespace, flow.id, trigger.id, upstream.namespace,
+                 upstream.flow_id, upstream.id, view["state"], execution_id)
+        return True
