@@ -586,10 +586,11 @@ class RedisStore:
         with self._errors():
             raw = self._end_run(
                 keys=[*self._execution_keys(execution_id), self._k("exec", execution_id, "done"),
-                      self._live],
+                      self._live, self.ended_stream],
                 args=[task_run.id, json.dumps(task_run.to_json()), task_run.state.current.value,
                       block.key, "1" if may_continue else "0", "1" if finish else "0",
-                      repr(now().timestamp()), self.retention, _live_member(task_run)])
+                      repr(now().timestamp()), self.retention, _live_member(task_run),
+                      ENDED_STREAM_MAXLEN])
         if not raw:
             return None
         claimed = int(raw[4])
@@ -604,9 +605,9 @@ class RedisStore:
         with self._errors():
             raw = self._end_run(
                 keys=[*self._execution_keys(execution_id), self._k("exec", execution_id, "done"),
-                      self._live],
+                      self._live, self.ended_stream],
                 args=[marker, "", state.value, block.key, "1" if may_continue else "0", "0",
-                      repr(now().timestamp()), self.retention, ""])
+                      repr(now().timestamp()), self.retention, "", ENDED_STREAM_MAXLEN])
         if not raw:
             return None
         claimed = int(raw[4])

@@ -2,7 +2,8 @@
 -- last), its `done` list, then the stream of ended executions; ARGV = new
 -- state, states it may come from, the history entry, error, terminal?,
 -- retention seconds, clear the halt flag?, the stream's approximate length cap.
--- An execution that ends is appended to the stream in the same call: the Flow
+-- An execution that ends is appended to the stream in the same call (here, and
+-- in end_task_run.lua when the last task ends a plain flow): the Flow
 -- triggers (scheduler/flow_triggers.py) read it, so no end is ever missed.
 local done, ended = KEYS[#KEYS - 1], KEYS[#KEYS]
 local last = #KEYS - 2
