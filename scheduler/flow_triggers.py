@@ -36,6 +36,7 @@ from harrier.common.triggers import Filter, FlowTrigger, Preconditions
 from harrier.common.truth import is_true
 from harrier.scheduler.executions import create_execution, resume_start, start_execution
 from harrier.scheduler.firing import FireContext
+from harrier.scheduler.trigger_state import RedisTriggerStates, TriggerStates
 
 log = logging.getLogger("harrier.scheduler.flow_triggers")
 
@@ -117,9 +118,11 @@ class FlowTriggerLoop:
 
     def __init__(self, catalog: Any, context: FireContext, *,
                  claim_idle: float = CLAIM_IDLE_SECONDS, batch: int = 50,
-                 block_ms: int = 1000) -> None:
+                 block_ms: int = 1000, states: TriggerStates | None = None) -> None:
         self.catalog = catalog
         self.context = context
+        # Triggers disabled at run time (UI, API): ends pass them by.
+        self.states = states if states is not None else RedisTriggerStates(context.redis)
         self.redis = context.redis
         self.stream = context.store.ended_stream  # type: ignore[attr-defined]
         self.prefix = self.stream.rsplit(":", 2)[0]
@@ -203,8 +206,15 @@ class FlowTriggerLoop:
         if not upstream.state.current.terminated:
             return True  # restarted since: its next end is another entry
         view = upstream_view(upstream)
+        try:
+            disabled = self.states.disabled_keys()
+        except StoreUnavailable as exc:
+            log.warning("cannot read disabled triggers: %s", exc)
+            return False
         done = True
         for flow, trigger in triggers:
+            if f"{flow.namespace}/{flow.id}/{trigger.id}" in disabled:
+                continue
             try:
                 self._evaluate(flow, trigger, upstream, view)
             except (StoreUnavailable, redis.RedisError) as exc:

@@ -281,3 +281,22 @@ def test_bad_flow_triggers_are_rejected_with_the_reason(trigger: str, message: s
         parse_flow(source, "flows/down.yaml")
     assert message in str(caught.value)
     assert "flows/down.yaml" in str(caught.value)
+
+
+def test_a_flow_trigger_disabled_at_run_time_lets_ends_pass(
+        tmp_path: Path, store: RedisStore, app: Celery) -> None:
+    (tmp_path / "down.yaml").write_text(_downstream("""  - id: t
+    type: io.kestra.plugin.core.trigger.Flow
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionStatus
+        in: [SUCCESS]
+"""))
+    replica = Replica(tmp_path, store, app, "r1")
+    replica.loop.states.set_disabled(["pipeline/down/t"], True)  # as the UI does
+    _end(store, "ingest", State.SUCCESS)
+    replica.drain()
+    assert _triggered(store) == []
+    replica.loop.states.set_disabled(["pipeline/down/t"], False)
+    enabled = _end(store, "ingest", State.SUCCESS)
+    replica.drain()
+    assert [e.trigger["executionId"] for e in _triggered(store)] == [enabled]
