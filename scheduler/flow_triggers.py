@@ -144,7 +144,8 @@ class FlowTriggerLoop:
         self._group_ready = True
 
     def step(self) -> int:
-        """Take over entries a dead replica left, then read new ones; the number handled."""
+        """Take over entries a dead replica left, then read new ones; the number
+        handled (-1: Redis did not answer)."""
         try:
             self._ensure_group()
             reply: Any = self.redis.xautoclaim(
@@ -164,7 +165,7 @@ class FlowTriggerLoop:
         except redis.RedisError as exc:
             log.warning("cannot read ended executions: %s", exc)
             self._group_ready = False
-            return 0
+            return -1
         handled = 0
         for entry_id, fields in entries:
             if not fields:  # trimmed away by MAXLEN before anyone read it
@@ -185,8 +186,14 @@ class FlowTriggerLoop:
     def run(self, stop: threading.Event) -> None:
         log.info("flow trigger loop started (replica %s)", self.context.replica)
         while not stop.is_set():
-            if self.step() == 0 and not self.catalog.flow_triggers():
-                stop.wait(0.2)
+            try:
+                handled = self.step()
+            except Exception:
+                # Unacknowledged entries come back through XAUTOCLAIM: nothing is lost.
+                log.exception("flow trigger step failed; retrying in 1 s")
+                handled = -1
+            if handled < 0:
+                stop.wait(1.0)  # Redis down: do not spin
 
     # -- one ended execution
     def handle(self, upstream_id: str) -> bool:

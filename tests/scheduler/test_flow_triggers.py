@@ -70,7 +70,7 @@ class Replica:
                                     block_ms=10)
 
     def drain(self) -> None:
-        while self.loop.step():
+        while self.loop.step() > 0:
             pass
 
 
