@@ -36,6 +36,7 @@ from harrier.common.triggers import Filter, FlowTrigger, Preconditions
 from harrier.common.truth import is_true
 from harrier.scheduler.executions import create_execution, resume_start, start_execution
 from harrier.scheduler.firing import FireContext
+from harrier.scheduler.flow_catalog import FlowCatalog
 from harrier.scheduler.trigger_state import RedisTriggerStates, TriggerStates
 
 log = logging.getLogger("harrier.scheduler.flow_triggers")
@@ -116,7 +117,7 @@ def satisfied_preconditions(preconditions: Preconditions, upstream: Mapping[str,
 class FlowTriggerLoop:
     """One replica's consumer of the ended-executions stream."""
 
-    def __init__(self, catalog: Any, context: FireContext, *,
+    def __init__(self, catalog: FlowCatalog, context: FireContext, *,
                  claim_idle: float = CLAIM_IDLE_SECONDS, batch: int = 50,
                  block_ms: int = 1000, states: TriggerStates | None = None) -> None:
         self.catalog = catalog
@@ -124,8 +125,9 @@ class FlowTriggerLoop:
         # Triggers disabled at run time (UI, API): ends pass them by.
         self.states = states if states is not None else RedisTriggerStates(context.redis)
         self.redis = context.redis
+        # Flow triggers need the Redis store (the scheduler's); its stream and key prefix.
         self.stream = context.store.ended_stream  # type: ignore[attr-defined]
-        self.prefix = self.stream.rsplit(":", 2)[0]
+        self.prefix = context.store.prefix  # type: ignore[attr-defined]
         self.claim_idle_ms = int(claim_idle * 1000)
         self.batch = batch
         self.block_ms = block_ms
