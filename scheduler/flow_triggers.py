@@ -34,7 +34,12 @@ from harrier.common.templating import render
 from harrier.common.trigger_conditions import ConditionContext, ConditionError, all_true
 from harrier.common.triggers import Filter, FlowTrigger, Preconditions
 from harrier.common.truth import is_true
-from harrier.scheduler.executions import create_execution, resume_start, start_execution
+from harrier.scheduler.executions import (
+    CORRELATION_ID,
+    create_execution,
+    resume_start,
+    start_execution,
+)
 from harrier.scheduler.firing import FireContext
 from harrier.scheduler.flow_catalog import FlowCatalog
 from harrier.scheduler.trigger_state import RedisTriggerStates, TriggerStates
@@ -71,7 +76,9 @@ def upstream_view(execution: Execution) -> dict[str, Any]:
     return {"type": FLOW_TRIGGER_TYPE, "executionId": execution.id,
             "namespace": execution.namespace, "flowId": execution.flow_id,
             "flowRevision": execution.flow_revision, "state": execution.state.current.value,
-            "executionLabels": dict(execution.labels), "labels": dict(execution.labels),
+            "executionLabels": {k: v for k, v in execution.labels.items()
+                                if k != CORRELATION_ID},
+            "labels": dict(execution.labels),
             "outputs": dict(execution.outputs or {})}
 
 
@@ -280,7 +287,10 @@ class FlowTriggerLoop:
                 inputs = render(trigger.inputs, {"trigger": view},
                                 field=f"triggers.{trigger.id}.inputs",
                                 secrets=self.context.secrets)
+                # The chain keeps the correlation id of the execution that started it.
+                correlation = upstream.labels.get(CORRELATION_ID, upstream.id)
                 execution = create_execution(store, flow, inputs, trigger=view,
+                                             labels={CORRELATION_ID: correlation},
                                              execution_id=execution_id)
                 start_execution(self.context.app, flow, execution, store=store)
             elif head.state.current == State.CREATED:

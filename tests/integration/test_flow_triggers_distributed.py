@@ -163,6 +163,9 @@ def test_a_successful_chain_runs_to_publish(cluster: Cluster) -> None:
     assert done.trigger["executionId"] == aggregate.id
     assert done.trigger["flowId"] == "aggregate"
     assert done.trigger["state"] == "SUCCESS"
+    # The whole chain carries the correlation id of the ingest that started it.
+    assert done.labels["system.correlationId"] == ingest
+    assert aggregate.labels["system.correlationId"] == ingest
 
 
 # Reads one end from the stream as replica "doomed" and dies (kill -9) before

@@ -122,6 +122,7 @@ def test_a_flow_trigger_starts_its_flow_with_trigger_variables_and_inputs(
     assert execution.trigger["state"] == "SUCCESS"
     assert execution.trigger["outputs"] == {"day": "2026-03-01"}
     assert execution.trigger["type"] == "io.kestra.plugin.core.trigger.Flow"
+    assert execution.labels["system.correlationId"] == upstream  # Kestra: the chain's first
 
 
 def test_an_end_read_by_two_replicas_or_twice_starts_one_execution(
