@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import (
@@ -193,23 +193,77 @@ class ExecutionFilter(_Plain):
     filters: list[Filter] = Field(min_length=1)
 
 
+class TimeWindow(_Plain):
+    """Kestra's preconditions window. DURATION_WINDOW: fixed windows of `window`
+    (default a day) starting at midnight UTC plus `windowAdvance`; SLIDING_WINDOW:
+    the last `window` before now; DAILY_TIME_DEADLINE: from midnight to
+    `deadline` each day; DAILY_TIME_WINDOW: from `startTime` to `endTime` each day
+    (times of day in UTC)."""
+
+    type: Literal["DURATION_WINDOW", "SLIDING_WINDOW", "DAILY_TIME_DEADLINE",
+                  "DAILY_TIME_WINDOW"] = "DURATION_WINDOW"
+    window: timedelta | None = None
+    window_advance: timedelta | None = Field(None, alias="windowAdvance")
+    deadline: time | None = None
+    start_time: time | None = Field(None, alias="startTime")
+    end_time: time | None = Field(None, alias="endTime")
+
+    @field_validator("window", "window_advance", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _fields_of_type(self) -> TimeWindow:
+        allowed = {"DURATION_WINDOW": {"window", "window_advance"},
+                   "SLIDING_WINDOW": {"window"},
+                   "DAILY_TIME_DEADLINE": {"deadline"},
+                   "DAILY_TIME_WINDOW": {"start_time", "end_time"}}[self.type]
+        for name in ("window", "window_advance", "deadline", "start_time", "end_time"):
+            if getattr(self, name) is not None and name not in allowed:
+                alias = type(self).model_fields[name].alias or name
+                raise ValueError(f"{alias} does not apply to a {self.type} window")
+        if self.window is not None and self.window <= timedelta(0):
+            raise ValueError("window must be a positive duration")
+        if self.type == "DAILY_TIME_DEADLINE" and self.deadline is None:
+            raise ValueError("a DAILY_TIME_DEADLINE window needs `deadline` (e.g. 09:00:00)")
+        if self.type == "DAILY_TIME_WINDOW" and (self.start_time is None or
+                                                 self.end_time is None):
+            raise ValueError("a DAILY_TIME_WINDOW needs `startTime` and `endTime`")
+        return self
+
+    def bounds(self, now: datetime) -> tuple[datetime, datetime] | None:
+        """The window `now` falls in (start, end); None: outside every window (an
+        end then counts for nothing)."""
+        day = datetime(now.year, now.month, now.day, tzinfo=UTC)
+        if self.type == "SLIDING_WINDOW":
+            return now - (self.window or timedelta(days=1)), now
+        if self.type == "DAILY_TIME_DEADLINE":
+            assert self.deadline is not None
+            end = datetime.combine(day.date(), self.deadline, UTC)
+            return (day, end) if now <= end else None
+        if self.type == "DAILY_TIME_WINDOW":
+            assert self.start_time is not None and self.end_time is not None
+            start = datetime.combine(day.date(), self.start_time, UTC)
+            end = datetime.combine(day.date(), self.end_time, UTC)
+            return (start, end) if start <= now <= end else None
+        size = self.window or timedelta(days=1)
+        origin = day + (self.window_advance or timedelta(0))
+        if origin > now:
+            origin -= timedelta(days=1)
+        start = origin + size * ((now - origin) // size)
+        return start, start + size
+
+
 class Preconditions(_Plain):
     """Kestra 2.0's preconditions: every entry of `flows` and `where` must be met by
-    executions that ended within one window (a UTC day) before the trigger fires."""
+    executions that ended within one time window before the trigger fires."""
 
     id: str | None = Field(None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
     flows: list[UpstreamFlow] = Field(default_factory=list)
     where: list[ExecutionFilter] = Field(default_factory=list)
     reset_on_success: bool = Field(True, alias="resetOnSuccess")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _window(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("timeWindow") is not None:
-            raise ValueError("timeWindow is not supported yet: preconditions are met within "
-                             "Kestra's default window, one day starting at midnight UTC; "
-                             "remove timeWindow")
-        return data
+    time_window: TimeWindow = Field(TimeWindow.model_validate({}), alias="timeWindow")
 
     @model_validator(mode="after")
     def _something(self) -> Preconditions:
@@ -245,7 +299,7 @@ class FlowTrigger(Trigger):
     @model_validator(mode="after")
     def _guarded(self) -> FlowTrigger:
         if self.stop_after:
-            raise ValueError("stopAfter is not supported on Flow triggers yet")
+            raise ValueError("stopAfter on Flow triggers is not supported yet")
         # Kestra 0.22: without one, every end of every flow would start this flow.
         if not self.conditions and self.preconditions is None:
             raise ValueError("a Flow trigger needs `conditions` or `preconditions` (to react "

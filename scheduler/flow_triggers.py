@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
@@ -121,13 +121,23 @@ def satisfied_preconditions(preconditions: Preconditions, upstream: Mapping[str,
     return met
 
 
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def end_of(execution: Execution) -> datetime:
+    return execution.state.end_date or datetime.now(UTC)
+
+
 class FlowTriggerLoop:
     """One replica's consumer of the ended-executions stream."""
 
     def __init__(self, catalog: FlowCatalog, context: FireContext, *,
                  claim_idle: float = CLAIM_IDLE_SECONDS, batch: int = 50,
-                 block_ms: int = 1000, states: TriggerStates | None = None) -> None:
+                 block_ms: int = 1000, states: TriggerStates | None = None,
+                 clock: Callable[[Execution], datetime] = end_of) -> None:
         self.catalog = catalog
+        self.clock = clock  # when an end happened, for preconditions windows
         self.context = context
         # Triggers disabled at run time (UI, API): ends pass them by.
         self.states = states if states is not None else RedisTriggerStates(context.redis)
@@ -262,12 +272,29 @@ class FlowTriggerLoop:
                       "evaluated: %s", flow.namespace, flow.id, trigger.id, upstream.id, exc)
             return
         pre = trigger.preconditions
-        day = datetime.now(UTC).strftime("%Y-%m-%d")
-        decision = self._decide(
-            keys=[f"{self.prefix}:flowtrigger:decision:{upstream.id}:{key}",
-                  f"{self.prefix}:flowtrigger:window:{key}:{pre.id if pre else ''}:{day}"],
-            args=[DECISION_TTL_SECONDS, len(pre.condition_ids()) if pre else 0,
-                  "1" if pre is None or pre.reset_on_success else "0", *met])
+        keys = [f"{self.prefix}:flowtrigger:decision:{upstream.id}:{key}", ""]
+        args: list[Any] = [DECISION_TTL_SECONDS, 0, "1", 0, 0, 0]
+        if pre is not None:
+            # When the execution ended, not when it is read: a retry after a
+            # crash lands in the same window.
+            ended = self.clock(upstream)
+            bounds = pre.time_window.bounds(ended)
+            if bounds is None:
+                log.info("flow %s.%s trigger %s: execution %s ended outside the "
+                         "preconditions' %s window: not counted", flow.namespace, flow.id,
+                         trigger.id, upstream.id, pre.time_window.type)
+                return
+            start, end = bounds
+            sliding = pre.time_window.type == "SLIDING_WINDOW"
+            window = "sliding" if sliding else start.isoformat()
+            keys[1] = f"{self.prefix}:flowtrigger:window:{key}:{pre.id or ''}:{window}"
+            life = (end - start if sliding else end - ended) + timedelta(days=1)
+            args = [DECISION_TTL_SECONDS, len(pre.condition_ids()),
+                    "1" if pre.reset_on_success else "0", _ms(ended), _ms(start),
+                    max(1, int(life.total_seconds())), *met]
+        else:
+            keys[1] = keys[0]  # unused: no window
+        decision = self._decide(keys=keys, args=args)
         if decision == b"fire" and self._start(flow, trigger, upstream, view, key):
             self.redis.set(f"{self.prefix}:flowtrigger:decision:{upstream.id}:{key}",
                            "done", ex=DECISION_TTL_SECONDS)

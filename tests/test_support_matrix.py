@@ -255,6 +255,13 @@ SUPPORTED: dict[str, str] = {
     "Preconditions.id": FT + "test_preconditions_wait_for_every_upstream_flow_then_reset",
     "Preconditions.flows": FT + "test_preconditions_wait_for_every_upstream_flow_then_reset",
     "Preconditions.resetOnSuccess": FT + "test_preconditions_wait_for_every_upstream_flow_then_reset",
+    "Preconditions.timeWindow": FT + "test_preconditions_met_in_different_windows_do_not_fire",
+    "TimeWindow.type": FT + "test_time_windows_follow_kestras_four_types",
+    "TimeWindow.window": FT + "test_preconditions_met_in_different_windows_do_not_fire",
+    "TimeWindow.windowAdvance": FT + "test_daily_time_window_and_fixed_duration_windows",
+    "TimeWindow.deadline": FT + "test_an_end_after_the_daily_deadline_counts_for_nothing",
+    "TimeWindow.startTime": FT + "test_daily_time_window_and_fixed_duration_windows",
+    "TimeWindow.endTime": FT + "test_daily_time_window_and_fixed_duration_windows",
     "Preconditions.where": FT + "test_preconditions_where_filters_on_namespace_state_and_expressions",
     "UpstreamFlow.namespace": FT + "test_preconditions_wait_for_every_upstream_flow_then_reset",
     "UpstreamFlow.flowId": FT + "test_preconditions_wait_for_every_upstream_flow_then_reset",
@@ -376,9 +383,9 @@ REJECTED: dict[str, str] = {
     "shmSize": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.scripts.shell.Commands, "
                "commands: [x], containerImage: alpine, taskRunner: "
                "{type: io.kestra.plugin.scripts.runner.docker.Docker, shmSize: 1g}}]\n",
-    "timeWindow": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: f\n    type: "
-                  "io.kestra.plugin.core.trigger.Flow\n    preconditions:\n      id: p\n"
-                  "      flows: [{namespace: a}]\n      timeWindow: {type: DURATION_WINDOW}\n",
+    "stopAfter": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: f\n    type: "
+                 "io.kestra.plugin.core.trigger.Flow\n    stopAfter: [FAILED]\n    conditions:\n"
+                 "      - {type: io.kestra.plugin.core.condition.Expression, expression: 'true'}\n",
 }
 
 

@@ -6,6 +6,7 @@ seen twice (by two replicas, or again after a crash) starts one execution."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from harrier.common.redis_store import RedisStore
 from harrier.common.settings import Settings
 from harrier.common.state import State
 from harrier.common.store import ExecutionQuery
+from harrier.common.triggers import TimeWindow
 from harrier.scheduler.executions import create_execution
 from harrier.scheduler.firing import FireContext
 from harrier.scheduler.flow_catalog import FlowCatalog, MemoryOrigins
@@ -265,15 +267,19 @@ def test_an_end_recorded_before_any_scheduler_ran_is_not_lost(
     ("conditions: []", "needs `conditions` or `preconditions`"),
     ("states: [RUNNING]\n    conditions: [{type: io.kestra.plugin.core.condition.Expression, "
      "expression: 'true'}]", "not a state an execution ends in"),
-    ("preconditions: {id: p, flows: [{namespace: a}], timeWindow: {type: SLIDING_WINDOW}}",
-     "timeWindow is not supported yet"),
+    ("preconditions: {id: p, flows: [{namespace: a}], timeWindow: {type: DAILY_TIME_DEADLINE}}",
+     "needs `deadline`"),
+    ("preconditions: {id: p, flows: [{namespace: a}], timeWindow: {type: SLIDING_WINDOW, "
+     "deadline: '09:00:00'}}", "deadline does not apply to a SLIDING_WINDOW window"),
+    ("preconditions: {id: p, flows: [{namespace: a}], timeWindow: {window: five minutes}}",
+     "not an ISO-8601 duration"),
     ("preconditions: {id: p}", "need `flows`, `where` or both"),
     ("preconditions: {id: p, where: [{id: w, filters: [{field: STATE, type: IN}]}]}",
      "needs `values`"),
     ("preconditions: {id: p, where: [{id: w, filters: [{field: FLOW_ID, type: REGEX, "
      "value: '('}]}]}", "not a regular expression"),
     ("stopAfter: [FAILED]\n    conditions: [{type: io.kestra.plugin.core.condition.Expression, "
-     "expression: 'true'}]", "stopAfter is not supported on Flow triggers yet"),
+     "expression: 'true'}]", "stopAfter on Flow triggers is not supported yet"),
 ])
 def test_bad_flow_triggers_are_rejected_with_the_reason(trigger: str, message: str) -> None:
     source = _downstream("  - id: t\n    type: io.kestra.plugin.core.trigger.Flow\n"
@@ -301,3 +307,119 @@ def test_a_flow_trigger_disabled_at_run_time_lets_ends_pass(
     enabled = _end(store, "ingest", State.SUCCESS)
     replica.drain()
     assert [e.trigger["executionId"] for e in _triggered(store)] == [enabled]
+
+
+def _window(**fields: object) -> TimeWindow:
+    return TimeWindow.model_validate(fields)
+
+
+def test_time_windows_follow_kestras_four_types() -> None:
+    at = datetime(2026, 3, 1, 13, 30, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    day = datetime(2026, 3, 1, tzinfo=UTC)
+    assert _window().bounds(at) == (day, day + 24 * hour)  # the default: one day
+    six = _window(window="PT6H", windowAdvance="PT6H")  # 06-12, 12-18, 18-00, 00-06
+    assert six.bounds(at) == (day + 12 * hour, day + 18 * hour)
+    assert six.bounds(day + 3 * hour) == (day, day + 6 * hour)
+    assert _window(type="SLIDING_WINDOW", window="PT1H").bounds(at) == (at - hour, at)
+    deadline = _window(type="DAILY_TIME_DEADLINE", deadline="09:00:00")
+    assert deadline.bounds(day + 8 * hour) == (day, day + 9 * hour)
+    assert deadline.bounds(at) is None  # after the deadline: counts for nothing
+    daily = _window(type="DAILY_TIME_WINDOW", startTime="13:00:00", endTime="14:00:00")
+    assert daily.bounds(at) == (day + 13 * hour, day + 14 * hour)
+    assert daily.bounds(day + 15 * hour) is None
+
+
+class Clock:
+    """When each upstream execution ended, as the test says."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+    def __call__(self, execution: object) -> datetime:
+        return self.now
+
+
+def test_preconditions_met_in_different_windows_do_not_fire(
+        tmp_path: Path, store: RedisStore, app: Celery) -> None:
+    (tmp_path / "down.yaml").write_text(_downstream("""  - id: both
+    type: io.kestra.plugin.core.trigger.Flow
+    preconditions:
+      id: both
+      timeWindow:
+        type: SLIDING_WINDOW
+        window: PT1H
+      flows:
+        - {namespace: pipeline, flowId: ingest_a}
+        - {namespace: pipeline, flowId: ingest_b}
+"""))
+    replica = Replica(tmp_path, store, app, "r1")
+    clock = Clock()
+    replica.loop.clock = clock
+    _end(store, "ingest_a", State.SUCCESS)
+    replica.drain()
+    clock.now += timedelta(minutes=61)  # A is out of the last hour when B ends
+    _end(store, "ingest_b", State.SUCCESS)
+    replica.drain()
+    assert _triggered(store) == []
+    clock.now += timedelta(minutes=30)
+    last = _end(store, "ingest_a", State.SUCCESS)  # B 30 min ago, A now: both in the hour
+    replica.drain()
+    assert [e.trigger["executionId"] for e in _triggered(store)] == [last]
+
+
+def test_an_end_after_the_daily_deadline_counts_for_nothing(
+        tmp_path: Path, store: RedisStore, app: Celery) -> None:
+    (tmp_path / "down.yaml").write_text(_downstream("""  - id: by_nine
+    type: io.kestra.plugin.core.trigger.Flow
+    preconditions:
+      id: by_nine
+      timeWindow:
+        type: DAILY_TIME_DEADLINE
+        deadline: "09:00:00"
+      flows:
+        - {namespace: pipeline, flowId: ingest, states: [SUCCESS]}
+"""))
+    replica = Replica(tmp_path, store, app, "r1")
+    clock = Clock()
+    replica.loop.clock = clock
+    clock.now = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    _end(store, "ingest", State.SUCCESS)
+    replica.drain()
+    assert _triggered(store) == []
+    clock.now = datetime(2026, 3, 2, 8, 59, tzinfo=UTC)
+    in_time = _end(store, "ingest", State.SUCCESS)
+    replica.drain()
+    assert [e.trigger["executionId"] for e in _triggered(store)] == [in_time]
+
+
+def test_daily_time_window_and_fixed_duration_windows(
+        tmp_path: Path, store: RedisStore, app: Celery) -> None:
+    (tmp_path / "down.yaml").write_text(_downstream("""  - id: morning
+    type: io.kestra.plugin.core.trigger.Flow
+    preconditions:
+      id: morning
+      timeWindow: {type: DAILY_TIME_WINDOW, startTime: "06:00:00", endTime: "09:00:00"}
+      flows: [{namespace: pipeline, flowId: ingest}]
+  - id: quarter
+    type: io.kestra.plugin.core.trigger.Flow
+    preconditions:
+      id: quarter
+      timeWindow: {type: DURATION_WINDOW, window: PT6H, windowAdvance: PT6H}
+      flows: [{namespace: pipeline, flowId: ingest}, {namespace: pipeline, flowId: other}]
+"""))
+    replica = Replica(tmp_path, store, app, "r1")
+    clock = Clock()
+    replica.loop.clock = clock
+    clock.now = datetime(2026, 3, 1, 11, 0, tzinfo=UTC)  # morning: no; 06-12 window
+    _end(store, "ingest", State.SUCCESS)
+    replica.drain()
+    clock.now = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)  # 12-18: ingest is not in it
+    _end(store, "other", State.SUCCESS)
+    replica.drain()
+    assert _triggered(store) == []
+    clock.now = datetime(2026, 3, 1, 7, 0, tzinfo=UTC)  # morning: yes; quarter: 06-12 lacks other
+    morning = _end(store, "ingest", State.SUCCESS)
+    replica.drain()
+    assert [e.id for e in _triggered(store)] == [
+        triggered_execution_id(morning, "pipeline/down/morning")]
