@@ -37,6 +37,9 @@ _LOG_MAXLEN = 200_000
 _EXECUTION_KEYS: tuple[tuple[str, ...], ...] = (
     (), ("runs",), ("runkeys",), ("logs",), ("beats",), ("blocks",), ("ended",),
     ("history",))
+# Executions that ended, newest last (read by the Flow triggers of the
+# scheduler replicas); capped, trimmed in whole nodes (MAXLEN ~).
+ENDED_STREAM_MAXLEN = 100_000
 _COUNTED = (State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.SKIPPED)
 
 
@@ -92,6 +95,11 @@ class RedisStore:
             settings.execution_retention.total_seconds()))
 
     # -- keys
+    @property
+    def ended_stream(self) -> str:
+        """The Redis stream every execution that ends is appended to (its id and state)."""
+        return self._k("stream", "ended")
+
     def _k(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
@@ -305,11 +313,12 @@ class RedisStore:
             allowed = [s for s in allowed if s in only_from]
         keys = [self._k("exec", execution_id, *suffix) for suffix in _EXECUTION_KEYS]
         keys.append(self._k("exec", execution_id, "done"))
+        keys.append(self.ended_stream)
         with self._errors():
             code, current = self._change_state(keys=keys, args=[
                 new.value, ",".join(s.value for s in allowed), _history_entry(new, now()),
                 error or "", "1" if new.terminated else "0", self.retention,
-                "1" if new == State.RESTARTED else "0"])
+                "1" if new == State.RESTARTED else "0", ENDED_STREAM_MAXLEN])
         if code == -1:
             raise ExecutionNotFound(f"execution {execution_id} not found")
         if code == -2:
@@ -578,10 +587,11 @@ class RedisStore:
         with self._errors():
             raw = self._end_run(
                 keys=[*self._execution_keys(execution_id), self._k("exec", execution_id, "done"),
-                      self._live],
+                      self._live, self.ended_stream],
                 args=[task_run.id, json.dumps(task_run.to_json()), task_run.state.current.value,
                       block.key, "1" if may_continue else "0", "1" if finish else "0",
-                      repr(now().timestamp()), self.retention, _live_member(task_run)])
+                      repr(now().timestamp()), self.retention, _live_member(task_run),
+                      ENDED_STREAM_MAXLEN])
         if not raw:
             return None
         claimed = int(raw[4])
@@ -596,9 +606,9 @@ class RedisStore:
         with self._errors():
             raw = self._end_run(
                 keys=[*self._execution_keys(execution_id), self._k("exec", execution_id, "done"),
-                      self._live],
+                      self._live, self.ended_stream],
                 args=[marker, "", state.value, block.key, "1" if may_continue else "0", "0",
-                      repr(now().timestamp()), self.retention, ""])
+                      repr(now().timestamp()), self.retention, "", ENDED_STREAM_MAXLEN])
         if not raw:
             return None
         claimed = int(raw[4])
