@@ -37,6 +37,9 @@ _LOG_MAXLEN = 200_000
 _EXECUTION_KEYS: tuple[tuple[str, ...], ...] = (
     (), ("runs",), ("runkeys",), ("logs",), ("beats",), ("blocks",), ("ended",),
     ("history",))
+# Executions that ended, newest last (read by the Flow triggers of the
+# scheduler replicas); capped, trimmed in whole nodes (MAXLEN ~).
+ENDED_STREAM_MAXLEN = 100_000
 _COUNTED = (State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.SKIPPED)
 
 
@@ -92,6 +95,11 @@ class RedisStore:
             settings.execution_retention.total_seconds()))
 
     # -- keys
+    @property
+    def ended_stream(self) -> str:
+        """The Redis stream every execution that ends is appended to (its id and state)."""
+        return self._k("stream", "ended")
+
     def _k(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
@@ -305,11 +313,12 @@ class RedisStore:
             allowed = [s for s in allowed if s in only_from]
         keys = [self._k("exec", execution_id, *suffix) for suffix in _EXECUTION_KEYS]
         keys.append(self._k("exec", execution_id, "done"))
+        keys.append(self.ended_stream)
         with self._errors():
             code, current = self._change_state(keys=keys, args=[
                 new.value, ",".join(s.value for s in allowed), _history_entry(new, now()),
                 error or "", "1" if new.terminated else "0", self.retention,
-                "1" if new == State.RESTARTED else "0"])
+                "1" if new == State.RESTARTED else "0", ENDED_STREAM_MAXLEN])
         if code == -1:
             raise ExecutionNotFound(f"execution {execution_id} not found")
         if code == -2:
@@ -501,7 +510,7 @@ class RedisStore:
                 args=[task_run.key, task_run.id, json.dumps(task_run.to_json()), beat,
                       _history_entry(State.RUNNING, now()),
                       _live_member(task_run) if _is_live(task_run) else "",
-                      task_run.latest_key or ""])
+                      task_run.latest_key or "", repr(time.time())])
         if not found:
             raise ExecutionNotFound(f"execution {execution_id} not found")
         raw, created, state, doc, error = found
@@ -578,10 +587,11 @@ class RedisStore:
         with self._errors():
             raw = self._end_run(
                 keys=[*self._execution_keys(execution_id), self._k("exec", execution_id, "done"),
-                      self._live],
+                      self._live, self.ended_stream],
                 args=[task_run.id, json.dumps(task_run.to_json()), task_run.state.current.value,
                       block.key, "1" if may_continue else "0", "1" if finish else "0",
-                      repr(now().timestamp()), self.retention, _live_member(task_run)])
+                      repr(now().timestamp()), self.retention, _live_member(task_run),
+                      ENDED_STREAM_MAXLEN])
         if not raw:
             return None
         claimed = int(raw[4])
@@ -596,9 +606,9 @@ class RedisStore:
         with self._errors():
             raw = self._end_run(
                 keys=[*self._execution_keys(execution_id), self._k("exec", execution_id, "done"),
-                      self._live],
+                      self._live, self.ended_stream],
                 args=[marker, "", state.value, block.key, "1" if may_continue else "0", "0",
-                      repr(now().timestamp()), self.retention, ""])
+                      repr(now().timestamp()), self.retention, "", ENDED_STREAM_MAXLEN])
         if not raw:
             return None
         claimed = int(raw[4])
@@ -692,6 +702,37 @@ class RedisStore:
             return None
         state, raw = found
         return State(state.decode()), TaskRun.from_json(json.loads(raw))
+
+    def unmoved_executions(self, state: State, before: float, chunk: int = 2000
+                           ) -> Iterator[str]:
+        """Executions in `state` that have not moved on (no task run began or
+        ended) since `before` (epoch seconds), by start time: the candidates for
+        an execution whose next message was lost."""
+        index = f"{self._k('sx')}|{state.value}"
+        start = 0
+        while True:
+            with self._errors():
+                ids = [m.decode() for m in self.redis.zrangebyscore(
+                    index, "-inf", before, start=start, num=chunk)]
+                pipe = self.redis.pipeline(transaction=False)
+                for execution_id in ids:
+                    pipe.hmget(self._k("exec", execution_id), "moved", "score")
+                stamps = pipe.execute()
+            for execution_id, (moved, score) in zip(ids, stamps, strict=True):
+                if (moved or score) is not None and float(moved or score) < before:
+                    yield execution_id
+            if len(ids) < chunk:
+                return
+            start += chunk
+
+    def moved_at(self, execution_id: str) -> float:
+        """When the execution last moved on (a task run began or ended), or was
+        created; epoch seconds."""
+        with self._errors():
+            moved, score = self.redis.hmget(self._k("exec", execution_id), "moved", "score")
+        if moved is None and score is None:
+            raise ExecutionNotFound(f"execution {execution_id} not found")
+        return float(moved or score)
 
     def forget_live(self, execution_id: str, task_run_id: str) -> None:
         """Drop a run from the live index (its attempt was dealt with otherwise)."""

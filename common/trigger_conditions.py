@@ -1,5 +1,6 @@
-"""Trigger conditions (`conditions:` on Schedule and Webhook triggers), one
-class per Kestra condition type, registered under Kestra's names and aliases.
+"""Trigger conditions (`conditions:` on Schedule, Webhook and Flow triggers),
+one class per Kestra condition type, registered under Kestra's names and aliases.
+The Execution* conditions look at the upstream execution of a Flow trigger.
 
 A trigger fires only when all its conditions are true (and its `when`, Kestra
 2.0's expression). Semantics follow kestra-io/kestra's
@@ -38,6 +39,15 @@ class ConditionContext:
 
     variables: Mapping[str, Any]
     secrets: Mapping[str, str] | None = None
+    # A Flow trigger's upstream execution that ended: namespace, flowId, state,
+    # labels, outputs (what the Execution* conditions test).
+    execution: Mapping[str, Any] | None = None
+
+    def upstream(self, condition: str) -> Mapping[str, Any]:
+        if self.execution is None:
+            raise ConditionError(f"{condition} tests the execution that ended: it only "
+                                 "applies on a Flow trigger")
+        return self.execution
 
     def render(self, value: Any, field: str) -> Any:
         try:
@@ -50,6 +60,8 @@ class Condition(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid", populate_by_name=True,
                               frozen=True)
     type_names: ClassVar[tuple[str, ...]] = ()
+    # About an upstream execution: only on Flow triggers.
+    execution_only: ClassVar[bool] = False
 
     type: str
 
@@ -75,15 +87,20 @@ def condition_type(name: str) -> Callable[[type[Condition]], type[Condition]]:
     return decorate
 
 
-# Kestra's conditions about an execution that ended: they only make sense on a
-# Flow trigger, which Harrier does not have yet.
-FLOW_TRIGGER_ONLY = ("ExecutionStatus", "ExecutionFlow", "ExecutionNamespace",
-                     "ExecutionLabels", "ExecutionOutputs", "HasRetryAttempt",
-                     "MultipleCondition", "Flow", "FlowNamespace", "ExecutionsWindow")
+# Kestra's conditions Harrier does not implement (Flow-trigger windows and
+# retries): rejected with a pointer to what to use instead.
+NOT_SUPPORTED = {
+    "HasRetryAttempt": "not supported",
+    "Multiple": "not supported; use the Flow trigger's `preconditions`",
+    "ExecutionsWindow": "not supported; use the Flow trigger's `preconditions`",
+    "Flow": "not supported; use ExecutionFlow",
+    "FlowNamespace": "not supported; use ExecutionNamespace",
+}
 
 
-def parse_conditions(raw: Any) -> list[Condition]:
-    """Validate a `conditions:` list into condition objects (ValueError says why)."""
+def parse_conditions(raw: Any, *, on_execution: bool = False) -> list[Condition]:
+    """Validate a `conditions:` list into condition objects (ValueError says why).
+    `on_execution`: the trigger is a Flow trigger, so Execution* conditions apply."""
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -99,12 +116,15 @@ def parse_conditions(raw: Any) -> list[Condition]:
         cls = CONDITION_TYPES.get(name)
         if cls is None:
             short = name.rsplit(".", 1)[-1].removesuffix("Condition")
-            if short in FLOW_TRIGGER_ONLY:
-                raise ValueError(f"conditions[{index}]: {name} is only for Flow triggers, "
-                                 "which are not supported yet")
+            if short in NOT_SUPPORTED:
+                raise ValueError(f"conditions[{index}]: {name} is {NOT_SUPPORTED[short]}")
             known = sorted({c.type_names[0] for c in CONDITION_TYPES.values()})
             raise ValueError(f"conditions[{index}]: unknown condition type {name!r}; "
                              f"supported: {', '.join(known)}")
+        if cls.execution_only and not on_execution:
+            raise ValueError(f"conditions[{index}]: {name} tests the execution that ended: "
+                             "it only applies on a Flow trigger "
+                             "(io.kestra.plugin.core.trigger.Flow)")
         try:
             # `date: null` is as if absent, as Jackson reads Kestra's flows.
             found.append(cls.model_validate({k: v for k, v in item.items() if v is not None}))
@@ -289,3 +309,78 @@ class NotCondition(_Nested):
 class OrCondition(_Nested):
     def test(self, ctx: ConditionContext) -> bool:
         return any(condition.test(ctx) for condition in self.conditions)
+
+
+# -- about the upstream execution of a Flow trigger (Kestra's
+# plugin/core/condition/Execution*Condition.java)
+StateName = Literal["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED",
+                    "RETRIED", "PAUSED", "RUNNING", "CREATED", "QUEUED", "KILLING",
+                    "RESTARTED", "RETRYING", "RESUBMITTED", "BREAKPOINT"]
+
+
+@condition_type("ExecutionStatus")
+class ExecutionStatusCondition(Condition):
+    execution_only = True
+    in_: list[StateName] | None = Field(None, alias="in")
+    not_in: list[StateName] | None = Field(None, alias="notIn")
+
+    def test(self, ctx: ConditionContext) -> bool:
+        state = str(ctx.upstream("ExecutionStatus")["state"])
+        if self.in_ is not None and state not in self.in_:
+            return False
+        return self.not_in is None or state not in self.not_in
+
+
+@condition_type("ExecutionFlow")
+class ExecutionFlowCondition(Condition):
+    execution_only = True
+    namespace: str
+    flow_id: str = Field(alias="flowId")
+
+    def test(self, ctx: ConditionContext) -> bool:
+        execution = ctx.upstream("ExecutionFlow")
+        return (execution["namespace"] == self.namespace
+                and execution["flowId"] == self.flow_id)
+
+
+@condition_type("ExecutionNamespace")
+class ExecutionNamespaceCondition(Condition):
+    execution_only = True
+    namespace: str
+    comparison: Literal["EQUALS", "PREFIX", "SUFFIX"] | None = None
+    prefix: bool = False  # Kestra's older form of comparison: PREFIX
+
+    def test(self, ctx: ConditionContext) -> bool:
+        namespace = str(ctx.upstream("ExecutionNamespace")["namespace"])
+        comparison = self.comparison or ("PREFIX" if self.prefix else "EQUALS")
+        if comparison == "PREFIX":
+            return namespace.startswith(self.namespace)
+        if comparison == "SUFFIX":
+            return namespace.endswith(self.namespace)
+        return namespace == self.namespace
+
+
+@condition_type("ExecutionLabels")
+class ExecutionLabelsCondition(Condition):
+    execution_only = True
+    labels: dict[str, Any] | list[dict[str, Any]] = Field(min_length=1)
+
+    def test(self, ctx: ConditionContext) -> bool:
+        have = ctx.upstream("ExecutionLabels").get("labels") or {}
+        wanted = self.labels if isinstance(self.labels, dict) else {
+            str(item.get("key")): item.get("value") for item in self.labels}
+        return all(str(have.get(key)) == str(value) and key in have
+                   for key, value in wanted.items())
+
+
+@condition_type("ExecutionOutputs")
+class ExecutionOutputsCondition(Condition):
+    """True when `expression` renders true; false when the execution has no outputs."""
+
+    execution_only = True
+    expression: str
+
+    def test(self, ctx: ConditionContext) -> bool:
+        if not ctx.upstream("ExecutionOutputs").get("outputs"):
+            return False
+        return is_true(ctx.render(self.expression, "expression"))

@@ -19,7 +19,7 @@ import redis
 from harrier.common.errors import FlowValidationError, HarrierError
 from harrier.common.flow import Flow, parse_flow
 from harrier.common.store import ExecutionStore
-from harrier.common.triggers import ScheduleTrigger
+from harrier.common.triggers import FlowTrigger, ScheduleTrigger
 
 log = logging.getLogger("harrier.scheduler.catalog")
 
@@ -115,6 +115,7 @@ class FlowCatalog:
         self._lock = threading.Lock()
         self._schedules: dict[TriggerKey, ScheduledTrigger] = {}
         self._flows: dict[tuple[str, str], Flow] = {}
+        self._flow_triggers: list[tuple[Flow, FlowTrigger]] = []
         self.version = 0  # bumps whenever schedules() changes
 
     # -- reading (any thread)
@@ -122,6 +123,11 @@ class FlowCatalog:
         """Every enabled Schedule trigger of every enabled flow, by trigger key."""
         with self._lock:
             return dict(self._schedules)
+
+    def flow_triggers(self) -> list[tuple[Flow, FlowTrigger]]:
+        """Every enabled Flow trigger of every enabled flow, with its flow."""
+        with self._lock:
+            return list(self._flow_triggers)
 
     def flow(self, namespace: str, flow_id: str) -> Flow | None:
         with self._lock:
@@ -254,9 +260,12 @@ class FlowCatalog:
                 continue  # came from a flows directory and its file is gone here
             flows[key] = flow
         schedules: dict[TriggerKey, ScheduledTrigger] = {}
+        flow_triggers: list[tuple[Flow, FlowTrigger]] = []
         for flow in flows.values():
             if flow.disabled or flow.deleted:
                 continue
+            flow_triggers.extend((flow, t) for t in flow.triggers_of(FlowTrigger)
+                                 if isinstance(t, FlowTrigger))
             for trigger in flow.triggers_of(ScheduleTrigger):
                 assert isinstance(trigger, ScheduleTrigger)
                 entry = ScheduledTrigger(flow, trigger)
@@ -265,6 +274,7 @@ class FlowCatalog:
             changed = schedules != self._schedules
             self._schedules = schedules
             self._flows = flows
+            self._flow_triggers = flow_triggers
             if changed:
                 self.version += 1
         return changed

@@ -35,6 +35,7 @@ IN = "tests/common/test_inputs.py::"
 R = "tests/common/test_retry.py::"
 C = "tests/common/test_trigger_conditions.py::"
 L = "tests/scheduler/test_trigger_loop.py::"
+FT = "tests/scheduler/test_flow_triggers.py::"
 SP = "tests/worker/spark/test_spark_submit_args.py::"
 ST = I + "test_spark_tasks.py::"
 W = "tests/scheduler/api/test_webhook.py::"
@@ -280,6 +281,30 @@ SUPPORTED: dict[str, str] = {
     "Backfill.inputs": L + "test_a_declared_backfill_fires_each_tick_of_its_range_once",
     "Backfill.labels": L + "test_a_declared_backfill_fires_each_tick_of_its_range_once",
     "WebhookTrigger.key": W + "test_webhook_with_wrong_key_is_404_and_creates_nothing",
+    "FlowTrigger.states": FT + "test_the_triggered_flow_does_not_trigger_itself_without_a_matching_condition",
+    "FlowTrigger.preconditions": FT + "test_preconditions_wait_for_every_upstream_flow_then_reset",
+    "Preconditions.id": FT + "test_preconditions_wait_for_every_upstream_flow_then_reset",
+    "Preconditions.flows": FT + "test_preconditions_wait_for_every_upstream_flow_then_reset",
+    "Preconditions.resetOnSuccess": FT + "test_preconditions_wait_for_every_upstream_flow_then_reset",
+    "Preconditions.timeWindow": FT + "test_preconditions_met_in_different_windows_do_not_fire",
+    "TimeWindow.type": FT + "test_time_windows_follow_kestras_four_types",
+    "TimeWindow.window": FT + "test_preconditions_met_in_different_windows_do_not_fire",
+    "TimeWindow.windowAdvance": FT + "test_daily_time_window_and_fixed_duration_windows",
+    "TimeWindow.deadline": FT + "test_an_end_after_the_daily_deadline_counts_for_nothing",
+    "TimeWindow.startTime": FT + "test_daily_time_window_and_fixed_duration_windows",
+    "TimeWindow.endTime": FT + "test_daily_time_window_and_fixed_duration_windows",
+    "Preconditions.where": FT + "test_preconditions_where_filters_on_namespace_state_and_expressions",
+    "UpstreamFlow.namespace": FT + "test_preconditions_wait_for_every_upstream_flow_then_reset",
+    "UpstreamFlow.flowId": FT + "test_preconditions_wait_for_every_upstream_flow_then_reset",
+    "UpstreamFlow.states": FT + "test_preconditions_wait_for_every_upstream_flow_then_reset",
+    "UpstreamFlow.labels": FT + "test_preconditions_wait_for_every_upstream_flow_then_reset",
+    "ExecutionFilter.id": FT + "test_preconditions_where_filters_on_namespace_state_and_expressions",
+    "ExecutionFilter.operand": FT + "test_preconditions_where_filters_on_namespace_state_and_expressions",
+    "ExecutionFilter.filters": FT + "test_preconditions_where_filters_on_namespace_state_and_expressions",
+    "Filter.field": FT + "test_preconditions_where_filters_on_namespace_state_and_expressions",
+    "Filter.type": FT + "test_preconditions_where_filters_on_namespace_state_and_expressions",
+    "Filter.value": FT + "test_preconditions_where_filters_on_namespace_state_and_expressions",
+    "Filter.values": FT + "test_preconditions_where_filters_on_namespace_state_and_expressions",
     # -- HTTP calls and alerts
     "HttpTask.uri": H + "test_get_returns_code_headers_and_body_as_outputs",
     "HttpTask.headers": H + "test_get_returns_code_headers_and_body_as_outputs",
@@ -366,6 +391,15 @@ SUPPORTED: dict[str, str] = {
     "TimeBetweenCondition.before": C + "test_date_time_between_is_inclusive_and_time_between_"
                                        "exclusive",
     "_Nested.conditions": C + "test_not_and_or_combine",
+    "ExecutionStatusCondition.in": FT + "test_a_flow_trigger_starts_its_flow_with_trigger_variables_and_inputs",
+    "ExecutionStatusCondition.notIn": FT + "test_an_end_recorded_before_any_scheduler_ran_is_not_lost",
+    "ExecutionFlowCondition.namespace": FT + "test_a_flow_trigger_starts_its_flow_with_trigger_variables_and_inputs",
+    "ExecutionFlowCondition.flowId": FT + "test_a_flow_trigger_starts_its_flow_with_trigger_variables_and_inputs",
+    "ExecutionNamespaceCondition.namespace": FT + "test_an_end_read_by_two_replicas_or_twice_starts_one_execution",
+    "ExecutionNamespaceCondition.comparison": FT + "test_an_end_read_by_two_replicas_or_twice_starts_one_execution",
+    "ExecutionNamespaceCondition.prefix": C + "test_execution_namespace_compares_equals_prefix_or_suffix",
+    "ExecutionLabelsCondition.labels": FT + "test_the_triggered_flow_does_not_trigger_itself_without_a_matching_condition",
+    "ExecutionOutputsCondition.expression": FT + "test_execution_outputs_condition_reads_the_upstream_outputs",
 }
 
 # Kestra properties Harrier does not have: validation says so, by name.
@@ -386,10 +420,9 @@ REJECTED: dict[str, str] = {
               "key: k, value: '1', kvType: NUMBER}]\n",
     "restartBehavior": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
                        "namespace: n, flowId: f, restartBehavior: RETRY_FAILED}]\n",
-    "ExecutionStatus": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: w\n    type: "
-                       "io.kestra.plugin.core.trigger.Webhook\n    key: k\n    conditions:\n"
-                       "      - {type: io.kestra.plugin.core.condition.ExecutionStatus, "
-                       "in: [FAILED]}\n",
+    "stopAfter": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: f\n    type: "
+                 "io.kestra.plugin.core.trigger.Flow\n    stopAfter: [FAILED]\n    conditions:\n"
+                 "      - {type: io.kestra.plugin.core.condition.Expression, expression: 'true'}\n",
 }
 
 

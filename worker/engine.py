@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from celery.canvas import Signature
@@ -126,7 +127,15 @@ class Engine:
     def start(self) -> None:
         """Run the flow's `tasks` (the first message of an execution whose first
         task is a flowable, or that has no task to run)."""
-        self._do(lambda: self._run_block(None, "", "tasks", 1))
+        self._do(self._start_flow)
+
+    def _start_flow(self) -> None:
+        ref = self._block_ref("", "tasks")
+        before = self.store.block_progress(ref)
+        self._run_block(None, "", "tasks", 1)
+        if before is not None:
+            # A redelivered start: what it had started may be cut short (a crash).
+            self._resume_block(None, "", "tasks", Scope(), before.next)
 
     def start_task(self, task_id: str, parent_run_id: str, scope: Scope | None = None) -> None:
         """Start one task of the flow (a flowable whose run a restart removed)."""
@@ -194,6 +203,31 @@ class Engine:
         """A redelivered message found its run ended: its worker died between
         ending it and sending what follows. Send again what may be missing."""
         self._do(lambda: self._replay(task, run))
+
+    def resume(self, runs: list[TaskRun]) -> None:
+        """The execution stopped moving: a message was lost (taken by a worker
+        that died before starting it, or never sent by one that died between
+        ending a task and sending the next). Send again what each block with an
+        ended run may be missing; a message that arrives twice finds its run."""
+        seen: set[tuple[str, str | None, str, str]] = set()
+        for run in runs:
+            if not run.state.current.terminated:
+                continue
+            try:
+                task = self.index.task(run.task_id)
+            except KeyError:
+                continue  # not in this revision (a restart's leftover)
+            node = self.index.node(task.id)
+            key = (run.parent_task_run_id or "", node.owner, node.block,
+                   Scope.of(run).instance)
+            if key not in seen:
+                seen.add(key)
+                self.replay(task, run)
+
+    @property
+    def pending(self) -> list[Signature]:
+        """The messages flush() would send."""
+        return list(self._messages)
 
     def flush(self) -> None:
         messages, self._messages = self._messages, []
@@ -275,6 +309,45 @@ class Engine:
             self._start_iteration(owner, run, block, claimed, value)
         if progress.done:
             self._todo.append(lambda: self._each_ended(owner, run.id, block, progress.state))
+
+    def _resume_block(self, owner_id: str | None, parent: str, block: str, scope: Scope,
+                      started: int) -> None:
+        """The block's first `started` tasks were started: send again those with
+        no run yet (a copy that finds its run started stands by), and let a loop
+        among them start the iterations it may not have started."""
+        siblings = self.index.block(owner_id, block)
+        for index in range(started):
+            sibling = siblings[index]
+            found = self.store.find_task_run(self.execution.id, sibling.id, scope.path)
+            if found is None:
+                self._start_task(sibling, parent, scope)
+            elif isinstance(sibling, FlowableTask) and sibling.is_loop and \
+                    not found.state.current.terminated:
+                self._todo.append(partial(self._resume_each, sibling, found))
+
+    def _resume_each(self, owner: FlowableTask, run: TaskRun) -> None:
+        """After a crash while a loop started its iterations (thousands may start
+        at once): start those it claimed and never started. Read on replay only."""
+        each = self.store.block_progress(self._block_ref(run.id, EACH))
+        if each is None:
+            # It died before claiming any: start it over (values are rendered again).
+            control = _Control(self, owner, run)
+            try:
+                owner.start(control)
+            except (TemplateError, HarrierError) as exc:
+                control.fail(str(exc))
+            return
+        for count, index in enumerate(range(each.next), 1):
+            value = self.store.loop_value(self.execution.id, run.id, index)
+            block = self.store.block_progress(self._block_ref(run.id, "tasks", str(index)))
+            if block is None:
+                self._start_iteration(owner, run, "tasks", index, value)
+            else:  # started, but its messages may not have been sent
+                scope = Scope(owner.iteration_value(value), index,
+                              (*run.value_path, owner.path_element(index, value)))
+                self._resume_block(owner.id, run.id, "tasks", scope, block.next)
+            if count % _FLUSH_EVERY == 0:
+                self.flush()
 
     def _each_ended(self, owner: FlowableTask, run_id: str, block: str, state: State) -> None:
         self._block_ended(owner, run_id, block, state)
@@ -601,12 +674,8 @@ class Engine:
             return
         # The block's tasks that were started but have no run yet may never have
         # been sent: send them (again). A copy that finds its run started stands by.
-        siblings = self.index.block(node.owner, node.block)
         scope = Scope.of(run)
-        for index in range(progress.next):
-            sibling = siblings[index]
-            if self.store.find_task_run(self.execution.id, sibling.id, scope.path) is None:
-                self._start_task(sibling, parent, scope)
+        self._resume_block(node.owner, parent, node.block, scope, progress.next)
         if progress.done:
             owner = self.index.task(node.owner) if node.owner else None
             assert owner is None or isinstance(owner, FlowableTask)

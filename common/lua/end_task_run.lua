@@ -5,16 +5,20 @@
 -- the execution (one round trip less per execution).
 -- KEYS = the execution's keys (_EXECUTION_KEYS order: hash, runs, runkeys,
 -- logs, beats, blocks, ended, history), its `done` list, the index of live
--- attempts; ARGV = run id (or a loop iteration's marker), run JSON ('' for a
+-- attempts, the stream of ended executions (as change_execution_state.lua:
+-- the Flow triggers read it); ARGV = run id (or a loop iteration's marker), run JSON ('' for a
 -- marker), state, block key, may_continue ('1' or '0'), finish ('1' or '0'),
 -- the history entry's timestamp, retention seconds, the run's member in the
--- live index ('' for a marker).
+-- live index ('' for a marker), the stream's approximate length cap.
 -- Returns false when the run had already ended, else the block's progress:
 -- {total, next, ended, stopped, claimed (-1: none), count per state...,
 -- the execution's final state or ''}.
 if redis.call('HSETNX', KEYS[7], ARGV[1], ARGV[3]) == 0 then return false end
 if ARGV[2] ~= '' then  -- '' : not a task run but a loop's iteration (end_block_item)
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'moved', ARGV[7])  -- the execution moved on
+end
   redis.call('HDEL', KEYS[5], ARGV[1])
   redis.call('ZREM', KEYS[10], ARGV[9])
 end
@@ -47,6 +51,8 @@ if ARGV[6] == '1' and ended >= nxt and (nxt >= total or stopped)
     for i = 1, 8 do redis.call('EXPIRE', KEYS[i], ARGV[8]) end
     redis.call('RPUSH', KEYS[9], '1')
     redis.call('EXPIRE', KEYS[9], 60)
+    redis.call('XADD', KEYS[11], 'MAXLEN', '~', ARGV[10], '*', 'id',
+               string.match(KEYS[1], '[^:]+$'), 'state', final)
     finished = final
   end
 end

@@ -30,7 +30,9 @@ from harrier.scheduler.api.auth import check_exposure
 from harrier.scheduler.backfill import BackfillError, backfill_ticks, pick_trigger
 from harrier.scheduler.firing import FireContext, fire_tick, schedule_of
 from harrier.scheduler.flow_catalog import FlowCatalog, ScheduledTrigger
+from harrier.scheduler.flow_triggers import FlowTriggerLoop
 from harrier.scheduler.pause_sweep import PauseSweep
+from harrier.scheduler.storage_sweep import sweep_forever
 from harrier.scheduler.task_rescue import TaskRescue
 from harrier.scheduler.triggers import TriggerLoop
 from harrier.scheduler.ui import create_web_app
@@ -97,10 +99,18 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
                 os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's supervisor stops its workers
 
     thread = threading.Thread(target=run_loop, name="harrier-trigger-loop")
+    # Flow triggers: executions started when executions of other flows end.
+    flow_loop = FlowTriggerLoop(catalog, context)
+    flow_thread = threading.Thread(target=flow_loop.run, args=(stop,),
+                                   name="harrier-flow-triggers", daemon=True)
     # Next to the cron ticks: task runs whose worker died are sent again.
     rescue = TaskRescue(RedisStore.from_settings(settings), context.app, settings)
     rescuer = threading.Thread(target=rescue.run, args=(stop,), name="harrier-task-rescue",
                                daemon=True)
+    # Files of executions that expired by retention (scheduler/storage_sweep.py).
+    sweeper = threading.Thread(target=sweep_forever, name="harrier-storage-sweep", daemon=True,
+                               args=(settings, RedisStore.from_settings(settings), stop))
+    sweeper.start()
     # Pauses whose pauseDuration passed but whose expiry message was lost.
     pause_sweep = PauseSweep(RedisStore.from_settings(settings), context.app, settings)
     pauses = threading.Thread(target=pause_sweep.run, args=(stop,), name="harrier-pauses",
@@ -116,6 +126,7 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         thread.start()
+        flow_thread.start()
         rescuer.start()
         pauses.start()
         while not stop.wait(0.5):
@@ -125,6 +136,7 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
         # from the environment; this process keeps the trigger loop.
         thread.start()
         pauses.start()
+        flow_thread.start()
         uvicorn.run(SERVED_APP, factory=True, host=host, port=port,
                     workers=settings.api_workers, log_level=settings.log_level.lower())
         stop.set()
@@ -134,6 +146,7 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
                                 log_level=settings.log_level.lower(), lifespan="on")
         server = uvicorn.Server(config)
         thread.start()
+        flow_thread.start()
         rescuer.start()
         pauses.start()
         server.run()  # handles SIGTERM and SIGINT itself, in the main thread

@@ -90,7 +90,8 @@ def test_old_type_names_are_aliases() -> None:
 
 
 @pytest.mark.parametrize(("condition", "message"), [
-    ({"type": C + "ExecutionStatus", "in": ["FAILED"]}, "only for Flow triggers"),
+    ({"type": C + "ExecutionStatus", "in": ["FAILED"]}, "only applies on a Flow trigger"),
+    ({"type": C + "MultipleCondition"}, "use the Flow trigger's `preconditions`"),
     ({"type": C + "PublicHoliday"}, "unknown condition type"),
     ({"type": C + "DayWeek", "dayOfWeek": "Monday"}, "dayOfWeek"),
     ({"type": C + "TimeBetween", "after": "4pm"}, "not an ISO-8601 time"),
@@ -106,3 +107,43 @@ def test_bad_conditions_are_rejected_with_a_reason(condition: dict, message: str
 def test_a_condition_that_cannot_be_evaluated_says_why() -> None:
     with pytest.raises(ConditionError, match="not an ISO-8601"):
         holds({"type": C + "Weekend", "date": "{{ 'soon' }}"}, "x")
+
+
+def _upstream(namespace: str = "company.team", **extra: object) -> ConditionContext:
+    execution = {"namespace": namespace, "flowId": "etl", "state": "FAILED",
+                 "labels": {"env": "prod"}, "outputs": {}, **extra}
+    return ConditionContext({"trigger": execution}, execution=execution)
+
+
+def test_execution_namespace_compares_equals_prefix_or_suffix() -> None:
+    def holds(**fields: object) -> bool:
+        [condition] = parse_conditions([{"type": C + "ExecutionNamespace", **fields}],
+                                       on_execution=True)
+        return condition.test(_upstream())
+
+    assert holds(namespace="company.team")
+    assert not holds(namespace="company")
+    assert holds(namespace="company", prefix=True)  # Kestra's older spelling of PREFIX
+    assert holds(namespace="company", comparison="PREFIX")
+    assert holds(namespace=".team", comparison="SUFFIX")
+    assert not holds(namespace="company", comparison="SUFFIX")
+
+
+def test_execution_conditions_outside_a_flow_trigger_say_so() -> None:
+    [condition] = parse_conditions([{"type": C + "ExecutionStatus", "in": ["FAILED"]}],
+                                   on_execution=True)
+    assert condition.test(_upstream())
+    with pytest.raises(ConditionError, match="only applies on a Flow trigger"):
+        condition.test(ConditionContext({}))
+
+
+def test_execution_labels_accept_kestra_list_form_and_outputs_need_outputs() -> None:
+    [labels] = parse_conditions([{"type": C + "ExecutionLabels",
+                                  "labels": [{"key": "env", "value": "prod"}]}],
+                                on_execution=True)
+    assert labels.test(_upstream())
+    assert not labels.test(_upstream(labels={"env": "dev"}))
+    [outputs] = parse_conditions([{"type": C + "ExecutionOutputs", "expression": "true"}],
+                                 on_execution=True)
+    assert not outputs.test(_upstream())  # no outputs: false, as Kestra
+    assert outputs.test(_upstream(outputs={"rows": 3}))

@@ -548,3 +548,48 @@ tasks:
     assert (tmp_path / "ran.log").read_text().split() == ["a", "b", "b", "c"]
     each = runs_of(done, "each")[0]
     assert State.RETRYING in [h.state for h in each.state.histories]
+
+
+def test_a_loop_cut_short_while_starting_its_iterations_is_resumed_by_the_replay(
+        embedded, monkeypatch):
+    """A worker that dies while a loop starts thousands of iterations leaves some
+    claimed and never sent. The fault is injected (a crash cannot be made on
+    demand at that point): _start_iteration raises after five iterations, and
+    nothing is sent. The broker's redelivery of the previous task's message is
+    then played (Engine.replay, what execute_task does with a redelivered run
+    that had ended): every iteration runs, the loop and the flow end."""
+    from harrier.worker.engine import Engine
+
+    real = Engine._start_iteration
+    calls = {"n": 0}
+
+    def crashing(self: Engine, *args: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise RuntimeError("injected crash: the worker dies here")
+        real(self, *args)
+
+    runner = Runner("embedded", runtime=embedded)
+    monkeypatch.setattr(Engine, "_start_iteration", crashing)
+    started = runner.start(f"""
+id: loop-cut-short
+namespace: test
+tasks:
+  - {{id: before, {OK}}}
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: [{", ".join(str(i) for i in range(20))}]
+    concurrencyLimit: 0
+    tasks:
+      - {{id: work, {OK}}}
+""")
+    wait_for(lambda: calls["n"] > 5)
+    monkeypatch.setattr(Engine, "_start_iteration", real)
+    assert not runner.store.execution_state(started.id).terminated
+    before = next(r for r in runner.store.task_runs(started.id) if r.task_id == "before")
+    engine = Engine.load(embedded, started.id)
+    engine.replay(engine.index.task("before"), before)
+    engine.flush()
+    done = runner.wait(started.id, timeout=60)
+    assert done.state.current == State.SUCCESS, done.error
+    assert sorted(int(r.value) for r in runs_of(done, "work")) == list(range(20))
