@@ -170,7 +170,7 @@ def build_context(flow: Flow, execution: Execution, task: Task | None = None,
         "inputs": _typed_inputs(flow, execution),
         "outputs": outputs if outputs is not None else outputs_of(execution.task_runs),
         "vars": dict(flow.variables),
-        "trigger": dict(execution.trigger or {}),
+        "trigger": _trigger_variables(execution.trigger),
         "labels": dict(execution.labels),
     }
     if task is not None:
@@ -195,6 +195,14 @@ def build_context(flow: Flow, execution: Execution, task: Task | None = None,
                 context["parent"] = parents[0]
                 context["parents"] = parents
     return context
+
+
+def _trigger_variables(trigger: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`trigger` in templates. A Subflow's child keeps Kestra's {id, type,
+    variables}; its templates read the variables as `trigger.executionId`..."""
+    found = dict(trigger or {})
+    variables = found.get("variables")
+    return {**found, **variables} if isinstance(variables, Mapping) else found
 
 
 def _millis(value: datetime) -> KestraDateTime:

@@ -35,6 +35,9 @@ tasks:
   - id: hello
     type: io.kestra.plugin.core.debug.Return
     format: "hello {{ inputs.name }}"
+  - id: whose
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.executionId }}/{{ trigger.taskId }}"
   - id: maybe_fail
     type: io.kestra.plugin.core.execution.Fail
     runIf: "{{ inputs.fail }}"
@@ -86,6 +89,8 @@ tasks:
     assert task_run(done, "use").outputs["value"] == f"hello {done.id}"
     child = harrier.store.get_execution(child_id)
     assert child.state.current == State.SUCCESS
+    # The child's templates read its parent as Kestra's trigger.* variables.
+    assert task_run(child, "whose").outputs["value"] == f"{done.id}/call"
     assert child.trigger is not None and child.trigger["type"] == \
         "io.kestra.plugin.core.flow.Subflow"
     variables = child.trigger["variables"]
