@@ -135,6 +135,7 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
         # Several API processes (HARRIER_API_WORKERS), each building its app
         # from the environment; this process keeps the trigger loop.
         thread.start()
+        rescuer.start()
         pauses.start()
         flow_thread.start()
         uvicorn.run(SERVED_APP, factory=True, host=host, port=port,
