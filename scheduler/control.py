@@ -24,6 +24,7 @@ from harrier.worker.pauses import NotPaused, resume
 from harrier.worker.rerun import has_failed_tasks, rerun_failed
 from harrier.worker.runtime import Runtime
 from harrier.worker.subflows import notify_parent
+from harrier.worker.tasks.for_each_item import ForEachItem
 from harrier.worker.tasks.subflow import Subflow
 
 
@@ -65,7 +66,9 @@ def kill_execution(store: ExecutionStore, execution_id: str, *, app: Celery | No
                 if orphan:
                     run.attempts[-1].error = "worker lost while running this attempt"
             transition(run.state, State.KILLED, what=f"task {run.task_id}")
-            if WAITING in run.outputs and isinstance(task, Subflow) and \
+            if WAITING in run.outputs and isinstance(task, ForEachItem):
+                children.extend(task.child_executions(run.outputs))
+            elif WAITING in run.outputs and isinstance(task, Subflow) and \
                     run.outputs.get("executionId"):
                 children.append(str(run.outputs["executionId"]))
             engine.task_ended(task, run)

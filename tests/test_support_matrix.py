@@ -44,6 +44,7 @@ LO = I + "test_loops.py::"
 D = I + "test_dag.py::"
 X = I + "test_execution_tasks.py::"
 SF = I + "test_subflows.py::"
+FI = I + "test_for_each_item.py::"
 PA = I + "test_pause.py::"
 KV = I + "test_kv.py::"
 WD = I + "test_working_directory.py::"
@@ -219,6 +220,9 @@ SUPPORTED: dict[str, str] = {
     "Subflow.transmitFailed": SF + "test_failed_child_fails_the_parent_unless_transmit_failed_is_false",
     "Subflow.wait": SF + "test_wait_false_ends_at_once_and_the_child_runs_on",
     "Subflow.revision": SF + "test_revision_pins_the_childs_revision",
+    "ForEachItem.items": FI + "test_ten_lines_by_three_make_four_children_each_with_its_batch",
+    "ForEachItem.batch": FI + "test_ten_lines_by_three_make_four_children_each_with_its_batch",
+    "ForEachItemBatch.rows": FI + "test_ten_lines_by_three_make_four_children_each_with_its_batch",
     "Pause.pauseDuration": PA + "test_pause_duration_ends_the_pause_per_behavior",
     "Pause.behavior": PA + "test_pause_duration_ends_the_pause_per_behavior",
     "Pause.onResume": PA + "test_pause_waits_then_resumes_with_typed_inputs",
@@ -418,6 +422,10 @@ REJECTED: dict[str, str] = {
                     "namespace: n, flowId: f, scheduleDate: '2030-01-01T00:00:00Z'}]\n",
     "kvType": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.kv.Set, "
               "key: k, value: '1', kvType: NUMBER}]\n",
+    "bytes": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.ForEachItem, "
+             "items: x, namespace: n, flowId: f, batch: {bytes: 10MB}}]\n",
+    "partitions": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.ForEachItem, "
+                  "items: x, namespace: n, flowId: f, batch: {partitions: 4}}]\n",
     "restartBehavior": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
                        "namespace: n, flowId: f, restartBehavior: RETRY_FAILED}]\n",
     "stopAfter": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: f\n    type: "

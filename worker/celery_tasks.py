@@ -22,6 +22,8 @@ from harrier.worker.pauses import PAUSE_EXPIRED, pause_expired
 from harrier.worker.rerun import rerun_failed
 from harrier.worker.runtime import current
 from harrier.worker.subflows import SUBFLOW_ENDED, subflow_result
+from harrier.worker.tasks.for_each_item import ForEachItem
+from harrier.worker.tasks.for_each_item import child_ended as for_each_item_child_ended
 
 # Data between tasks goes through the store, never through Celery results.
 _OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True,
@@ -115,6 +117,12 @@ def _subflow_ended(engine: Engine, run_id: str, child_id: str) -> None:
     if run.state.current.terminated:
         return  # did not wait, or killed meanwhile
     task = engine.index.task(run.task_id)
+    if isinstance(task, ForEachItem):
+        result = for_each_item_child_ended(engine.store, task, run.outputs,
+                                           engine.execution.id, run_id, child_id)
+        if result is not None:
+            engine.complete_task(run_id, *result)
+        return
     state, outputs, error = subflow_result(
         engine.store, child_id, transmit_failed=getattr(task, "transmit_failed", True),
         allow_failure=task.allow_failure, allow_warning=task.allow_warning)

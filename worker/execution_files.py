@@ -19,6 +19,7 @@ from harrier.common.storage import (
     task_file_path,
 )
 from harrier.worker.context import TaskContext
+from harrier.worker.subflows import SUBFLOW_TYPE
 
 # A kestra:// URI inside a rendered command (ends at a quote, space or shell syntax).
 _URI_IN_TEXT = re.compile(r"kestra:///[A-Za-z0-9._~%+=@,/-]+")
@@ -39,13 +40,17 @@ def store_task_files(ctx: TaskContext, files: dict[str, Path]) -> dict[str, str]
 def check_readable(ctx: TaskContext, uri: str) -> None:
     """Only files of this execution, of an execution of the same namespace, or
     of the execution whose end triggered this one (Kestra's `trigger` variables
-    of a Flow trigger: namespace, flowId, executionId)."""
+    of a Flow trigger: namespace, flowId, executionId), or of a subflow's parent."""
     execution = ctx.execution
     trigger = execution.trigger or {}
     upstream = [str(trigger.get(key) or "") for key in ("namespace", "flowId", "executionId")]
+    # A subflow's parent (its files: a ForEachItem's batch, a FILE input it passed on).
+    parent_vars = (trigger.get("variables") or {}) if trigger.get("type") == SUBFLOW_TYPE else {}
+    parent = [str(parent_vars.get(key) or "") for key in ("namespace", "flowId", "executionId")]
     if not (belongs_to_execution(uri, execution.namespace, execution.flow_id, execution.id)
             or belongs_to_namespace(uri, execution.namespace)
-            or (all(upstream) and belongs_to_execution(uri, *upstream))):
+            or (all(upstream) and belongs_to_execution(uri, *upstream))
+            or (all(parent) and belongs_to_execution(uri, *parent))):
         raise StorageError(f"{uri}: not a file of this execution nor of namespace "
                            f"{execution.namespace}")
 

@@ -8,6 +8,7 @@ from harrier.worker.tasks import (  # noqa: F401
     echo,
     fail,
     for_each,
+    for_each_item,
     http_download,
     http_request,
     if_,

@@ -12,9 +12,10 @@ from pydantic import Field, field_validator
 
 from harrier.common.errors import ExecutionNotFound, FlowNotFound, TaskFailed
 from harrier.common.execution import Execution, new_id
-from harrier.common.flow import parse_flow
+from harrier.common.flow import Flow, parse_flow
 from harrier.common.launch import create_execution, resume_start, start_execution
 from harrier.common.state import State
+from harrier.common.store import FlowRecord
 from harrier.common.task import Task, register_task
 from harrier.worker.context import TaskContext, Waiting
 from harrier.worker.runtime import current
@@ -101,7 +102,8 @@ class Subflow(Task):
             return {"executionId": child.id}
         return Waiting("subflow", outputs={"executionId": child.id}, then=start)
 
-    def _create(self, ctx: TaskContext, child_id: str) -> Execution:
+    def _target(self, ctx: TaskContext) -> tuple[FlowRecord, Flow]:
+        """The child flow (its stored revision and parsed source)."""
         namespace = str(ctx.render(self.namespace, "namespace"))
         flow_id = str(ctx.render(self.flow_id, "flowId"))
         try:
@@ -113,6 +115,15 @@ class Subflow(Task):
         if flow.disabled:
             raise TaskFailed(f"cannot execute flow {namespace}.{flow_id}: it is disabled",
                              retryable=False)
+        return record, flow
+
+    def _create(self, ctx: TaskContext, child_id: str,
+                target: tuple[FlowRecord, Flow] | None = None,
+                iteration: int | None = None) -> Execution:
+        """Create the child execution (CREATED). `target`: the child flow read
+        already; `iteration`: the child's taskRunIteration (a ForEachItem batch)."""
+        record, flow = target or self._target(ctx)
+        namespace, flow_id = flow.namespace, flow.id
         parent = ctx.execution
         parent_vars = (parent.trigger or {}).get("variables") or {}
         depth = int(parent_vars.get(_DEPTH, 0)) + 1 \
@@ -133,8 +144,10 @@ class Subflow(Task):
             "taskRunId": run.id, "taskId": run.task_id, _DEPTH: depth}
         if run.value is not None:
             variables["taskRunValue"] = run.value
-        if run.iteration is not None:
-            variables["taskRunIteration"] = run.iteration
+        if iteration is None:
+            iteration = run.iteration
+        if iteration is not None:
+            variables["taskRunIteration"] = iteration
         inputs = ctx.render(self.inputs, "inputs") if self.inputs else {}
         declared = {spec.id for spec in flow.inputs}
         for name in inputs:
