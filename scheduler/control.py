@@ -11,7 +11,7 @@ from celery import Celery
 
 from harrier.common.celery_app import app as default_app
 from harrier.common.concurrency import release_slot
-from harrier.common.errors import HarrierError
+from harrier.common.errors import ExecutionNotFound, HarrierError
 from harrier.common.execution import Execution, TaskRun
 from harrier.common.settings import Settings
 from harrier.common.state import State, now, transition
@@ -87,7 +87,8 @@ def kill_execution(store: ExecutionStore, execution_id: str, *, app: Celery | No
             notify_parent(engine.execution)
     engine.flush()
     for child_id in children:  # Kestra kills the subflow executions a parent waits for
-        with contextlib.suppress(ExecutionConflict):  # it ended meanwhile
+        # It ended meanwhile, or (a ForEachItem killed while starting them) never began.
+        with contextlib.suppress(ExecutionConflict, ExecutionNotFound):
             kill_execution(store, child_id, app=app, settings=settings)
     return store.get_execution(execution_id)
 

@@ -14,9 +14,10 @@ import pytest
 from harrier.common.errors import FlowValidationError
 from harrier.common.execution import Execution
 from harrier.common.flow import parse_flow
+from harrier.common.kv import new_entry
 from harrier.common.state import State
 from harrier.common.store import ExecutionQuery
-from harrier.scheduler.control import kill_execution
+from harrier.scheduler.control import kill_execution, restart_execution
 from tests.fixtures.modes import Harrier
 from tests.integration.embedded import stored_bytes, task_run, wait_for
 
@@ -220,3 +221,30 @@ def test_killing_the_parent_kills_its_children(harrier: Harrier) -> None:
     assert harrier.store.wait_terminal(parent.id, 60).state.current == State.KILLED
     for child in _children_of(harrier, parent.id, "slow_batch"):
         assert harrier.store.wait_terminal(child.id, 60).state.current == State.KILLED
+
+
+def test_restarting_a_failed_parent_starts_new_children(harrier: Harrier) -> None:
+    _deploy(harrier, """
+id: flaky_batch
+namespace: team.sub
+inputs:
+  - id: data
+    type: FILE
+tasks:
+  - id: maybe_fail
+    type: io.kestra.plugin.core.execution.Fail
+    condition: "{{ kv('fail_batch') }}"
+""")
+    harrier.store.kv_put(new_entry("team.sub", "fail_batch", True))
+    failed = harrier.run(SLOW_PARENT.replace("slow_batch", "flaky_batch")
+                         .format(name="restart", wait="true"), timeout=180)
+    assert failed.state.current == State.FAILED
+    assert task_run(failed, "each").outputs["iterations"] == {"FAILED": 2}
+    harrier.store.kv_put(new_entry("team.sub", "fail_batch", False))
+    restart_execution(harrier.store, harrier.app, failed.id, settings=harrier.settings)
+    done = wait_for(lambda: (e := harrier.store.get_execution(failed.id)).state.current
+                    .terminated and e.state.current != State.FAILED and e, timeout=180)
+    assert done.state.current == State.SUCCESS, [(r.task_id, r.error) for r in done.task_runs]
+    # Counted afresh: the first attempt's failed children are not this run's.
+    assert task_run(done, "each").outputs["iterations"] == {"SUCCESS": 2}
+    assert len(_children_of(harrier, failed.id, "flaky_batch")) == 4

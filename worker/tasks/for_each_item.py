@@ -189,6 +189,9 @@ def child_ended(store: ExecutionStore, task: ForEachItem, run_outputs: dict[str,
                 ) -> tuple[State, dict[str, Any], str | None] | None:
     """Count the ended child; once the last has ended, the run's (state,
     outputs, error). None while children are still running (or a duplicate)."""
+    prefix = (run_outputs.get("_checkpoint") or {}).get("childPrefix")
+    if prefix != child_id[:_PREFIX]:
+        return None  # a child of an earlier attempt (before a restart): not this run's
     try:
         child = store.execution_head(child_id)
         ended = child.state.current
