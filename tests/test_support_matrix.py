@@ -223,6 +223,8 @@ SUPPORTED: dict[str, str] = {
     "ForEachItem.items": FI + "test_ten_lines_by_three_make_four_children_each_with_its_batch",
     "ForEachItem.batch": FI + "test_ten_lines_by_three_make_four_children_each_with_its_batch",
     "ForEachItemBatch.rows": FI + "test_ten_lines_by_three_make_four_children_each_with_its_batch",
+    "ForEachItemBatch.bytes": FI + "test_batches_by_bytes_or_partitions",
+    "ForEachItemBatch.partitions": FI + "test_batches_by_bytes_or_partitions",
     "Pause.pauseDuration": PA + "test_pause_duration_ends_the_pause_per_behavior",
     "Pause.behavior": PA + "test_pause_duration_ends_the_pause_per_behavior",
     "Pause.onResume": PA + "test_pause_waits_then_resumes_with_typed_inputs",
@@ -422,10 +424,10 @@ REJECTED: dict[str, str] = {
                     "namespace: n, flowId: f, scheduleDate: '2030-01-01T00:00:00Z'}]\n",
     "kvType": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.kv.Set, "
               "key: k, value: '1', kvType: NUMBER}]\n",
-    "bytes": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.ForEachItem, "
-             "items: x, namespace: n, flowId: f, batch: {bytes: 10MB}}]\n",
-    "partitions": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.ForEachItem, "
-                  "items: x, namespace: n, flowId: f, batch: {partitions: 4}}]\n",
+    "separator": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.ForEachItem, "
+                 "items: x, namespace: n, flowId: f, batch: {separator: ';'}}]\n",
+    "regexPattern": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.ForEachItem, "
+                    "items: x, namespace: n, flowId: f, batch: {regexPattern: '(a)'}}]\n",
     "restartBehavior": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
                        "namespace: n, flowId: f, restartBehavior: RETRY_FAILED}]\n",
     "stopAfter": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: f\n    type: "

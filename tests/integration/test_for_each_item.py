@@ -138,8 +138,33 @@ tasks:
     assert "not an internal storage (kestra://) URI" in (task_run(done, "each").error or "")
 
 
-@pytest.mark.parametrize("prop", ["bytes", "partitions"])
-def test_batch_bytes_and_partitions_are_rejected_by_name(prop: str) -> None:
+@pytest.mark.parametrize(("batch", "expected"), [
+    # lines until a batch reaches 4 bytes ("9\n10\n": the line that reaches it stays)
+    ("bytes: 4", ["1\n2", "3\n4", "5\n6", "7\n8", "9\n10"]),
+    ("bytes: 1KB", ["1\n2\n3\n4\n5\n6\n7\n8\n9\n10"]),
+    # lines dealt out in turn; empty partitions are dropped
+    ("partitions: 3", ["1\n4\n7\n10", "2\n5\n8", "3\n6\n9"]),
+    ("partitions: 12", [str(n) for n in range(1, 11)]),
+])
+def test_batches_by_bytes_or_partitions(harrier: Harrier, batch: str,
+                                        expected: list[str]) -> None:
+    _deploy(harrier, CHILD)
+    name = batch.replace(": ", "_")
+    done = harrier.run(PARENT.format(name=name, transmit="true", fail_at=-1)
+                       .replace("rows: 3", batch), timeout=180)
+    assert done.state.current == State.SUCCESS, [(r.task_id, r.error) for r in done.task_runs]
+    assert task_run(done, "each").outputs["numberOfBatches"] == len(expected)
+    assert [task_run(c, "lines").outputs["value"] for c in _children(harrier, done)] == expected
+
+
+@pytest.mark.parametrize(("batch", "message"), [
+    ("{separator: ';'}", "batch.separator is not supported yet"),
+    ("{regexPattern: '(a)'}", "batch.regexPattern is not supported yet"),
+    ("{rows: 2, bytes: 10MB}", "give one of rows, bytes or partitions, not rows and bytes"),
+    ("{bytes: ten}", "'ten' is not a size like 10MB"),
+    ("{partitions: 0}", "batch.partitions: Input should be greater than or equal to 1"),
+])
+def test_bad_batch_settings_are_named_at_validation(batch: str, message: str) -> None:
     with pytest.raises(FlowValidationError) as caught:
         parse_flow(f"""
 id: f
@@ -148,11 +173,11 @@ tasks:
   - id: each
     type: io.kestra.plugin.core.flow.ForEachItem
     items: "{{{{ inputs.file }}}}"
-    batch: {{{prop}: 2}}
+    batch: {batch}
     namespace: n
     flowId: g
 """, "f.yaml")
-    assert f"batch.{prop} is not supported yet" in str(caught.value)
+    assert message in str(caught.value)
 
 
 SLOW_CHILD = """

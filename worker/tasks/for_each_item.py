@@ -1,5 +1,6 @@
 """io.kestra.plugin.core.flow.ForEachItem: split a file of the internal storage
-(`items`, a kestra:// URI) into batches of `batch.rows` lines, store each batch,
+(`items`, a kestra:// URI) into batches (`batch.rows` lines, lines up to
+`batch.bytes`, or lines dealt out to `batch.partitions`), store each batch,
 and start one execution of flow `namespace`.`flowId` per batch, its inputs
 rendered with `taskrun.items` (the batch's URI) and `taskrun.iteration` (its
 index). With `wait` the run waits without a worker slot (worker.context.Waiting)
@@ -7,13 +8,16 @@ and ends once every child has: `iterations` counts the children by state, and
 `subflowOutputs` names a file of the children's outputs, one JSON line each.
 
 Followed: Kestra's ForEachItem.java (its split / executable / merge subtasks
-folded into one task run here): only kestra:// URIs are split, `rows` defaults
-to 1, one subflow per batch started at once (Kestra has no concurrency limit
-on it), inputs rendered per batch with taskrun.items and taskrun.iteration,
-children carry the batch index as trigger.taskRunIteration, outputs
-numberOfBatches, iterations (per state) and the merged outputs of the children.
+folded into one task run here) and StorageService.split: only kestra:// URIs
+are split, `rows` defaults to 1, a `bytes` batch closes once it reached the
+size, `partitions` deals lines round-robin and drops empty ones, every line
+is written with a newline, one subflow per batch started at once (Kestra has
+no concurrency limit on it), inputs rendered per batch with taskrun.items and
+taskrun.iteration, children carry the batch index as trigger.taskRunIteration,
+outputs numberOfBatches, iterations (per state) and the children's merged outputs.
 
-Flat cost: batches are streamed from the file to storage one at a time; the
+Flat cost: batches are streamed from the file to storage one at a time
+(partitions: through local files, memory bounded by a buffer); the
 children are counted as they end by the store (one atomic step each, a block
 item per child), never by reading them all; child ids are the attempt's prefix
 plus the batch index, so a redelivered attempt finds what it started."""
@@ -21,12 +25,13 @@ plus the batch index, so a redelivered attempt finds what it started."""
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Iterator
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harrier.common.errors import ExecutionNotFound, StorageError, TaskFailed
 from harrier.common.execution import Execution, new_id
@@ -46,15 +51,24 @@ FOR_EACH_ITEM_TYPE = "io.kestra.plugin.core.flow.ForEachItem"
 MAX_BATCHES = 10_000
 _BLOCK = "forEachItem"
 _PREFIX = len(new_id())
-_UNSUPPORTED = {"bytes": "", "partitions": "", "separator": " (batches are lines)",
-                "regexPattern": " (batches are lines)"}
+_UNSUPPORTED = {"separator": " (each batch holds whole lines, each ending with a newline)",
+                "regexPattern": ""}
+_SIZE = re.compile(r"(\d+)\s*([KMG]B)?", re.I)
+_UNITS = {"": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
+# partitions: rows are dealt out to every partition at once, buffered in
+# memory up to this size, then appended to local files.
+_PARTITION_BUFFER = 4 * 1024 * 1024
 
 
 class ForEachItemBatch(BaseModel):
-    """How `items` is split: `rows` lines per batch."""
+    """How `items` is split, one of: `rows` lines per batch (default 1);
+    `bytes`, lines until a batch reaches this size ("10MB", KB/MB/GB of 1024);
+    `partitions`, lines dealt out in turn to that many batches."""
 
     model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     rows: int = Field(1, ge=1)
+    bytes: int | str | None = None
+    partitions: int | None = Field(None, ge=1, le=MAX_BATCHES)
 
     @model_validator(mode="before")
     @classmethod
@@ -63,14 +77,36 @@ class ForEachItemBatch(BaseModel):
             for name, why in _UNSUPPORTED.items():
                 if name in value:
                     raise ValueError(f"batch.{name} is not supported yet{why}: "
-                                     "split by batch.rows")
+                                     "split by batch.rows, bytes or partitions")
+            given = [name for name in ("rows", "bytes", "partitions")
+                     if value.get(name) is not None]
+            if len(given) > 1:
+                raise ValueError(f"batch: give one of rows, bytes or partitions, not "
+                                 f"{' and '.join(given)}")
         return value
+
+    @field_validator("bytes")
+    @classmethod
+    def _size(cls, value: int | str | None) -> int | str | None:
+        if value is not None and bytes_of(value) < 1:
+            raise ValueError("batch.bytes is at least 1 byte")
+        return value
+
+
+def bytes_of(value: int | str) -> int:
+    """"10MB" -> 10485760 (Kestra's readable sizes: KB, MB, GB of 1024 bytes)."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"batch.bytes: {value!r} is not a size like 10MB, 512KB or 1000")
+    return int(match.group(1)) * _UNITS[(match.group(2) or "").upper()]
 
 
 @register_task(FOR_EACH_ITEM_TYPE, "io.kestra.core.tasks.flows.ForEachItem")
 class ForEachItem(Subflow):
     items: str
-    batch: ForEachItemBatch = ForEachItemBatch(rows=1)
+    batch: ForEachItemBatch = ForEachItemBatch(rows=1, bytes=None, partitions=None)
 
     def run(self, ctx: TaskContext) -> dict[str, Any] | Waiting:
         prefix = ctx.previous_checkpoint.get("childPrefix")
@@ -150,19 +186,66 @@ class ForEachItem(Subflow):
         except StorageError as exc:
             raise TaskFailed(f"items: {exc}", retryable=False) from None
         suffix = PurePosixPath(uri).suffix[:16]
-        count = 0
         with stream:
-            for lines in _batches(stream, self.batch.rows):
-                if count >= MAX_BATCHES:
-                    raise TaskFailed(f"items: more than {MAX_BATCHES} batches of "
-                                     f"{self.batch.rows} row(s); raise batch.rows",
-                                     retryable=False)
-                with tempfile.SpooledTemporaryFile(max_size=1 << 20) as batch:
-                    batch.writelines(lines)
-                    batch.seek(0)
-                    storage.put(self._batch_path(ctx, count, suffix), batch)  # type: ignore[arg-type]
-                count += 1
+            if self.batch.partitions is not None:
+                count = self._partition(ctx, _lines(stream), self.batch.partitions, suffix)
+            else:
+                count = self._sequential(ctx, _lines(stream), suffix)
         return count, suffix
+
+    def _sequential(self, ctx: TaskContext, lines: Iterator[bytes], suffix: str) -> int:
+        """Batches of `rows` lines, or of lines until `bytes` is reached
+        (Kestra's split: a new batch starts once the current one is full)."""
+        storage = storage_for(ctx.settings.storage_root)
+        limit = bytes_of(self.batch.bytes) if self.batch.bytes is not None else None
+        count = 0
+        line = next(lines, None)
+        while line is not None:
+            if count >= MAX_BATCHES:
+                raise TaskFailed(f"items: more than {MAX_BATCHES} batches; make them larger "
+                                 "(batch.rows or batch.bytes)", retryable=False)
+            rows = size = 0
+            with tempfile.SpooledTemporaryFile(max_size=1 << 20) as batch:
+                while line is not None and (rows < self.batch.rows if limit is None
+                                            else rows == 0 or size < limit):
+                    batch.write(line)
+                    rows, size = rows + 1, size + len(line)
+                    line = next(lines, None)
+                batch.seek(0)
+                storage.put(self._batch_path(ctx, count, suffix), batch)  # type: ignore[arg-type]
+            count += 1
+        return count
+
+    def _partition(self, ctx: TaskContext, lines: Iterator[bytes], partitions: int,
+                   suffix: str) -> int:
+        """Line i goes to partition i % partitions; empty partitions are dropped
+        (as Kestra does), the others numbered in order."""
+        storage = storage_for(ctx.settings.storage_root)
+        buffers: dict[int, bytearray] = {}
+        buffered = 0
+        with tempfile.TemporaryDirectory(prefix="foreachitem-") as scratch:
+            folder = Path(scratch)
+
+            def flush() -> None:
+                for index, data in buffers.items():
+                    with (folder / str(index)).open("ab") as out:
+                        out.write(data)
+                buffers.clear()
+
+            for number, line in enumerate(lines):
+                buffers.setdefault(number % partitions, bytearray()).extend(line)
+                buffered += len(line)
+                if buffered >= _PARTITION_BUFFER:
+                    flush()
+                    buffered = 0
+            flush()
+            count = 0
+            for index in range(partitions):
+                part = folder / str(index)
+                if part.is_file():
+                    storage.put_file(self._batch_path(ctx, count, suffix), part)
+                    count += 1
+        return count
 
     def child_executions(self, outputs: dict[str, Any]) -> list[str]:
         """The child executions a waiting run started (to kill them with it)."""
@@ -173,15 +256,15 @@ class ForEachItem(Subflow):
         return [f"{prefix}{index}" for index in range(total)]
 
 
-def _batches(stream: Any, rows: int) -> Iterator[list[bytes]]:
-    lines: list[bytes] = []
+def _lines(stream: Any) -> Iterator[bytes]:
+    """The file's lines, each ending with one newline (Kestra writes each row
+    followed by its separator, "\n": a last line without one gets one)."""
     for line in stream:
-        lines.append(line)
-        if len(lines) == rows:
-            yield lines
-            lines = []
-    if lines:
-        yield lines
+        if line.endswith(b"\r\n"):
+            line = line[:-2]
+        elif line.endswith((b"\n", b"\r")):
+            line = line[:-1]
+        yield line + b"\n"
 
 
 def child_ended(store: ExecutionStore, task: ForEachItem, run_outputs: dict[str, Any],
