@@ -150,7 +150,8 @@ class ForEachItem(Subflow):
                 ctx.variables["taskrun"] = {**(taskrun or {}), "iteration": index,
                                             "items": to_uri(self._batch_path(ctx, index, suffix))}
                 try:
-                    child = self._create(ctx, child_id, target, iteration=index)
+                    child = self._create(ctx, child_id, target, iteration=index,
+                                         warn=index == 0)
                 finally:
                     ctx.variables["taskrun"] = taskrun
                 start_execution(runtime.app, target[1], child, store=store)

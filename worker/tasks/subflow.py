@@ -119,9 +119,10 @@ class Subflow(Task):
 
     def _create(self, ctx: TaskContext, child_id: str,
                 target: tuple[FlowRecord, Flow] | None = None,
-                iteration: int | None = None) -> Execution:
+                iteration: int | None = None, warn: bool = True) -> Execution:
         """Create the child execution (CREATED). `target`: the child flow read
-        already; `iteration`: the child's taskRunIteration (a ForEachItem batch)."""
+        already; `iteration`: the child's taskRunIteration (a ForEachItem batch);
+        `warn`: log the inputs the child does not declare (once, not per batch)."""
         record, flow = target or self._target(ctx)
         namespace, flow_id = flow.namespace, flow.id
         parent = ctx.execution
@@ -151,7 +152,7 @@ class Subflow(Task):
         inputs = ctx.render(self.inputs, "inputs") if self.inputs else {}
         declared = {spec.id for spec in flow.inputs}
         for name in inputs:
-            if name not in declared:
+            if warn and name not in declared:
                 ctx.log("WARN", f"input {name} is not declared by {namespace}.{flow_id}")
         return create_execution(
             ctx.store, flow, {k: v for k, v in inputs.items() if k in declared},
