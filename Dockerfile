@@ -47,7 +47,7 @@ RUN pip install /src \
     && groupadd --system --gid "${HARRIER_UID}" harrier \
     && useradd --system --uid "${HARRIER_UID}" --gid harrier \
         --home-dir /home/harrier --create-home --shell /usr/sbin/nologin harrier \
-    && mkdir -p /app/flows /app/work \
+    && mkdir -p /app/flows /app/work /app/storage \
     && if [ -d /src/flows ]; then cp -R /src/flows/. /app/flows/; fi \
     && rm -rf /src \
     && chown -R harrier:harrier /app
@@ -55,6 +55,7 @@ RUN pip install /src \
 WORKDIR /app
 
 ENV HARRIER_FLOWS_DIR=/app/flows \
+    HARRIER_STORAGE_DIR=/app/storage \
     HARRIER_API_HOST=0.0.0.0 \
     HARRIER_API_PORT=8080 \
     SPARK_WORKER_DIR=/app/work

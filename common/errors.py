@@ -93,6 +93,10 @@ class FlowNotFound(HarrierError):
     """No flow with that namespace and id exists."""
 
 
+class StorageError(HarrierError):
+    """A kestra:// URI that is malformed, not allowed here, or names no file."""
+
+
 class StoreUnavailable(HarrierError):
     """The execution store (Redis) cannot be reached."""
 

@@ -33,6 +33,10 @@ UNSUPPORTED_FLOW_PROPERTIES = {
 }
 UNSUPPORTED_TASK_PROPERTIES = {
     "logToFile": "",
+    "scheduleDate": " (a Subflow starts its child at once)",
+    "kvType": " (kv.Set stores the rendered value as it is: a string, a number, a map...)",
+    "restartBehavior": " (restarting a parent starts a new subflow execution, as "
+                       "Kestra's NEW_EXECUTION)",
 }
 
 FLOW_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"

@@ -53,7 +53,7 @@ class InputType(StrEnum):
     URI = "URI"
     EMAIL = "EMAIL"
     SECRET = "SECRET"
-    FILE = "FILE"  # a path or URI string; Harrier does not upload files
+    FILE = "FILE"  # a kestra:// URI (an API upload is stored), or a path or URI string
 
 
 _CHOICE_TYPES = {InputType.SELECT, InputType.ENUM, InputType.MULTISELECT}

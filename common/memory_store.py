@@ -12,6 +12,7 @@ from datetime import datetime
 
 from harrier.common.errors import ExecutionNotFound, FlowNotFound
 from harrier.common.execution import Execution, LogEntry, TaskRun, run_key
+from harrier.common.kv import KVEntry
 from harrier.common.state import State, now, transition
 from harrier.common.store import BlockProgress, BlockRef, ExecutionQuery, FlowRecord
 
@@ -25,6 +26,7 @@ class MemoryStore:
         self._flows: dict[tuple[str, str], list[FlowRecord]] = {}
         self._one_off: dict[tuple[str, str], list[FlowRecord]] = {}
         self._executions: dict[str, Execution] = {}
+        self._kv: dict[tuple[str, str], KVEntry] = {}
         self._halted: dict[str, str] = {}
         self._deleted: set[tuple[str, str]] = set()
         self._beats: dict[tuple[str, str], datetime] = {}
@@ -378,6 +380,29 @@ class MemoryStore:
     def count_logs(self, execution_id: str) -> int:
         with self._lock:
             return len(self._logs.get(execution_id, []))
+
+    # -- the KV store
+    def kv_put(self, entry: KVEntry) -> None:
+        with self._lock:
+            self._kv[(entry.namespace, entry.key)] = entry
+
+    def kv_get(self, namespace: str, key: str) -> KVEntry | None:
+        with self._lock:
+            entry = self._kv.get((namespace, key))
+            if entry is not None and entry.expired:
+                del self._kv[(namespace, key)]
+                return None
+            return entry
+
+    def kv_list(self, namespace: str) -> list[KVEntry]:
+        with self._lock:
+            keys = sorted(k for ns, k in self._kv if ns == namespace)
+        return [e for e in (self.kv_get(namespace, k) for k in keys) if e is not None]
+
+    def kv_delete(self, namespace: str, key: str) -> bool:
+        with self._lock:
+            entry = self._kv.pop((namespace, key), None)
+            return entry is not None and not entry.expired
 
     def ping(self) -> None:
         return None

@@ -23,6 +23,7 @@ from harrier.common.errors import (
     StoreUnavailable,
 )
 from harrier.common.execution import WAITING, Execution, LogEntry, TaskRun, run_key
+from harrier.common.kv import KVEntry
 from harrier.common.lua import lua_script
 from harrier.common.settings import Settings
 from harrier.common.state import State, StateHistory, StateRecord, can_transition, now
@@ -509,7 +510,7 @@ class RedisStore:
                 args=[task_run.key, task_run.id, json.dumps(task_run.to_json()), beat,
                       _history_entry(State.RUNNING, now()),
                       _live_member(task_run) if _is_live(task_run) else "",
-                      task_run.latest_key or ""])
+                      task_run.latest_key or "", repr(time.time())])
         if not found:
             raise ExecutionNotFound(f"execution {execution_id} not found")
         raw, created, state, doc, error = found
@@ -702,6 +703,37 @@ class RedisStore:
         state, raw = found
         return State(state.decode()), TaskRun.from_json(json.loads(raw))
 
+    def unmoved_executions(self, state: State, before: float, chunk: int = 2000
+                           ) -> Iterator[str]:
+        """Executions in `state` that have not moved on (no task run began or
+        ended) since `before` (epoch seconds), by start time: the candidates for
+        an execution whose next message was lost."""
+        index = f"{self._k('sx')}|{state.value}"
+        start = 0
+        while True:
+            with self._errors():
+                ids = [m.decode() for m in self.redis.zrangebyscore(
+                    index, "-inf", before, start=start, num=chunk)]
+                pipe = self.redis.pipeline(transaction=False)
+                for execution_id in ids:
+                    pipe.hmget(self._k("exec", execution_id), "moved", "score")
+                stamps = pipe.execute()
+            for execution_id, (moved, score) in zip(ids, stamps, strict=True):
+                if (moved or score) is not None and float(moved or score) < before:
+                    yield execution_id
+            if len(ids) < chunk:
+                return
+            start += chunk
+
+    def moved_at(self, execution_id: str) -> float:
+        """When the execution last moved on (a task run began or ended), or was
+        created; epoch seconds."""
+        with self._errors():
+            moved, score = self.redis.hmget(self._k("exec", execution_id), "moved", "score")
+        if moved is None and score is None:
+            raise ExecutionNotFound(f"execution {execution_id} not found")
+        return float(moved or score)
+
     def forget_live(self, execution_id: str, task_run_id: str) -> None:
         """Drop a run from the live index (its attempt was dealt with otherwise)."""
         with self._errors():
@@ -745,6 +777,48 @@ class RedisStore:
     def count_logs(self, execution_id: str) -> int:
         with self._errors():
             return int(self.redis.xlen(self._k("exec", execution_id, "logs")))
+
+    # -- the KV store: one string per entry (expiring with its ttl) and a set of
+    # a namespace's keys, pruned of expired ones when listed
+    def kv_put(self, entry: KVEntry) -> None:
+        with self._errors():
+            pipe = self.redis.pipeline()
+            doc = json.dumps(entry.to_doc())
+            key = self._k("kv", entry.namespace, entry.key)
+            if entry.expires is not None:
+                pipe.set(key, doc, pxat=int(entry.expires.timestamp() * 1000))
+            else:
+                pipe.set(key, doc)
+            pipe.sadd(self._k("kvkeys", entry.namespace), entry.key)
+            pipe.execute()
+
+    def kv_get(self, namespace: str, key: str) -> KVEntry | None:
+        with self._errors():
+            raw = self.redis.get(self._k("kv", namespace, key))
+        if raw is None:
+            return None
+        entry = KVEntry.from_doc(json.loads(raw))
+        return None if entry.expired else entry
+
+    def kv_list(self, namespace: str) -> list[KVEntry]:
+        with self._errors():
+            keys = sorted(k.decode() for k in self.redis.smembers(self._k("kvkeys", namespace)))
+            if not keys:
+                return []
+            docs = self.redis.mget([self._k("kv", namespace, k) for k in keys])
+            gone = [k for k, doc in zip(keys, docs, strict=True) if doc is None]
+            if gone:
+                self.redis.srem(self._k("kvkeys", namespace), *gone)
+        entries = [KVEntry.from_doc(json.loads(doc)) for doc in docs if doc is not None]
+        return [e for e in entries if not e.expired]
+
+    def kv_delete(self, namespace: str, key: str) -> bool:
+        with self._errors():
+            pipe = self.redis.pipeline()
+            pipe.delete(self._k("kv", namespace, key))
+            pipe.srem(self._k("kvkeys", namespace), key)
+            deleted, _ = pipe.execute()
+        return bool(deleted)
 
     def ping(self) -> None:
         with self._errors():

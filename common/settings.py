@@ -55,6 +55,9 @@ class Settings:
     docker_host: str = DEFAULT_DOCKER_HOST
     log_level: str = "INFO"
     work_root: Path = Path(os.environ.get("TMPDIR", "/tmp")) / "harrier"
+    # Internal storage (files between tasks, FILE inputs); None: work_root/storage.
+    # Distributed mode: a path every worker and the API share (a volume).
+    storage_dir: Path | None = None
     embedded_concurrency: int = 8
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     # Where users reach Harrier (Kestra's kestra.url): links in notifications.
@@ -63,6 +66,10 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return not self.broker_url
+
+    @property
+    def storage_root(self) -> Path:
+        return self.storage_dir or self.work_root / "storage"
 
     @property
     def effective_store_url(self) -> str:
@@ -134,6 +141,7 @@ class Settings:
             or DEFAULT_DOCKER_HOST,
             log_level=get("LOG_LEVEL", "INFO").upper(),
             work_root=Path(get("WORK_DIR") or Path(env.get("TMPDIR", "/tmp")) / "harrier"),
+            storage_dir=Path(get("STORAGE_DIR")) if get("STORAGE_DIR") else None,
             embedded_concurrency=integer("EMBEDDED_CONCURRENCY", 8),
             secrets=_secrets(env),
             url=get("URL").rstrip("/"),

@@ -17,7 +17,8 @@ from harrier.common.template_filters import FILTERS, FUNCTIONS, TESTS
 CONTEXT_NAMES = frozenset({"flow", "execution", "inputs", "outputs", "vars", "trigger",
                            "labels", "task", "taskrun", "parent", "parents", "item"})
 _JINJA_GLOBALS = frozenset({"range", "dict", "lipsum", "cycler", "joiner", "namespace", "secret",
-                            "loop", "true", "false", "none", "null"})
+                            "read",  # a stored file (task properties, worker side)
+                            "kv", "loop", "true", "false", "none", "null"})
 _PARSER = Environment()
 _PARSER.filters.update(FILTERS)
 _PARSER.filters["raw"] = lambda value: value  # the shell-mode opt-out

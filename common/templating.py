@@ -6,7 +6,7 @@ template_values, shell escaping in shell_quoting, Python escaping in python_quot
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -119,7 +119,7 @@ class _HarrierContext(Context):
         if rv is not _MISSING:
             return rv
         names = (set(self.vars) | set(self.parent)) - _BUILTIN_GLOBALS - set(FUNCTIONS) - {
-            "secret"
+            "secret", "kv"
         }
         return self.environment.undefined(
             hint=f"{key!r} is undefined (available: {_names(names)})", name=key
@@ -222,7 +222,8 @@ def _fail(source: str, field: str, problem: str, line: int | None) -> TemplateEr
 def render_string(source: str, context: Mapping[str, Any], *, field: str = "",
                   shell: bool = False, python: bool = False,
                   secrets: Mapping[str, str] | None = None,
-                  secrets_used: set[str] | None = None) -> str:
+                  secrets_used: set[str] | None = None,
+                  functions: Mapping[str, Callable[..., Any]] | None = None) -> str:
     """Render one template string (see render)."""
     if "{{" not in source and "{%" not in source:
         return source
@@ -247,6 +248,7 @@ def render_string(source: str, context: Mapping[str, Any], *, field: str = "",
 
     variables = {key: _wrap(value, key) for key, value in context.items()}
     variables["secret"] = secret
+    variables.update(functions or {})
     try:
         return str(template.render(variables))
     except SecurityError as exc:
@@ -262,7 +264,8 @@ def render_string(source: str, context: Mapping[str, Any], *, field: str = "",
 
 def render(value: Any, context: Mapping[str, Any], *, field: str = "", shell: bool = False,
            python: bool = False, secrets: Mapping[str, str] | None = None,
-           secrets_used: set[str] | None = None) -> Any:
+           secrets_used: set[str] | None = None,
+           functions: Mapping[str, Callable[..., Any]] | None = None) -> Any:
     """Render every string in `value` (recursing into lists and dict values;
     keys and non-strings are returned unchanged) with `context`.
 
@@ -293,19 +296,20 @@ def render(value: Any, context: Mapping[str, Any], *, field: str = "", shell: bo
     `secret('NAME')` reads `secrets`; every value it returns is added to
     `secrets_used` so the caller can mask_secrets() logs. Errors raise
     TemplateError naming `field` (e.g. tasks[0].commands[0]), what is wrong and
-    the template line.
+    the template line. `functions`: more functions the caller provides (the
+    worker's `read(uri)`, which needs the task's storage).
     """
     if isinstance(value, str):
         return render_string(value, context, field=field, shell=shell, python=python,
-                             secrets=secrets, secrets_used=secrets_used)
+                             secrets=secrets, secrets_used=secrets_used, functions=functions)
     if isinstance(value, list):
         return [render(item, context, field=f"{field}[{i}]", shell=shell, python=python,
-                       secrets=secrets, secrets_used=secrets_used)
+                       secrets=secrets, secrets_used=secrets_used, functions=functions)
                 for i, item in enumerate(value)]
     if isinstance(value, dict):
         return {key: render(item, context, field=f"{field}.{key}" if field else str(key),
                             shell=shell, python=python, secrets=secrets,
-                            secrets_used=secrets_used)
+                            secrets_used=secrets_used, functions=functions)
                 for key, item in value.items()}
     return value
 

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
 from celery import Celery
 
 from harrier.common.celery_app import app as default_app
@@ -16,8 +20,11 @@ from harrier.common.task import FlowableTask, Task
 from harrier.worker.context import WAITING
 from harrier.worker.engine import Engine
 from harrier.worker.kill_watch import LEASE_SECONDS
+from harrier.worker.pauses import NotPaused, resume
 from harrier.worker.rerun import has_failed_tasks, rerun_failed
 from harrier.worker.runtime import Runtime
+from harrier.worker.subflows import notify_parent
+from harrier.worker.tasks.subflow import Subflow
 
 
 class ExecutionConflict(HarrierError):
@@ -45,6 +52,7 @@ def kill_execution(store: ExecutionStore, execution_id: str, *, app: Celery | No
     engine = Engine.load(Runtime(settings or Settings(), store, app or default_app),
                          execution_id)
     running = False
+    children: list[str] = []
     for run in store.task_runs(execution_id):
         task = _task_of(engine, run)
         if task is None or isinstance(task, FlowableTask):
@@ -57,6 +65,9 @@ def kill_execution(store: ExecutionStore, execution_id: str, *, app: Celery | No
                 if orphan:
                     run.attempts[-1].error = "worker lost while running this attempt"
             transition(run.state, State.KILLED, what=f"task {run.task_id}")
+            if WAITING in run.outputs and isinstance(task, Subflow) and \
+                    run.outputs.get("executionId"):
+                children.append(str(run.outputs["executionId"]))
             engine.task_ended(task, run)
         elif run.state.current == State.RUNNING:
             running = True
@@ -70,7 +81,11 @@ def kill_execution(store: ExecutionStore, execution_id: str, *, app: Celery | No
         if store.change_execution_state(execution_id, State.KILLED, only_from=(State.KILLING,)):
             release_slot(store, engine.runtime.app, execution_id, engine.flow,
                          engine.runtime.flow)
+            notify_parent(engine.execution)
     engine.flush()
+    for child_id in children:  # Kestra kills the subflow executions a parent waits for
+        with contextlib.suppress(ExecutionConflict):  # it ended meanwhile
+            kill_execution(store, child_id, app=app, settings=settings)
     return store.get_execution(execution_id)
 
 
@@ -85,6 +100,20 @@ def _task_of(engine: Engine, run: TaskRun) -> Task | None:
         return engine.index.task(run.task_id)
     except KeyError:
         return None
+
+
+def resume_execution(store: ExecutionStore, app: Celery, execution_id: str,
+                     inputs: Mapping[str, Any] | None = None, *,
+                     settings: Settings | None = None) -> Execution:
+    """Resume a PAUSED execution (Kestra's resume): its Pause tasks end with
+    `inputs` checked against their `onResume` inputs (InputError otherwise)."""
+    engine = Engine.load(Runtime(settings or Settings(), store, app), execution_id)
+    try:
+        resume(engine, inputs or {})
+    except NotPaused as exc:
+        raise ExecutionConflict(str(exc)) from None
+    engine.flush()
+    return store.get_execution(execution_id)
 
 
 def restart_execution(store: ExecutionStore, app: Celery, execution_id: str, *,

@@ -43,6 +43,9 @@ G = I + "test_flowable_groups.py::"
 LO = I + "test_loops.py::"
 D = I + "test_dag.py::"
 X = I + "test_execution_tasks.py::"
+SF = I + "test_subflows.py::"
+PA = I + "test_pause.py::"
+KV = I + "test_kv.py::"
 WD = I + "test_working_directory.py::"
 K2 = I + "test_kestra2_dialect.py::"
 H = I + "test_http_tasks.py::"
@@ -208,6 +211,34 @@ SUPPORTED: dict[str, str] = {
     "DagTask.dependsOn": D + "test_a_failed_task_skips_only_what_depends_on_it",
     "Assert.conditions": X + "test_assert_fails_with_every_false_condition_logged",
     "Assert.errorMessage": X + "test_assert_fails_with_every_false_condition_logged",
+    "Subflow.namespace": SF + "test_child_outputs_and_links_both_ways",
+    "Subflow.flowId": SF + "test_child_outputs_and_links_both_ways",
+    "Subflow.inputs": SF + "test_child_outputs_and_links_both_ways",
+    "Subflow.labels": SF + "test_child_outputs_and_links_both_ways",
+    "Subflow.inheritLabels": SF + "test_inherit_labels_passes_the_parents_labels",
+    "Subflow.transmitFailed": SF + "test_failed_child_fails_the_parent_unless_transmit_failed_is_false",
+    "Subflow.wait": SF + "test_wait_false_ends_at_once_and_the_child_runs_on",
+    "Subflow.revision": SF + "test_revision_pins_the_childs_revision",
+    "Pause.pauseDuration": PA + "test_pause_duration_ends_the_pause_per_behavior",
+    "Pause.behavior": PA + "test_pause_duration_ends_the_pause_per_behavior",
+    "Pause.onResume": PA + "test_pause_waits_then_resumes_with_typed_inputs",
+    "Resume.executionId": PA + "test_resume_task_resumes_another_execution",
+    "Resume.namespace": PA + "test_resume_task_resumes_another_execution",
+    "Resume.flowId": PA + "test_resume_task_resumes_another_execution",
+    "Resume.inputs": PA + "test_resume_task_resumes_another_execution",
+    "KVSet.key": KV + "test_kv_tasks_and_the_kv_function",
+    "KVSet.value": KV + "test_kv_tasks_and_the_kv_function",
+    "KVSet.namespace": KV + "test_kv_tasks_and_the_kv_function",
+    "KVSet.overwrite": KV + "test_kv_tasks_and_the_kv_function",
+    "KVSet.ttl": KV + "test_kv_tasks_and_the_kv_function",
+    "KVGet.key": KV + "test_kv_tasks_and_the_kv_function",
+    "KVGet.namespace": KV + "test_kv_tasks_and_the_kv_function",
+    "KVGet.errorOnMissing": KV + "test_missing_keys_fail_where_kestra_fails",
+    "KVGetKeys.prefix": KV + "test_kv_tasks_and_the_kv_function",
+    "KVGetKeys.namespace": KV + "test_kv_tasks_and_the_kv_function",
+    "KVDelete.key": KV + "test_kv_tasks_and_the_kv_function",
+    "KVDelete.namespace": KV + "test_kv_tasks_and_the_kv_function",
+    "KVDelete.errorOnMissing": KV + "test_missing_keys_fail_where_kestra_fails",
     "Labels.labels": X + "test_labels_set_while_running_show_on_the_execution_and_in_search",
     "OutputValues.values": X + "test_output_values_are_read_by_later_tasks",
     "LoopUntil.condition": LO + "test_loop_until_repeats_until_the_condition_holds",
@@ -386,6 +417,12 @@ REJECTED: dict[str, str] = {
     "stopAfter": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: f\n    type: "
                  "io.kestra.plugin.core.trigger.Flow\n    stopAfter: [FAILED]\n    conditions:\n"
                  "      - {type: io.kestra.plugin.core.condition.Expression, expression: 'true'}\n",
+    "scheduleDate": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
+                    "namespace: n, flowId: f, scheduleDate: '2030-01-01T00:00:00Z'}]\n",
+    "kvType": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.kv.Set, "
+              "key: k, value: '1', kvType: NUMBER}]\n",
+    "restartBehavior": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
+                       "namespace: n, flowId: f, restartBehavior: RETRY_FAILED}]\n",
 }
 
 

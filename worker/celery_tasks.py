@@ -18,8 +18,10 @@ from harrier.common.state import State, transition
 from harrier.worker.engine import Engine
 from harrier.worker.execute import execute_task
 from harrier.worker.kill_watch import LEASE_SECONDS
+from harrier.worker.pauses import PAUSE_EXPIRED, pause_expired
 from harrier.worker.rerun import rerun_failed
 from harrier.worker.runtime import current
+from harrier.worker.subflows import SUBFLOW_ENDED, subflow_result
 
 # Data between tasks goes through the store, never through Celery results.
 _OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True,
@@ -71,12 +73,14 @@ def advance(execution_id: str, action: str, flow: list[Any] | None = None,
             task_id: str | None = None, parent: str | None = None,
             state: str | None = None, outputs: dict[str, Any] | None = None,
             error: str | None = None, block: str | None = None,
-            iteration: int | None = None) -> str:
+            iteration: int | None = None, child: str | None = None) -> str:
     """Move an execution on outside of a task: `start` runs the flow's first
     block (when it begins with a flowable, or has nothing to run); after a
     restart, `start_task` starts a flowable again and `finish` goes on from the
     end of the flow's tasks (its errors and finally tasks); `complete_task`
-    ends a waiting task run (`task_id` is the run) in `state`."""
+    ends a waiting task run (`task_id` is the run) in `state`; `subflow_ended`
+    ends a Subflow's waiting run after its `child` execution ended;
+    `pause_expired` ends a Pause whose pauseDuration passed."""
     engine = Engine.load(current(), execution_id)
     if action == "start":
         engine.start()
@@ -91,6 +95,10 @@ def advance(execution_id: str, action: str, flow: list[Any] | None = None,
         _retry_flowable(engine, task_id)
     elif action == "complete_task" and task_id is not None and state is not None:
         engine.complete_task(task_id, State(state), outputs, error)
+    elif action == PAUSE_EXPIRED and task_id is not None:
+        pause_expired(engine, task_id)
+    elif action == SUBFLOW_ENDED and task_id is not None and child is not None:
+        _subflow_ended(engine, task_id, child)
     elif action == "retry_flow":
         if engine.store.change_execution_state(execution_id, State.RUNNING,
                                                only_from=(State.RETRYING,)):
@@ -100,6 +108,17 @@ def advance(execution_id: str, action: str, flow: list[Any] | None = None,
         raise ValueError(f"unknown action {action!r}")
     engine.flush()
     return engine.execution.state.current.value
+
+
+def _subflow_ended(engine: Engine, run_id: str, child_id: str) -> None:
+    run = engine.store.task_run(engine.execution.id, run_id)
+    if run.state.current.terminated:
+        return  # did not wait, or killed meanwhile
+    task = engine.index.task(run.task_id)
+    state, outputs, error = subflow_result(
+        engine.store, child_id, transmit_failed=getattr(task, "transmit_failed", True),
+        allow_failure=task.allow_failure, allow_warning=task.allow_warning)
+    engine.complete_task(run_id, state, outputs, error)
 
 
 def _retry_flowable(engine: Engine, run_id: str) -> None:

@@ -24,11 +24,14 @@ class Waiting:
     """What a task's run() returns when it is not done and nothing should run
     meanwhile (a Pause, a Subflow waiting for its child): the run stays in
     `state` (RUNNING or PAUSED) with `outputs`, holds no worker slot, and ends
-    when Engine.complete_task is called (an `advance` message: complete_task)."""
+    when Engine.complete_task is called (an `advance` message: complete_task).
+    `then` runs once the run is stored waiting (e.g. start the child execution
+    whose end completes it, so the end cannot come first)."""
 
     reason: str
     state: State = State.RUNNING
     outputs: dict[str, Any] = field(default_factory=dict)
+    then: Callable[[], None] | None = None
 
 
 @dataclass

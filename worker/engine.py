@@ -44,6 +44,7 @@ from harrier.common.execution import (
 )
 from harrier.common.flow import Flow
 from harrier.common.inputs import InputSpec, coerce_inputs, to_json_value
+from harrier.common.kv import template_function as kv_template_function
 from harrier.common.metrics import recorder
 from harrier.common.retry import RetryPolicy
 from harrier.common.state import State, StateRecord, now, transition
@@ -53,6 +54,7 @@ from harrier.common.templating import render
 from harrier.common.truth import is_true
 from harrier.worker.context import WAITING
 from harrier.worker.runtime import Runtime
+from harrier.worker.subflows import notify_parent
 from harrier.worker.template_context import StoredOutputs, build_context
 
 log = logging.getLogger(__name__)
@@ -182,7 +184,7 @@ class Engine:
         if run.state.current.terminated:
             return False
         run.outputs = {k: v for k, v in {**run.outputs, **(outputs or {})}.items()
-                       if k != WAITING}
+                       if k not in (WAITING, "_checkpoint")}
         if run.attempts and not run.attempts[-1].state.current.terminated:
             transition(run.attempts[-1].state, state, what=f"attempt of {run.task_id}")
             run.attempts[-1].error = error
@@ -201,6 +203,31 @@ class Engine:
         """A redelivered message found its run ended: its worker died between
         ending it and sending what follows. Send again what may be missing."""
         self._do(lambda: self._replay(task, run))
+
+    def resume(self, runs: list[TaskRun]) -> None:
+        """The execution stopped moving: a message was lost (taken by a worker
+        that died before starting it, or never sent by one that died between
+        ending a task and sending the next). Send again what each block with an
+        ended run may be missing; a message that arrives twice finds its run."""
+        seen: set[tuple[str, str | None, str, str]] = set()
+        for run in runs:
+            if not run.state.current.terminated:
+                continue
+            try:
+                task = self.index.task(run.task_id)
+            except KeyError:
+                continue  # not in this revision (a restart's leftover)
+            node = self.index.node(task.id)
+            key = (run.parent_task_run_id or "", node.owner, node.block,
+                   Scope.of(run).instance)
+            if key not in seen:
+                seen.add(key)
+                self.replay(task, run)
+
+    @property
+    def pending(self) -> list[Signature]:
+        """The messages flush() would send."""
+        return list(self._messages)
 
     def flush(self) -> None:
         messages, self._messages = self._messages, []
@@ -336,6 +363,7 @@ class Engine:
         if progress.finished is not None:
             self.execution.state.current = progress.finished  # ended in the same step
             self._ended(progress.finished)
+            notify_parent(self.execution)
             return
         self._after(task, run, progress)
 
@@ -591,6 +619,7 @@ class Engine:
         self._ended(result)
         release_slot(self.store, self.runtime.app, self.execution.id, self.flow,
                      self.runtime.flow)
+        notify_parent(self.execution)
 
     def _ended(self, state: State) -> None:
         started = self.execution.state.start_date
@@ -655,10 +684,12 @@ class Engine:
 
     # -- templates
     def context(self, task: Task | None = None, run: TaskRun | None = None) -> dict[str, Any]:
-        return build_context(self.flow, self.execution, task, run,
-                             outputs=StoredOutputs(self.store, self.execution.id,
-                                                   self.flow.index,
-                                                   run.value_path if run else ()))
+        context = build_context(self.flow, self.execution, task, run,
+                                outputs=StoredOutputs(self.store, self.execution.id,
+                                                      self.flow.index,
+                                                      run.value_path if run else ()))
+        context["kv"] = kv_template_function(self.store, self.flow.namespace)
+        return context
 
 
 class _Control(FlowControl):

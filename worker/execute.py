@@ -23,6 +23,7 @@ from harrier.common.templating import mask_secrets, render
 from harrier.common.truth import is_true
 from harrier.worker.context import WAITING, TaskContext, Waiting
 from harrier.worker.engine import Engine
+from harrier.worker.execution_files import read_text
 from harrier.worker.kill_watch import LEASE_SECONDS
 from harrier.worker.runners.registry import runner_for
 from harrier.worker.runtime import Runtime
@@ -105,7 +106,8 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
     def render_value(value: Any, field: str = "", shell: bool = False,
                      python: bool = False) -> Any:
         return render(value, context, field=f"{task_id}.{field}", shell=shell, python=python,
-                      secrets=runtime.settings.secrets, secrets_used=secrets_used)
+                      secrets=runtime.settings.secrets, secrets_used=secrets_used,
+                      functions={"read": lambda uri: read_text(ctx, uri)})
 
     run_if_error: TemplateError | None = None
     if task.run_if is not None and run.state.current in (State.CREATED, State.RESTARTED):
@@ -150,7 +152,7 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
         if run_if_error is not None:
             raise run_if_error
         with runtime.kill_watch.watching(execution_id, ctx.cancel, run.id), \
-                _scratch(ctx, keep=_keeps_files(task)), recorder().running(worker_group(task)):
+                _scratch(ctx), recorder().running(worker_group(task)):
             outputs = task.run(ctx)  # type: ignore[attr-defined]
     except TaskKilled:
         write_log("WARN", "killed")
@@ -175,25 +177,15 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
     return _end(engine, task, run, State.WARNING if warn else State.SUCCESS, None)
 
 
-def _keeps_files(task: Task) -> bool:
-    """Whether the attempt's directory must outlive it: outputs of the task
-    name files in it (outputFiles, a Download's file, or a task run inside a
-    WorkingDirectory that declared outputFiles)."""
-    keeps = getattr(task, "keeps_workdir", None)
-    if callable(keeps):
-        return bool(keeps())
-    return bool(keeps) or bool(getattr(task, "output_files", None))
-
-
 @contextmanager
-def _scratch(ctx: TaskContext, *, keep: bool) -> Iterator[None]:
+def _scratch(ctx: TaskContext) -> Iterator[None]:
     """The attempt's working directory, if the task made one, goes away with
-    the attempt (just after it, in the background), unless the task declared
-    outputFiles (their paths are outputs later tasks may read)."""
+    the attempt (just after it, in the background): the files later tasks read
+    (outputFiles, a Download's file) were copied into storage."""
     try:
         yield
     finally:
-        if ctx.workdir_created and not keep:
+        if ctx.workdir_created:
             remove_later(ctx.workdir_path)
 
 
@@ -230,10 +222,19 @@ def _failed(engine: Engine, task: Task, run: TaskRun, message: str, write_log: A
 def _wait(engine: Engine, run: TaskRun, waiting: Waiting) -> Outcome:
     """The task is not done: its run stays live, marked waiting (no heartbeat is
     expected from it), until Engine.complete_task ends it."""
+    if engine.store.execution_state(run.execution_id) in _STOPPED:
+        # Killed while the task was getting ready to wait: nothing waits for a kill
+        # (`then` still runs: it sees the run ended, e.g. a Subflow kills its child).
+        outcome = _end(engine, engine.index.task(run.task_id), run, State.KILLED, "killed")
+        if waiting.then is not None:
+            waiting.then()
+        return outcome
     run.outputs = {**run.outputs, **waiting.outputs, WAITING: waiting.reason}
     if waiting.state != run.state.current:
         transition(run.state, waiting.state, what=f"task {run.task_id}")
     engine.store.save_task_run(run)
+    if waiting.then is not None:
+        waiting.then()
     return Outcome(state=waiting.state)
 
 

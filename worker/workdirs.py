@@ -72,8 +72,8 @@ def attempt_dir(work_root: Path, execution_id: str, task_run_id: str, attempt: i
 def remove_crashed(work_root: Path, store: ExecutionStore, *, lease: float) -> list[Path]:
     """Remove the directories of attempts that ended badly or whose worker died
     (still RUNNING, no heartbeat for `lease` seconds). Those of live attempts (a
-    worker beside this one runs them) and of successful ones (their outputFiles
-    may be read by later tasks) stay."""
+    worker beside this one runs them) stay, and so do successful ones' (their
+    files are in storage; the directory is normally gone with the attempt)."""
     removed: list[Path] = []
     if not work_root.is_dir():
         return removed

@@ -7,7 +7,8 @@
 -- ARGV = run key, run id, run JSON, heartbeat ('' when the run is not created
 -- RUNNING), the RUNNING history entry, the run's member in the live index ('' for
 -- a run with no process: a flowable), the key that finds the latest iteration's
--- run of a task inside a LoopUntil ('' otherwise; pointed at the run created).
+-- run of a task inside a LoopUntil ('' otherwise; pointed at the run created),
+-- the time (`moved`: the execution moved on).
 -- Returns {run JSON or '', created 0/1, state, doc, error or ''}, or false.
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return false end
@@ -18,6 +19,7 @@ if state == 'CREATED' or state == 'QUEUED' or state == 'RESTARTED' then
   for i = 1, 8 do redis.call('PERSIST', KEYS[i]) end
   state = 'RUNNING'
 end
+redis.call('HSET', KEYS[1], 'moved', ARGV[8])
 local head = redis.call('HMGET', KEYS[1], 'doc', 'error')
 local terminal = {SUCCESS = 1, WARNING = 1, FAILED = 1, KILLED = 1, CANCELLED = 1}
 local run = ''

@@ -16,6 +16,9 @@
 if redis.call('HSETNX', KEYS[7], ARGV[1], ARGV[3]) == 0 then return false end
 if ARGV[2] ~= '' then  -- '' : not a task run but a loop's iteration (end_block_item)
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'moved', ARGV[7])  -- the execution moved on
+end
   redis.call('HDEL', KEYS[5], ARGV[1])
   redis.call('ZREM', KEYS[10], ARGV[9])
 end

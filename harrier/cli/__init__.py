@@ -20,6 +20,7 @@ _COMMANDS = {
     "api": "harrier.cli.api:api_command",
     "executions": "harrier.cli.executions:executions_group",
     "flows": "harrier.cli.flows:flows_group",
+    "kv": "harrier.cli.kv:kv_group",
 }
 
 

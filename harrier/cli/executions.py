@@ -1,20 +1,23 @@
-"""`harrier executions list|show|logs|kill|restart`: operate on executions in
+"""`harrier executions list|show|logs|kill|restart|resume`: operate on executions in
 the Redis store directly (HARRIER_STORE_URL or a redis:// HARRIER_BROKER_URL),
 without going through the HTTP API."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from harrier.cli.output import duration_text, log_line, print_json, state_text, summary, table
 from harrier.cli.run import follow as follow_logs
+from harrier.cli.run import parse_input_options
 from harrier.common.celery_app import configure_app
 from harrier.common.errors import HarrierError
 from harrier.common.redis_store import RedisStore
 from harrier.common.settings import Settings
 from harrier.common.state import State, iso
 from harrier.common.store import ExecutionQuery, ExecutionStore
-from harrier.scheduler.control import kill_execution, restart_execution
+from harrier.scheduler.control import kill_execution, restart_execution, resume_execution
 
 
 def connect() -> tuple[Settings, ExecutionStore]:
@@ -39,7 +42,7 @@ class _Group(click.Group):
 
 @click.group("executions", cls=_Group)
 def executions_group() -> None:
-    """List, inspect, follow, kill and restart executions (reads the Redis store)."""
+    """List, inspect, follow, kill, restart and resume executions (reads the Redis store)."""
 
 
 @executions_group.command("list")
@@ -100,6 +103,22 @@ def logs_command(execution_id: str, follow: bool) -> None:
     width = max((len(e.task_id or "execution") for e in entries), default=0)
     for entry in entries:
         click.echo(log_line(entry, width))
+
+
+@executions_group.command("resume")
+@click.argument("execution_id")
+@click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE",
+              help="An onResume input of the Pause (repeatable).")
+@click.option("--inputs-file", type=click.Path(path_type=Path),
+              help="A JSON object of onResume inputs.")
+def resume_command(execution_id: str, inputs: tuple[str, ...],
+                   inputs_file: Path | None) -> None:
+    """Resume a PAUSED execution: its Pause tasks end with these inputs."""
+    settings, store = connect()
+    given = parse_input_options(inputs, inputs_file)
+    execution = resume_execution(store, configure_app(settings), execution_id, given,
+                                 settings=settings)
+    click.echo(f"{execution_id}: {state_text(execution.state.current)}")
 
 
 @executions_group.command("kill")

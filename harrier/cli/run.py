@@ -14,10 +14,11 @@ import click
 from harrier.cli.output import log_line, print_json, summary
 from harrier.common.celery_app import configure_app
 from harrier.common.errors import FlowValidationError, HarrierError, InputError
-from harrier.common.execution import Execution
+from harrier.common.execution import Execution, new_id
 from harrier.common.flow import Flow, load_flow_file
-from harrier.common.inputs import coerce_inputs
+from harrier.common.inputs import InputType, coerce_inputs
 from harrier.common.settings import Settings
+from harrier.common.storage import input_file_path, is_uri, storage_for
 from harrier.common.store import ExecutionStore
 from harrier.scheduler.executions import create_execution, start_execution
 
@@ -122,8 +123,25 @@ def run_command(flow_file: Path, inputs: tuple[str, ...], inputs_file: Path | No
     sys.exit(EXIT_OK if execution.state.current.value in ("SUCCESS", "WARNING") else EXIT_FAILED)
 
 
+def store_local_files(settings: Settings, flow: Flow, execution_id: str,
+                      given: dict[str, Any]) -> dict[str, Any]:
+    """A FILE input given as a path of this machine is uploaded into storage, as
+    the API stores a multipart file (the caller of the CLI owns the file)."""
+    values = dict(given)
+    storage = storage_for(settings.storage_root)
+    for spec in flow.inputs:
+        value = values.get(spec.id)
+        if spec.type == InputType.FILE and isinstance(value, str) and not is_uri(value) \
+                and "://" not in value and Path(value).is_file():
+            values[spec.id] = storage.put_file(input_file_path(
+                flow.namespace, flow.id, execution_id, spec.id, Path(value).name), Path(value))
+    return values
+
+
 def run_flow(settings: Settings, flow: Flow, given: dict[str, Any], labels: dict[str, str],
              *, live: bool, timeout: float | None) -> Execution:
+    execution_id = new_id()
+    given = store_local_files(settings, flow, execution_id, given)
     if settings.embedded:
         # lazy: each mode imports only what it runs (the worker, or the Redis client)
         from harrier.worker.embedded import EmbeddedRuntime
@@ -132,7 +150,8 @@ def run_flow(settings: Settings, flow: Flow, given: dict[str, Any], labels: dict
                         | {"default"})
         with EmbeddedRuntime(settings, queues=queues) as runtime:
             execution = create_execution(runtime.store, flow, given, labels=labels,
-                                         trigger={"type": "cli"}, deploy=False)
+                                         trigger={"type": "cli"}, deploy=False,
+                                         execution_id=execution_id)
             start_execution(runtime.app, flow, execution, store=runtime.store)
             return follow(runtime.store, execution.id, live=live, timeout=timeout)
     from harrier.common.redis_store import RedisStore  # lazy: see above
@@ -142,7 +161,7 @@ def run_flow(settings: Settings, flow: Flow, given: dict[str, Any], labels: dict
     # A one-off run: the file's source stays with the execution; the stored flow
     # (what the scheduler runs and arms) is not replaced.
     execution = create_execution(store, flow, given, labels=labels, trigger={"type": "cli"},
-                                 deploy=False)
+                                 deploy=False, execution_id=execution_id)
     start_execution(app, flow, execution, store=store)
     return follow(store, execution.id, live=live, timeout=timeout)
 

@@ -31,6 +31,8 @@ from harrier.scheduler.backfill import BackfillError, backfill_ticks, pick_trigg
 from harrier.scheduler.firing import FireContext, fire_tick, schedule_of
 from harrier.scheduler.flow_catalog import FlowCatalog, ScheduledTrigger
 from harrier.scheduler.flow_triggers import FlowTriggerLoop
+from harrier.scheduler.pause_sweep import PauseSweep
+from harrier.scheduler.storage_sweep import sweep_forever
 from harrier.scheduler.task_rescue import TaskRescue
 from harrier.scheduler.triggers import TriggerLoop
 from harrier.scheduler.ui import create_web_app
@@ -105,6 +107,14 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
     rescue = TaskRescue(RedisStore.from_settings(settings), context.app, settings)
     rescuer = threading.Thread(target=rescue.run, args=(stop,), name="harrier-task-rescue",
                                daemon=True)
+    # Files of executions that expired by retention (scheduler/storage_sweep.py).
+    sweeper = threading.Thread(target=sweep_forever, name="harrier-storage-sweep", daemon=True,
+                               args=(settings, RedisStore.from_settings(settings), stop))
+    sweeper.start()
+    # Pauses whose pauseDuration passed but whose expiry message was lost.
+    pause_sweep = PauseSweep(RedisStore.from_settings(settings), context.app, settings)
+    pauses = threading.Thread(target=pause_sweep.run, args=(stop,), name="harrier-pauses",
+                              daemon=True)
     log.info("scheduler %s: flows from %s, %d schedule(s)%s", context.replica,
              settings.flows_dir, len(catalog.schedules()),
              "" if no_api else f", API on {host}:{port}")
@@ -118,6 +128,7 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
         thread.start()
         flow_thread.start()
         rescuer.start()
+        pauses.start()
         while not stop.wait(0.5):
             pass
     elif settings.api_workers > 1:
@@ -125,6 +136,7 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
         # from the environment; this process keeps the trigger loop.
         thread.start()
         flow_thread.start()
+        pauses.start()
         uvicorn.run(SERVED_APP, factory=True, host=host, port=port,
                     workers=settings.api_workers, log_level=settings.log_level.lower())
         stop.set()
@@ -136,6 +148,7 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
         thread.start()
         flow_thread.start()
         rescuer.start()
+        pauses.start()
         server.run()  # handles SIGTERM and SIGINT itself, in the main thread
         stop.set()
     thread.join(30)

@@ -19,6 +19,7 @@ from harrier.common.store import ExecutionStore
 from harrier.scheduler.api import (
     routes_executions,
     routes_flows,
+    routes_kv,
     routes_logs,
     routes_metrics,
     routes_spark,
@@ -56,7 +57,8 @@ def create_api(settings: Settings, store: ExecutionStore, celery_app: Celery) ->
     # The webhook router comes first: its 4-segment paths must win over
     # /executions/{namespace}/{flowId}-style routes.
     routers = (routes_webhook.router, routes_executions.router, routes_logs.router,
-               routes_flows.router, routes_triggers.router, routes_spark.router, _configs)
+               routes_flows.router, routes_triggers.router, routes_spark.router,
+               routes_kv.router, _configs)
     for router in routers:
         api.include_router(router, prefix="/api/v1")
     for router in routers:

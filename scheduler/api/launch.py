@@ -4,10 +4,10 @@ store it, enqueue its canvas; never leave a CREATED execution nobody runs."""
 from __future__ import annotations
 
 import logging
-import shutil
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
 import kombu.exceptions
@@ -17,6 +17,7 @@ from harrier.common.errors import StoreUnavailable
 from harrier.common.execution import Execution, new_id
 from harrier.common.flow import Flow
 from harrier.common.state import State
+from harrier.common.storage import Storage, execution_prefix, input_file_path, storage_for
 from harrier.scheduler.api.context import ApiContext
 from harrier.scheduler.api.errors import ApiError
 from harrier.scheduler.executions import create_execution, start_execution
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 # `?wait=true` holds a worker thread; past this the caller gets the execution as it is.
 WAIT_LIMIT_SECONDS = 600.0
+_ID = re.compile(r"[a-zA-Z0-9][.a-zA-Z0-9_-]*")
 
 
 @dataclass
@@ -36,23 +38,20 @@ class Upload:
     stream: BinaryIO
 
 
-def save_uploads(root: Path, uploads: list[Upload]) -> tuple[Path | None, dict[str, str]]:
-    """Copy uploaded files under root/uploads/<batch>/<input>/<name>; the paths
-    become the FILE inputs' values."""
-    if not uploads:
-        return None, {}
-    batch = root / "uploads" / new_id()
-    paths: dict[str, str] = {}
+def save_uploads(storage: Storage, flow: Flow, execution_id: str,
+                 uploads: list[Upload]) -> dict[str, str]:
+    """Store uploaded files as Kestra does (kestra:///<ns>/<flow>/executions/<id>/
+    inputs/<input>/<name>); the URIs become the FILE inputs' values."""
+    uris: dict[str, str] = {}
     for upload in uploads:
-        name = Path(upload.filename.replace("\\", "/")).name.strip() or upload.field
-        if name in (".", ".."):
+        name = PurePosixPath(upload.filename.replace("\\", "/")).name.strip()
+        if name in ("", ".", ".."):
             name = upload.field
-        target = batch / upload.field / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("wb") as out:
-            shutil.copyfileobj(upload.stream, out)
-        paths[upload.field] = str(target)
-    return batch, paths
+        if not _ID.fullmatch(upload.field):
+            raise ApiError(422, f"file part {upload.field!r}: not an input name")
+        uris[upload.field] = storage.put(input_file_path(
+            flow.namespace, flow.id, execution_id, upload.field, name), upload.stream)
+    return uris
 
 
 def launch(ctx: ApiContext, flow: Flow, inputs: Mapping[str, Any], *,
@@ -65,13 +64,16 @@ def launch(ctx: ApiContext, flow: Flow, inputs: Mapping[str, Any], *,
     flow concurrency may have queued or cancelled it."""
     if flow.disabled:
         raise ApiError(422, f"flow {flow.namespace}.{flow.id} is disabled")
-    batch, paths = save_uploads(ctx.settings.work_root, uploads or [])
+    execution_id = new_id()
+    storage = storage_for(ctx.settings.storage_root)
     try:
+        paths = save_uploads(storage, flow, execution_id, uploads or [])
         execution = create_execution(ctx.store, flow, {**inputs, **paths}, trigger=trigger,
-                                     labels=labels, revision=revision)
+                                     labels=labels, revision=revision,
+                                     execution_id=execution_id)
     except BaseException:
-        if batch is not None:
-            shutil.rmtree(batch, ignore_errors=True)
+        if uploads:
+            storage.delete_prefix(execution_prefix(flow.namespace, flow.id, execution_id))
         raise
     try:
         start_execution(ctx.celery_app, flow, execution, store=ctx.store)

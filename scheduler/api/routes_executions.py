@@ -1,16 +1,20 @@
 """/api/v1/executions: create (form or JSON inputs), get, search, kill,
-restart, delete and follow executions, with Kestra's paths and JSON."""
+restart, resume, delete and follow executions, with Kestra's paths and JSON."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from harrier.common.errors import StorageError
 from harrier.common.state import State
+from harrier.common.storage import belongs_to_execution, execution_prefix, storage_for
 from harrier.common.store import ExecutionQuery
 from harrier.scheduler.api.auth import require_auth
 from harrier.scheduler.api.context import Ctx
@@ -24,7 +28,7 @@ from harrier.scheduler.api.request_inputs import (
     parse_labels,
 )
 from harrier.scheduler.api.sse import follow_execution
-from harrier.scheduler.control import kill_execution, restart_execution
+from harrier.scheduler.control import kill_execution, restart_execution, resume_execution
 
 router = APIRouter(prefix="/executions", tags=["executions"],
                    dependencies=[Depends(require_auth)])
@@ -109,13 +113,67 @@ def restart(execution_id: str, ctx: Ctx) -> dict[str, Any]:
                              settings=ctx.settings).to_json()
 
 
+@router.post("/{execution_id}/resume", summary="Resume a paused execution",
+             openapi_extra=_INPUTS_BODY)
+async def resume(execution_id: str, request: Request, ctx: Ctx) -> JSONResponse:
+    """The Pause tasks' `onResume` inputs as multipart/form-data fields (as
+    Kestra's UI and client send them) or a JSON object; 409 if not paused."""
+    content_type = request.headers.get("content-type", "")
+    if is_form(content_type):
+        async with request.form() as form:
+            given, uploads = inputs_from_form(form)
+        if uploads:
+            raise ApiError(400, "FILE inputs on resume are not supported yet")
+    else:
+        body = await request.body()
+        check_body_type(content_type, body)
+        given = inputs_from_json(body)
+    execution = await run_in_threadpool(
+        lambda: resume_execution(ctx.store, ctx.celery_app, execution_id, given,
+                                 settings=ctx.settings))
+    return JSONResponse(execution.to_json())
+
+
 @router.delete("/{execution_id}", status_code=204, summary="Delete an ended execution")
 def delete(execution_id: str, ctx: Ctx) -> Response:
     state = ctx.store.execution_state(execution_id)
     if not state.terminated:
         raise ApiError(409, f"execution {execution_id} is {state}; kill it before deleting")
+    execution = ctx.store.get_execution(execution_id)
     ctx.store.delete_execution(execution_id)
+    storage_for(ctx.settings.storage_root).delete_prefix(
+        execution_prefix(execution.namespace, execution.flow_id, execution.id))
     return Response(status_code=204)
+
+
+@router.get("/{execution_id}/file", summary="Download a file of an execution")
+def download_file(execution_id: str, ctx: Ctx,
+                  path: Annotated[str, Query(max_length=4096)]) -> StreamingResponse:
+    """`path` is a kestra:// URI of this execution (an outputFiles value, a
+    Download's uri, a FILE input)."""
+    execution = ctx.store.get_execution(execution_id)
+    try:
+        inside = belongs_to_execution(path, execution.namespace, execution.flow_id,
+                                      execution.id)
+    except StorageError as exc:
+        raise ApiError(422, str(exc)) from None
+    if not inside:
+        raise ApiError(404, f"{path} is not a file of execution {execution_id}")
+    storage = storage_for(ctx.settings.storage_root)
+    try:
+        size, stream = storage.size(path), storage.open(path)
+    except StorageError as exc:
+        raise ApiError(404, str(exc)) from None
+    name = path.rsplit("/", 1)[-1]
+    return StreamingResponse(_chunks(stream), media_type="application/octet-stream", headers={
+        "Content-Length": str(size),
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    with stream:
+        while chunk := stream.read(1024 * 1024):
+            yield chunk
 
 
 @router.post("/trigger/{namespace}/{flow_id}", include_in_schema=False,

@@ -23,6 +23,7 @@ from harrier.scheduler.api.errors import ApiError
 from harrier.scheduler.api.launch import launch
 from harrier.scheduler.ui.flow_tree import parsed, task_tree, trigger_kind
 from harrier.scheduler.ui.rendering import SECURITY_HEADERS, check_same_origin, page
+from harrier.worker.subflows import parent_of
 
 router = APIRouter()
 
@@ -147,7 +148,19 @@ def execution_page(execution_id: str, request: Request, ctx: Ctx) -> HTMLRespons
             "logCount": ctx.store.count_logs(execution_id), "now": iso(datetime.now(UTC))}
     return page(request, "execution.html", execution=execution, row=execution_row(execution),
                 inputs=masked(execution.inputs, secrets), boot=boot, nav="executions",
-                title=f"Execution {execution.id}")
+                title=f"Execution {execution.id}", **subflow_links(execution))
+
+
+def subflow_links(execution: Execution) -> dict[str, Any]:
+    """The execution's parent (it was started by a Subflow task) and the
+    subflow executions its own Subflow tasks started, for the page's links."""
+    parent = parent_of(execution)
+    children = [{"task": run.task_id, "value": run.value, "id": str(run.outputs["executionId"])}
+                for run in execution.task_runs
+                if run.outputs.get("executionId") and isinstance(run.outputs["executionId"], str)
+                and run.outputs.get("executionId") != execution.id]
+    return {"parent": {"id": parent[1], "flow": f"{parent[0].namespace}.{parent[0].flow_id}"}
+            if parent else None, "children": children}
 
 
 def _compact(entry: LogEntry) -> list[Any]:

@@ -390,6 +390,9 @@ CONTEXTS = [
 
 
 def expected_output(template: str, value: str) -> str:
+    if template.startswith("cat <<-"):
+        # <<- strips leading tabs from every line: the shell's rule, not an escape.
+        return "\n".join(line.lstrip("\t") for line in value.split("\n")) + "\n"
     if template.startswith("cat"):
         return value + "\n"
     if template.startswith("true"):

@@ -90,10 +90,13 @@ def test_harrier_services_share_the_image_and_mount_flows_read_only(services) ->
         service = services[name]
         assert service["build"]["context"] == "."
         assert "./flows:/app/flows:ro" in service["volumes"], name
+        # Files between tasks: the API and every worker see one storage volume.
+        assert "harrier-storage:/app/storage" in service["volumes"], name
         assert service["depends_on"]["redis"] == {"condition": "service_healthy"}, name
         env = service["environment"]
         assert env["HARRIER_BROKER_URL"] == "redis://redis:6379/0"
         assert env["HARRIER_FLOWS_DIR"] == "/app/flows"
+        assert env["HARRIER_STORAGE_DIR"] == "/app/storage"
 
 
 def test_scheduler_serves_the_api_on_8080_with_a_healthz_check(services) -> None:

@@ -220,6 +220,12 @@ def test_flows_configmap_is_mounted_read_only_in_scheduler_and_workers() -> None
         assert 'include "harrier.envFrom"' in text  # the Secret: broker URL, API auth, SECRET_*
 
 
+def test_storage_is_mounted_in_scheduler_and_workers_from_a_shared_claim() -> None:
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    assert "- name: storage\n  mountPath: /app/storage" in helpers
+    assert "claimName: {{ .Values.storage.existingClaim }}" in helpers
+
+
 def test_skeleton_heuristic_keeps_structure() -> None:
     text = (
         "spec:\n  containers:\n    - name: a\n      env:\n        - name: X\n"

@@ -8,7 +8,9 @@ from typing import Any
 
 from harrier.common.execution import Execution
 from harrier.common.flow import parse_flow
+from harrier.common.settings import Settings
 from harrier.common.state import State
+from harrier.common.storage import storage_for
 from harrier.scheduler.executions import create_execution, start_execution
 from harrier.worker.runtime import Runtime
 
@@ -21,6 +23,13 @@ def run_flow_text(runtime: Runtime, text: str, inputs: dict[str, Any] | None = N
     done = runtime.store.wait_terminal(execution.id, timeout)
     assert done.state.current.terminated, f"execution still {done.state.current}"
     return done
+
+
+def stored_bytes(settings: Settings, uri: str) -> bytes:
+    """The bytes of a file in internal storage (an outputFiles value, a Download's uri)."""
+    assert uri.startswith("kestra:///"), uri
+    with storage_for(settings.storage_root).open(uri) as stream:
+        return stream.read()
 
 
 def task_run(execution: Execution, task_id: str) -> Any:

@@ -10,7 +10,7 @@ from harrier.common.execution import Execution
 from harrier.common.flow import parse_flow
 from harrier.scheduler.control import kill_execution, restart_execution
 from harrier.scheduler.executions import create_execution, start_execution
-from tests.integration.embedded import run_flow_text, wait_for
+from tests.integration.embedded import run_flow_text, stored_bytes, wait_for
 
 
 class Runner:
@@ -21,6 +21,11 @@ class Runner:
         self._runtime = runtime
         self._cluster = cluster
         self.store = runtime.store if runtime is not None else cluster.store
+        self.settings = runtime.settings if runtime is not None else cluster.settings
+
+    def stored(self, uri: str) -> bytes:
+        """The bytes of a file in internal storage (an outputFiles value)."""
+        return stored_bytes(self.settings, uri)
 
     def start(self, text: str) -> Execution:
         flow = parse_flow(text, "test.yaml")

@@ -111,8 +111,8 @@ def parent_of(pid: int) -> int:
 
 
 def pool_process_of(task_pid: int) -> int:
-    # task shell <- supervise.sh <- the worker's pool process
-    return parent_of(parent_of(task_pid))
+    # the task's shell <- the worker's pool process
+    return parent_of(task_pid)
 
 
 def gone(pid: int) -> bool:
@@ -148,7 +148,8 @@ def check_one_lost_attempt_then_success(cluster: Cluster, execution: Execution, 
     return attempts
 
 
-def test_a_task_whose_worker_is_killed_runs_again_within_30_seconds(crashable, tmp_path):
+def test_a_task_whose_worker_is_killed_runs_again_before_the_visibility_timeout(crashable,
+                                                                               tmp_path):
     path = tmp_path / "effects"
     execution = start(crashable, side_effect_flow("whole-worker", path, 6))
     victim = running_on(crashable, execution, path)
@@ -304,3 +305,78 @@ triggers:
     time.sleep(6)  # another sweep of both replicas: still one execution, one run
     assert crashable.store.search_executions(query)[1] == 1
     assert path.read_text() == "fired\n"
+
+
+def test_an_execution_whose_next_message_was_lost_is_resumed(tmp_path):
+    # Deleting a queued message from Redis stands in for one a worker had taken
+    # and died with before starting it (a fault the real crash hits only by luck).
+    server = start_redis_server(tmp_path)
+    cluster = make_cluster(server.url, server.url, tmp_path)
+    try:
+        configure_app(cluster.settings)
+        path = tmp_path / "effects"
+        never_started = start(cluster, side_effect_flow("lost-first", path, 0))
+        half_way = start(cluster, f"""
+id: lost-second
+namespace: crash
+tasks:
+  - id: first
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["echo first >> {path}"]
+  - id: second
+    type: io.kestra.plugin.scripts.shell.Commands
+    workerGroup: {{key: other}}
+    commands: ["echo second >> {path}"]
+""")
+        redis = cluster.store.redis
+        wait_for(lambda: redis.llen("default") == 2)
+        redis.rpop("default")  # the oldest, the first flow's only message: lost
+        worker = cluster.start_worker("w", queues="default")
+        wait_for(lambda: redis.llen("other") == 1, timeout=60)
+        redis.delete("other")  # the second flow's next message: lost after `first` ended
+        cluster.kill(worker)
+        cluster.workers.remove(worker)
+        cluster.start_worker("w", queues="default,other")
+        cluster.start_scheduler("s")
+        for execution in (never_started, half_way):
+            done = cluster.store.wait_terminal(execution.id, 120)
+            assert done.state.current == State.SUCCESS, (execution.id, done.state.current)
+            assert any("had not moved" in entry.message
+                       for entry in cluster.store.read_logs(execution.id))
+        assert sorted(line.split()[0] for line in path.read_text().splitlines()) == [
+            "end", "first", "second", "start"]  # each task ran once
+    finally:
+        cluster.stop_all()
+        server.stop()
+
+
+def test_a_retry_held_by_a_worker_that_dies_still_happens(tmp_path):
+    # A retry waits in a delayed message its worker holds; kill -9 loses it
+    # (until the broker's visibility timeout, an hour).
+    server = start_redis_server(tmp_path)
+    cluster = make_cluster(server.url, server.url, tmp_path)
+    try:
+        worker = cluster.start_worker("holder", concurrency=1)
+        cluster.start_scheduler("s")
+        flag = tmp_path / "failed-once"
+        execution = start(cluster, f"""
+id: retry-lost
+namespace: crash
+tasks:
+  - id: flaky
+    type: io.kestra.plugin.scripts.shell.Commands
+    retry: {{type: constant, interval: PT5S, maxAttempts: 3}}
+    commands: ["if [ ! -f {flag} ]; then touch {flag}; exit 1; fi"]
+""")
+        wait_for(lambda: any(r.state.current == State.RETRYING
+                             for r in cluster.store.task_runs(execution.id)), timeout=60)
+        cluster.kill(worker)
+        cluster.workers.remove(worker)
+        cluster.start_worker("holder", concurrency=1)
+        done = cluster.store.wait_terminal(execution.id, 120)
+        assert done.state.current == State.SUCCESS
+        [run] = done.task_runs
+        assert [a.state.current for a in run.attempts] == [State.FAILED, State.SUCCESS]
+    finally:
+        cluster.stop_all()
+        server.stop()

@@ -79,7 +79,7 @@ tasks:
     victim = next(w for w in cluster.workers if w.hostname == run.attempts[-1].worker_id)
     wait_for(pid_file.exists)
     cluster.kill(victim)  # the whole worker: parent and prefork children
-    # What it was running died with it (runners/supervise.sh).
+    # What it was running died with it (runners/group_reaper.py).
     wait_for(lambda: _gone(int(pid_file.read_text())), timeout=5)
     done = cluster.store.wait_terminal(execution.id, 90)
     try:

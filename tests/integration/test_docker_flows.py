@@ -42,6 +42,35 @@ tasks:
     assert task_run(execution, "after").outputs["value"] == "42"
 
 
+def test_files_pass_between_a_process_task_and_a_container_task(embedded, docker_engine):
+    """A stored file reaches a container (a local copy in the mounted working
+    directory) and the container's outputFiles go back into storage."""
+    execution = run_flow_text(embedded, f"""
+id: docker-files
+namespace: test
+tasks:
+  - id: write
+    type: io.kestra.plugin.scripts.shell.Commands
+    outputFiles: ["rows.csv"]
+    commands: ["printf 'a\\nb\\nc\\n' > rows.csv"]
+  - id: boxed
+    type: io.kestra.plugin.scripts.shell.Commands
+    containerImage: {docker_engine.image}
+    taskRunner:
+      type: io.kestra.plugin.scripts.runner.docker.Docker
+      host: {docker_engine.host}
+      pullPolicy: NEVER
+    outputFiles: ["count.txt"]
+    commands:
+      - wc -l < {{{{ outputs.write.outputFiles['rows.csv'] }}}} > count.txt
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ read(outputs.boxed.outputFiles['count.txt']) | trim }}}}"
+""")
+    assert execution.state.current == State.SUCCESS, task_run(execution, "boxed").error
+    assert task_run(execution, "after").outputs["value"] == "3"
+
+
 def test_a_missing_image_fails_the_task_with_its_name(embedded, docker_engine):
     execution = run_flow_text(embedded, f"""
 id: docker-missing

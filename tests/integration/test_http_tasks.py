@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import logging
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,7 @@ from harrier.common.settings import Settings
 from harrier.common.state import State
 from harrier.worker.embedded import EmbeddedRuntime
 from tests.fixtures.http_server import CSV
-from tests.integration.embedded import logs, run_flow_text, task_run
+from tests.integration.embedded import logs, run_flow_text, stored_bytes, task_run
 
 SECRET = "s3cr3t/k3y+42"  # '/' and '+' change when percent-encoded in a URL
 
@@ -224,11 +223,13 @@ def test_download_writes_the_answer_to_a_file_output(embedded, http_server):
 """))
     assert execution.state.current == State.SUCCESS
     outputs = task_run(execution, "fetch").outputs
-    path = Path(outputs["uri"])
-    assert path.read_bytes() == CSV and outputs["length"] == len(CSV)
+    uri = outputs["uri"]
+    assert stored_bytes(embedded.settings, uri) == CSV and outputs["length"] == len(CSV)
     assert outputs["code"] == 200 and outputs["headers"]["Content-Type"] == ["text/csv"]
     # The server's name is kept to its last component: no writing elsewhere.
-    assert path.name == "escape.csv" and path.parent.name.startswith(execution.id)
+    fetch = task_run(execution, "fetch")
+    assert uri == (f"kestra:///test/{execution.flow_id}/executions/{execution.id}/tasks/fetch/"
+                   f"{fetch.id}/escape.csv")
     assert logs(embedded, execution, "count") == ["3"]
 
 

@@ -4,14 +4,13 @@ mode and across a real worker process (tests/fixtures/modes.py)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from harrier.common.state import State
 from harrier.scheduler.api import create_api
-from tests.integration.embedded import states, task_run
+from tests.integration.embedded import states, stored_bytes, task_run
 
 OK = "type: io.kestra.plugin.core.log.Log, message: ok"
 
@@ -396,7 +395,7 @@ tasks:
     shell = task_run(execution, "shell")
     assert shell.outputs["vars"] == {"said": "hello script-properties"}
     [copy] = shell.outputs["outputFiles"].values()
-    assert Path(copy).read_text() == "from test"
+    assert stored_bytes(harrier.settings, copy) == b"from test"
     assert ("INFO", "went-on") in logs["not-fast"]
     assert ("INFO", "from python") in logs["python-interpreter"]
     assert task_run(execution, "stderr-warns").state.current == State.WARNING

@@ -209,6 +209,61 @@ tasks:
     assert "submissionId" not in run.outputs
 
 
+def test_python_submit_takes_stored_files_for_python_files_and_args(embedded: Runtime) -> None:
+    """A pipeline's files through storage: a task writes a helper module and a
+    CSV (outputFiles); PythonSubmit gets the module by pythonFiles and the CSV's
+    kestra:// URI in args, both local files of spark-submit by then."""
+    done = run_flow_text(embedded, """
+id: python-submit-files
+namespace: test
+tasks:
+  - id: prepare
+    type: io.kestra.plugin.scripts.shell.Commands
+    outputFiles: ["helpers.py", "sales.csv"]
+    commands:
+      - printf 'def total(rows):\\n    return sum(int(r[2:]) for r in rows)\\n' > helpers.py
+      - printf 'a,3\\nb,4\\n' > sales.csv
+  - id: aggregate
+    type: io.kestra.plugin.spark.PythonSubmit
+    master: local[1]
+    configurations: {spark.ui.enabled: "false"}
+    pythonFiles:
+      helpers.py: "{{ outputs.prepare.outputFiles['helpers.py'] }}"
+    args: ["{{ outputs.prepare.outputFiles['sales.csv'] }}"]
+    mainScript: |
+      import sys
+      from pyspark.sql import SparkSession
+      from helpers import total
+      spark = SparkSession.builder.appName("harrier-files").getOrCreate()
+      rows = spark.sparkContext.textFile("file://" + sys.argv[1]).collect()
+      print("HARRIER-FILES-RESULT", total(rows), flush=True)
+      spark.stop()
+""", timeout=TIMEOUT)
+    run = task_run(done, "aggregate")
+    assert done.state.current == State.SUCCESS, run.error
+    assert "HARRIER-FILES-RESULT 7" in logs(embedded, done, "aggregate")
+
+
+def test_rest_submitter_refuses_a_stored_file_the_cluster_cannot_read(embedded: Runtime) -> None:
+    done = run_flow_text(embedded, """
+id: rest-stored-jar
+namespace: test
+tasks:
+  - id: build
+    type: io.kestra.plugin.scripts.shell.Commands
+    outputFiles: ["job.jar"]
+    commands: ["echo not-a-jar > job.jar"]
+  - id: submit
+    type: io.kestra.plugin.spark.JarSubmit
+    submitter: rest
+    master: spark://127.0.0.1:9
+    mainClass: com.example.Job
+    mainResource: "{{ outputs.build.outputFiles['job.jar'] }}"
+""", timeout=TIMEOUT)
+    assert done.state.current == State.FAILED
+    assert "cannot read Harrier's storage" in (task_run(done, "submit").error or "")
+
+
 def test_spark_cli_runs_a_local_pyspark_job_and_its_output_is_in_the_logs(
         embedded: Runtime) -> None:
     text = (REPO / "flows" / "spark-local.yaml").read_text()

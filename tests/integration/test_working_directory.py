@@ -5,7 +5,6 @@ a WorkingDirectory per loop value, what is rejected at validation."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,9 +47,9 @@ tasks:
     assert runs["after"].outputs["value"] == "hello wd"
     files = runs["wd"].outputs["outputFiles"]
     assert set(files) == {"out/copy.txt", "out/where.txt"}
-    assert Path(files["out/copy.txt"]).read_text().strip() == "hello wd"
+    assert run.stored(files["out/copy.txt"]).decode().strip() == "hello wd"
     # One directory: the second child ran where the first wrote.
-    assert Path(files["out/where.txt"]).read_text().strip() == runs["read"].outputs["vars"]["d"]
+    assert run.stored(files["out/where.txt"]).decode().strip() == runs["read"].outputs["vars"]["d"]
     assert runs["write"].parent_task_run_id == runs["wd"].id
     assert runs["read"].state.start_date >= runs["write"].state.end_date
     workers = {r.attempts[-1].worker_id for r in (runs["wd"], runs["write"], runs["read"])}

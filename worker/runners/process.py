@@ -1,6 +1,6 @@
 """io.kestra.plugin.core.runner.Process: run a task's script as a subprocess
 in its own process group, streaming each line as it is printed. The group
-dies with the worker process (supervise.sh), so a task never outlives it."""
+dies with the worker process (group_reaper), so a task never outlives it."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import sys
 import time
 from collections import deque
 from collections.abc import Mapping
-from functools import cache, lru_cache
-from importlib.resources import files
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from harrier.worker.runners import group_reaper
 from harrier.worker.runners.base import RunRequest, RunResult
 from harrier.worker.runners.output_protocol import merge_outputs, parse_protocol_line
 
@@ -52,13 +52,6 @@ def _public(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-@cache
-def _supervisor() -> str:
-    text = files("harrier.worker.runners").joinpath("supervise.sh").read_text(encoding="utf-8")
-    # Without its comments: `ps` shows the command line.
-    return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
-
-
 class ProcessRunner:
     """Runs the script with the worker's own operating system account."""
 
@@ -68,26 +61,21 @@ class ProcessRunner:
     def run(self, request: RunRequest) -> RunResult:
         request.workdir.mkdir(parents=True, exist_ok=True)
         script = "\n".join(request.commands)
-        # The lifeline: only this process holds the write end; the supervisor
-        # kills the task's group when it reads end of file (this process died).
-        lifeline, keep = os.pipe()
         try:
             process = subprocess.Popen(
-                ["/bin/sh", "-c", _supervisor(), "harrier-task", *request.interpreter, script],
-                cwd=request.workdir, env=task_environment(request.env),
-                stdin=lifeline, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                [*request.interpreter, script], cwd=request.workdir,
+                env=task_environment(request.env), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 start_new_session=True,  # its own process group: kill reaches children
             )
         except OSError as exc:
-            os.close(keep)
             return RunResult(exit_code=127, stderr_tail=[
                 f"cannot start {request.interpreter[0]}: {exc.strerror}"])
-        finally:
-            os.close(lifeline)
+        group_reaper.register(process.pid)
         try:
             return self._follow(process, request)
         finally:
-            os.close(keep)  # the task has ended: its supervisor's watcher goes too
+            group_reaper.unregister(process.pid)
 
     def _follow(self, process: subprocess.Popen[bytes], request: RunRequest) -> RunResult:
         outputs: dict[str, Any] = {}

@@ -1,11 +1,11 @@
-"""io.kestra.plugin.core.http.Download: stream an HTTP answer into a file of
-the task's working directory; its path is the `uri` output."""
+"""io.kestra.plugin.core.http.Download: stream an HTTP answer into a file,
+stored in internal storage; its kestra:// URI is the `uri` output."""
 
 from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field
@@ -13,6 +13,7 @@ from pydantic import Field
 from harrier.common.errors import HttpTaskError
 from harrier.common.task import register_task
 from harrier.worker.context import TaskContext
+from harrier.worker.execution_files import store_task_files
 from harrier.worker.http_call import exchange
 from harrier.worker.tasks.http_base import HttpTask
 
@@ -22,9 +23,6 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 @register_task("io.kestra.plugin.core.http.Download", "io.kestra.plugin.fs.http.Download",
                "io.kestra.core.tasks.http.Download")
 class Download(HttpTask):
-    # The file is an output later tasks read: the working directory stays.
-    keeps_workdir: ClassVar[bool] = True
-
     fail_on_empty_response: bool = Field(True, alias="failOnEmptyResponse")
 
     def run(self, ctx: TaskContext) -> dict[str, Any]:
@@ -46,8 +44,9 @@ class Download(HttpTask):
                                 f"bytes, Content-Length said {expected}")
         target = partial.with_name(_file_name(answer.headers, call.url))
         partial.rename(target)
-        ctx.log("INFO", f"downloaded {call.url} ({answer.size} bytes) to {target.name}")
-        return {"uri": str(target), "code": answer.code, "length": answer.size,
+        uri = store_task_files(ctx, {target.name: target})[target.name]
+        ctx.log("INFO", f"downloaded {call.url} ({answer.size} bytes) to {uri}")
+        return {"uri": uri, "code": answer.code, "length": answer.size,
                 "headers": answer.headers}
 
 

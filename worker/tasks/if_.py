@@ -14,6 +14,8 @@ from harrier.common.truth import is_true
 
 @register_task("io.kestra.plugin.core.flow.If", "io.kestra.core.tasks.flows.If")
 class If(FlowableTask):
+    # The UI timeline shows only the branch taken once it is decided.
+    layout: ClassVar[str] = "decide"
     child_properties: ClassVar[tuple[str, ...]] = ("then", "else")
 
     condition: str | bool

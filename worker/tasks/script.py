@@ -10,8 +10,10 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from harrier.common.errors import TaskFailed, TaskKilled, TaskTimeout
+from harrier.common.storage import is_uri
 from harrier.common.task import Task, unsupported_runner_options
 from harrier.worker.context import TaskContext
+from harrier.worker.execution_files import copy_stored_file, localize_uris, store_task_files
 from harrier.worker.runners.base import RunRequest, RunResult
 
 
@@ -58,15 +60,14 @@ class ScriptTask(Task):
         lines = [str(line) for line in ctx.render(self.before_commands, "beforeCommands",
                                                   shell=True)]
         lines += self.script_lines(ctx)
+        lines = [localize_uris(ctx, line, "commands") for line in lines]
         if self.fail_fast and self.interpreter[0].endswith("sh"):
             lines.insert(0, "set -e")
         env = {str(k): str(v) for k, v in ctx.render(self.env, "env").items()}
         for name, content in self.input_files.items():
             target = ctx.workdir / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            # A Python file (python.Commands' main.py) is rendered as Python source.
-            text = ctx.render(content, f"inputFiles.{name}", python=name.endswith(".py"))
-            target.write_text(str(text), encoding="utf-8")
+            write_input_file(ctx, target, content, f"inputFiles.{name}")
 
         def log_line(stream: str, line: str) -> None:
             level = "INFO" if stream == "stdout" else (
@@ -116,18 +117,31 @@ class ScriptTask(Task):
         # Kestra puts `::{"outputs": ...}::` values under `vars`, beside exitCode.
         outputs: dict[str, Any] = {"vars": dict(result.outputs), "exitCode": result.exit_code}
         if self.output_files:
-            outputs["outputFiles"] = collect_files(ctx.workdir, self.output_files)
+            outputs["outputFiles"] = collect_files(ctx, self.output_files)
         return outputs
 
 
-def collect_files(workdir: Path, patterns: list[str]) -> dict[str, str]:
-    """outputFiles: the files of `workdir` matching the glob patterns, by relative name."""
-    found: dict[str, str] = {}
+def write_input_file(ctx: TaskContext, target: Path, content: str, field: str) -> None:
+    """One inputFiles entry: a kestra:// URI (as rendered) is the stored file,
+    anything else the text; a Python file (python.Commands' main.py) is
+    rendered as Python source."""
+    text = str(ctx.render(content, field, python=target.name.endswith(".py")))
+    if is_uri(text.strip()):
+        copy_stored_file(ctx, text.strip(), target, field)
+    else:
+        target.write_text(text, encoding="utf-8")
+
+
+def collect_files(ctx: TaskContext, patterns: list[str]) -> dict[str, str]:
+    """outputFiles: the files of the working directory matching the glob
+    patterns, copied into storage: relative name -> kestra:// URI."""
+    found: dict[str, Path] = {}
+    workdir = ctx.workdir
     for pattern in patterns:
         for path in sorted(workdir.glob(pattern)):
-            if path.is_file():
-                found[str(path.relative_to(workdir))] = str(path)
-    return found
+            if path.is_file() and ".storage" not in path.relative_to(workdir).parts:
+                found[str(path.relative_to(workdir))] = path
+    return store_task_files(ctx, found)
 
 
 def _tail_text(result: RunResult) -> str:

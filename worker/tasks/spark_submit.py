@@ -4,6 +4,8 @@ or, with `submitter: rest`, a REST submission that needs no JVM on the worker.""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shlex
 import shutil
 import time
@@ -15,8 +17,10 @@ from pydantic import Field, field_validator
 
 from harrier.common.errors import SparkSubmissionError
 from harrier.common.metrics import recorder
+from harrier.common.storage import is_uri
 from harrier.common.task import register_task
 from harrier.worker.context import TaskContext
+from harrier.worker.execution_files import copy_stored_file
 from harrier.worker.spark.rest import SparkRestClient
 from harrier.worker.spark.submit_args import (
     SparkSubmitSpec,
@@ -109,6 +113,12 @@ class SparkSubmitTask(ScriptTask):
         if deploy_mode(spec) == "CLIENT":
             ctx.log("INFO", "submitter: rest always runs the driver on the cluster "
                     "(deployMode CLUSTER)")
+        if "kestra:///" in json.dumps(dataclasses.asdict(spec), default=str):
+            raise SparkSubmissionError(
+                "submitter: rest sends paths to the cluster, which cannot read Harrier's "
+                "storage: pass kestra:// files with submitter: cli (they become local "
+                "files of spark-submit), or give the job s3a://, hdfs:// or https:// URIs",
+                retryable=False)
         request = build_rest_request(spec, workdir=ctx.workdir)
         with SparkRestClient(spec.master, master_web_url=web_url) as client:
             submitting = time.monotonic()
@@ -153,8 +163,9 @@ class PythonSubmit(SparkSubmitTask):
 
 def materialize(ctx: TaskContext, files: FileList | None, field: str) -> list[str]:
     """Kestra's `{fileName: uri}` maps become files of that name in the working directory when
-    the uri is a local path or file: URI, and stay URIs (s3a://, hdfs://, https://) otherwise.
-    Lists are paths or URIs already usable where spark-submit runs."""
+    the uri is a kestra:// URI, a local path or file: URI, and stay URIs (s3a://, hdfs://,
+    https://) otherwise. Lists are paths or URIs usable where spark-submit runs; a kestra://
+    URI in them (or in mainResource, args) becomes a local copy when the command is built."""
     if files is None:
         return []
     rendered = ctx.render(files, field)
@@ -163,6 +174,13 @@ def materialize(ctx: TaskContext, files: FileList | None, field: str) -> list[st
     result = []
     for name, source in rendered.items():
         parts = urlsplit(str(source))
+        if is_uri(str(source)):  # a file of Harrier's storage (an outputFiles value)
+            if Path(str(name)).is_absolute() or ".." in Path(str(name)).parts:
+                raise SparkSubmissionError(f"{field}: file name {name!r} must stay inside the "
+                                           "working directory", retryable=False)
+            copy_stored_file(ctx, str(source), ctx.workdir / str(name), f"{field}.{name}")
+            result.append(str(name))
+            continue
         if parts.scheme not in ("", "file"):
             result.append(str(source))
             continue

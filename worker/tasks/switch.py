@@ -12,6 +12,8 @@ from harrier.common.task import FlowableTask, FlowControl, Task, register_task
 
 @register_task("io.kestra.plugin.core.flow.Switch", "io.kestra.core.tasks.flows.Switch")
 class Switch(FlowableTask):
+    # The UI timeline shows only the branch taken once it is decided.
+    layout: ClassVar[str] = "decide"
     child_properties: ClassVar[tuple[str, ...]] = ("cases", "defaults")
     child_maps: ClassVar[tuple[str, ...]] = ("cases",)
 

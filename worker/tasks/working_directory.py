@@ -24,8 +24,9 @@ from harrier.common.task import Task, register_task
 from harrier.common.templating import mask_secrets, render
 from harrier.common.truth import is_true
 from harrier.worker.context import TaskContext, Waiting
+from harrier.worker.execution_files import read_text
 from harrier.worker.runners.registry import runner_for
-from harrier.worker.tasks.script import collect_files
+from harrier.worker.tasks.script import collect_files, write_input_file
 from harrier.worker.template_context import StoredOutputs, build_context
 
 
@@ -81,19 +82,14 @@ class WorkingDirectory(Task):
         for name, content in self.input_files.items():
             target = ctx.workdir / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(str(ctx.render(content, f"inputFiles.{name}")), encoding="utf-8")
+            write_input_file(ctx, target, content, f"inputFiles.{name}")
         for child in self.tasks:
             if not child.disabled:
                 _run_child(ctx, child)
         outputs: dict[str, Any] = {}
         if self.output_files:
-            outputs["outputFiles"] = collect_files(ctx.workdir, self.output_files)
+            outputs["outputFiles"] = collect_files(ctx, self.output_files)
         return outputs
-
-    def keeps_workdir(self) -> bool:
-        """The directory outlives the attempt when it or a child names outputFiles."""
-        return bool(self.output_files) or any(getattr(child, "output_files", None)
-                                              for child in self.tasks)
 
 
 def _run_child(ctx: TaskContext, child: Task) -> None:
@@ -127,7 +123,8 @@ def _run_child(ctx: TaskContext, child: Task) -> None:
     def render_value(value: Any, field: str = "", shell: bool = False,
                      python: bool = False) -> Any:
         return render(value, variables, field=f"{child.id}.{field}", shell=shell,
-                      python=python, secrets=ctx.settings.secrets, secrets_used=secrets_used)
+                      python=python, secrets=ctx.settings.secrets, secrets_used=secrets_used,
+                      functions={"read": lambda uri: read_text(child_ctx, uri)})
 
     def write_log(level: str, message: str) -> None:
         store.append_log(LogEntry(ctx.execution.id, run.id, child.id, level,

@@ -137,6 +137,13 @@ checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") . | sha25
   emptyDir: {}
 - name: work
   emptyDir: {}
+- name: storage
+  {{- if .Values.storage.existingClaim }}
+  persistentVolumeClaim:
+    claimName: {{ .Values.storage.existingClaim }}
+  {{- else }}
+  emptyDir: {}
+  {{- end }}
 {{- end }}
 
 {{- define "harrier.flowsVolumeMounts" -}}
@@ -147,6 +154,8 @@ checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") . | sha25
   mountPath: /tmp
 - name: work
   mountPath: /app/work
+- name: storage
+  mountPath: /app/storage
 {{- end }}
 
 {{- /*

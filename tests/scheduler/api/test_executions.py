@@ -188,7 +188,7 @@ def test_delete_removes_an_ended_execution(api: Api) -> None:
     assert api.client.delete(f"/api/v1/executions/{execution['id']}").status_code == 404
 
 
-def test_file_inputs_are_uploaded_and_passed_as_a_path(api: Api) -> None:
+def test_file_inputs_are_uploaded_and_passed_as_a_storage_uri(api: Api) -> None:
     flow_id = unique()
     api.push(f"""
 id: {flow_id}
@@ -204,9 +204,9 @@ tasks:
     execution = api.run("api.test", flow_id,
                         files={"data": ("../../evil name.csv", b"a,b\n1,2\n", "text/csv")})
     assert execution["state"]["current"] == "SUCCESS"
-    path = Path(execution["inputs"]["data"])
-    assert path.name == "evil name.csv"
-    assert path.is_relative_to(api.runtime.settings.work_root / "uploads")
+    # Stored as Kestra names it; only the file name's last component is kept.
+    assert execution["inputs"]["data"] == (
+        f"kestra:///api/test/{flow_id}/executions/{execution['id']}/inputs/data/evil%20name.csv")
     logs = api.client.get(f"/api/v1/logs/{execution['id']}").json()
     assert [e["message"] for e in logs] == ["a,b", "1,2"]
 

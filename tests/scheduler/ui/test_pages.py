@@ -210,3 +210,22 @@ triggers:
     # Task, trigger and output descriptions are documentation: the page shows
     # them in the flow's source.
     assert "says hi" in page and "fires hourly" in page
+
+
+def test_parent_and_subflow_executions_link_to_each_other(ui: TestClient) -> None:
+    child, parent = unique("child"), unique("parent")
+    for text in (f"id: {child}\nnamespace: ui.pages\ntasks:\n  - id: t\n"
+                 "    type: io.kestra.plugin.core.log.Log\n    message: hi\n",
+                 f"id: {parent}\nnamespace: ui.pages\ntasks:\n  - id: call\n"
+                 "    type: io.kestra.plugin.core.flow.Subflow\n    namespace: ui.pages\n"
+                 f"    flowId: {child}\n"):
+        assert ui.post("/api/v1/flows", content=text,
+                       headers={"Content-Type": "application/x-yaml"}).status_code == 200
+    done = ui.post(f"/api/v1/executions/ui.pages/{parent}", params={"wait": "true"}).json()
+    assert done["state"]["current"] == "SUCCESS"
+    child_id = done["taskRunList"][0]["outputs"]["executionId"]
+    parent_page = ui.get(f"/ui/executions/{done['id']}", headers=HTML).text
+    assert f'href="/ui/executions/{child_id}"' in parent_page
+    child_page = ui.get(f"/ui/executions/{child_id}", headers=HTML).text
+    assert f'id="parent-link" href="/ui/executions/{done["id"]}"' in child_page
+    assert f"ui.pages.{parent}" in child_page
