@@ -414,15 +414,15 @@ REJECTED: dict[str, str] = {
     "shmSize": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.scripts.shell.Commands, "
                "commands: [x], containerImage: alpine, taskRunner: "
                "{type: io.kestra.plugin.scripts.runner.docker.Docker, shmSize: 1g}}]\n",
-    "stopAfter": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: f\n    type: "
-                 "io.kestra.plugin.core.trigger.Flow\n    stopAfter: [FAILED]\n    conditions:\n"
-                 "      - {type: io.kestra.plugin.core.condition.Expression, expression: 'true'}\n",
     "scheduleDate": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
                     "namespace: n, flowId: f, scheduleDate: '2030-01-01T00:00:00Z'}]\n",
     "kvType": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.kv.Set, "
               "key: k, value: '1', kvType: NUMBER}]\n",
     "restartBehavior": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
                        "namespace: n, flowId: f, restartBehavior: RETRY_FAILED}]\n",
+    "stopAfter": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: f\n    type: "
+                 "io.kestra.plugin.core.trigger.Flow\n    stopAfter: [FAILED]\n    conditions:\n"
+                 "      - {type: io.kestra.plugin.core.condition.Expression, expression: 'true'}\n",
 }
 
 

@@ -135,8 +135,8 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
         # Several API processes (HARRIER_API_WORKERS), each building its app
         # from the environment; this process keeps the trigger loop.
         thread.start()
-        flow_thread.start()
         pauses.start()
+        flow_thread.start()
         uvicorn.run(SERVED_APP, factory=True, host=host, port=port,
                     workers=settings.api_workers, log_level=settings.log_level.lower())
         stop.set()
