@@ -57,6 +57,8 @@ _DECIDE = lua_script("harrier.scheduler", "decide_flow_trigger")
 # A fault hook for tests only: called after an entry is read, before any of its
 # work, where a test kills the process. Never set in production code.
 after_read: Callable[[str], None] | None = None
+# Likewise, after the triggered execution is stored and before it is started.
+after_create: Callable[[str], None] | None = None
 
 
 def triggered_execution_id(upstream_id: str, trigger_key: str) -> str:
@@ -319,6 +321,8 @@ class FlowTriggerLoop:
                 execution = create_execution(store, flow, inputs, trigger=view,
                                              labels={CORRELATION_ID: correlation},
                                              execution_id=execution_id)
+                if after_create is not None:
+                    after_create(execution_id)
                 start_execution(self.context.app, flow, execution, store=store)
             elif head.state.current == State.CREATED:
                 resume_start(self.context.app, flow, head, store=store)

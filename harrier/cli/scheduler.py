@@ -63,9 +63,10 @@ def _load_api(settings: Settings, context: FireContext) -> Any:
 @click.option("--host", default=None, help="API address; default HARRIER_API_HOST.")
 @click.option("--port", type=int, default=None, help="API port; default HARRIER_API_PORT.")
 def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
-    """Run a scheduler replica: the API and webhooks, and the trigger loop that
-    fires Schedule triggers of the flows in HARRIER_FLOWS_DIR and in the store.
-    Replicas share the work: each tick fires exactly once."""
+    """Run a scheduler replica: the API and webhooks, and the trigger loops that
+    fire Schedule and Flow triggers of the flows in HARRIER_FLOWS_DIR and in the
+    store. Replicas share the work: each tick, and each end of an execution,
+    fires exactly once."""
 
     settings = _distributed_settings()
     _configure_logging(settings)

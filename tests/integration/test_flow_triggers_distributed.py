@@ -168,11 +168,12 @@ def test_a_successful_chain_runs_to_publish(cluster: Cluster) -> None:
     assert aggregate.labels["system.correlationId"] == ingest
 
 
-# Reads one end from the stream as replica "doomed" and dies (kill -9) before
-# doing anything with it: the fault hook `flow_triggers.after_read` is the
-# only fake here, to hit that moment every time.
+# Reads one end from the stream as replica "doomed" and dies (kill -9) at the
+# fault hook named by its argument: `after_read` (before doing anything with
+# the end) or `after_create` (the triggered execution stored, not started). The
+# hooks are the only fake here, to hit those moments every time.
 _DOOMED_REPLICA = """
-import os, signal
+import os, signal, sys
 from harrier.common.celery_app import configure_app
 from harrier.common.redis_store import RedisStore
 from harrier.common.settings import Settings
@@ -185,7 +186,7 @@ context = firing.FireContext(store, configure_app(settings), store.redis, replic
 catalog = FlowCatalog(None, store)
 catalog.refresh()
 assert catalog.flow_triggers(), "no flow trigger loaded"
-flow_triggers.after_read = lambda upstream: os.kill(os.getpid(), signal.SIGKILL)
+setattr(flow_triggers, sys.argv[1], lambda _: os.kill(os.getpid(), signal.SIGKILL))
 loop = flow_triggers.FlowTriggerLoop(catalog, context)
 for _ in range(100):
     loop.step()
@@ -193,18 +194,23 @@ raise SystemExit("nothing was read")
 """
 
 
+@pytest.mark.parametrize("hook", ["after_read", "after_create"])
 def test_an_end_read_by_a_replica_killed_before_acknowledging_it_is_completed(
-        cluster: Cluster) -> None:
+        cluster: Cluster, hook: str) -> None:
     _push(cluster, AGGREGATE)
     ingest = _start(cluster, INGEST)  # no scheduler yet: the end waits in the stream
     assert cluster.store.wait_terminal(ingest, 90).state.current == State.SUCCESS
-    doomed = subprocess.run([sys.executable, "-c", _DOOMED_REPLICA], env=cluster.env,
+    doomed = subprocess.run([sys.executable, "-c", _DOOMED_REPLICA, hook], env=cluster.env,
                             capture_output=True, timeout=120)
     assert doomed.returncode == -signal.SIGKILL, doomed.stderr.decode()[-2000:]
     redis = cluster.store.redis
     [pending] = redis.xpending_range(cluster.store.ended_stream, GROUP, "-", "+", 10)
     assert pending["consumer"] == b"doomed"
-    assert _executions(cluster, "aggregate") == []  # it died before creating anything
+    left = _executions(cluster, "aggregate")
+    if hook == "after_read":
+        assert left == []  # it died before creating anything
+    else:
+        assert [e.state.current for e in left] == [State.CREATED]  # stored, never started
 
     _start_schedulers(cluster)
     [aggregate] = wait_for(lambda: _executions(cluster, "aggregate"), timeout=150)
