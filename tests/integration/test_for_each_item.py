@@ -124,6 +124,7 @@ def test_a_failed_child_fails_the_parent_unless_transmit_failed_is_false(
 
 
 def test_items_that_are_not_a_storage_uri_fail_the_task(harrier: Harrier) -> None:
+    _deploy(harrier, CHILD)
     done = harrier.run("""
 id: not_a_uri
 namespace: team

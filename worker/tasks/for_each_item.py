@@ -114,6 +114,7 @@ class ForEachItem(Subflow):
         if not prefix:
             prefix = new_id()
             ctx.checkpoint({"childPrefix": prefix})
+        target = self._target(ctx)  # an unknown flow fails before any batch is stored
         total, suffix = self._split(ctx)
         if total == 0:
             ctx.log("INFO", "no items: no subflow execution started")
@@ -121,7 +122,6 @@ class ForEachItem(Subflow):
         if self.wait:
             ctx.store.start_block(self._block(ctx.execution.id, ctx.task_run.id, prefix),
                                   total, 0)
-        target = self._target(ctx)
         ctx.log("INFO", f"{total} batch(es): starting one execution of "
                         f"{target[1].namespace}.{target[1].id} each")
 
