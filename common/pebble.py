@@ -5,6 +5,7 @@ brackets and `{% %}` tags too) and `a equals b`."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from jinja2.exceptions import TemplateSyntaxError
 
@@ -13,30 +14,36 @@ _CLOSE = {"(": ")", "[": "]", "{": "}"}
 _EQUALS = re.compile(r"(?<![\w.])equals(?![\w])")
 
 
-def _top_level(expr: str) -> list[tuple[int, str]]:
-    """Positions of top-level `??`, `?` and `:` outside strings and brackets."""
-    marks: list[tuple[int, str]] = []
+def _top_level_chars(text: str) -> Iterator[tuple[int, str]]:
+    """Each character outside strings and brackets, with its position."""
     depth = 0
     i = 0
-    while i < len(expr):
-        ch = expr[i]
+    while i < len(text):
+        ch = text[i]
         if ch in "'\"":
-            m = _STRING.match(expr, i)
-            i = m.end() if m else len(expr)
+            m = _STRING.match(text, i)
+            i = m.end() if m else len(text)
             continue
         if ch in "([{":
             depth += 1
         elif ch in ")]}":
             depth -= 1
-        elif depth == 0 and ch == "?":
-            if expr.startswith("??", i):
-                marks.append((i, "??"))
-                i += 2
-                continue
-            marks.append((i, "?"))
-        elif depth == 0 and ch == ":":
-            marks.append((i, ":"))
+        elif depth == 0:
+            yield i, ch
         i += 1
+
+
+def _top_level(expr: str) -> list[tuple[int, str]]:
+    """Positions of top-level `??`, `?` and `:` outside strings and brackets."""
+    marks: list[tuple[int, str]] = []
+    for i, ch in _top_level_chars(expr):
+        if ch == "?":
+            if marks and marks[-1] == (i - 1, "?"):
+                marks[-1] = (i - 1, "??")
+            else:
+                marks.append((i, "?"))
+        elif ch == ":":
+            marks.append((i, ":"))
     return marks
 
 
@@ -47,23 +54,11 @@ def _has_operator(expr: str) -> bool:
 
 def _split_commas(inner: str) -> list[str]:
     parts: list[str] = []
-    depth = 0
     start = 0
-    i = 0
-    while i < len(inner):
-        ch = inner[i]
-        if ch in "'\"":
-            m = _STRING.match(inner, i)
-            i = m.end() if m else len(inner)
-            continue
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
+    for i, ch in _top_level_chars(inner):
+        if ch == ",":
             parts.append(inner[start:i])
             start = i + 1
-        i += 1
     parts.append(inner[start:])
     return parts
 
