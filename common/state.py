@@ -36,6 +36,9 @@ class State(StrEnum):
         return self in (State.FAILED, State.KILLED, State.CANCELLED)
 
 
+# An execution a kill or a cancel is stopping or has stopped: nothing more of
+# it starts.
+STOPPING = frozenset({State.KILLING, State.KILLED, State.CANCELLED})
 TERMINAL = frozenset(
     {State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED, State.SKIPPED,
      State.RETRIED}

@@ -30,7 +30,7 @@ from harrier.common.errors import ExecutionNotFound, FlowNotFound, HarrierError
 from harrier.common.execution import WAITING, LogEntry, TaskRun
 from harrier.common.redis_store import RedisStore
 from harrier.common.settings import Settings
-from harrier.common.state import State, now, transition
+from harrier.common.state import STOPPING, State, now, transition
 from harrier.common.task import FlowableTask, Task
 from harrier.scheduler.executions import resume_start
 from harrier.worker.engine import Engine
@@ -42,7 +42,6 @@ SWEEP_SECONDS = 2.0
 # A re-sent task has this long to start (all workers may be busy) before it
 # counts as lost again and is sent once more.
 HOLD_SECONDS = 300.0
-_STOPPING = (State.KILLING, State.KILLED, State.CANCELLED)
 # An execution that has not moved (no task run began or ended) for this many
 # times HARRIER_TASK_LOST_AFTER, with nothing running, lost a message.
 STALL_FACTOR = 2
@@ -114,7 +113,7 @@ class TaskRescue:
             return False
         worker = run.attempts[-1].worker_id if run.attempts else None
         silence = f"no heartbeat from {worker or 'its worker'} for {self.lost_after:.0f} s"
-        if state in _STOPPING or state.terminated:
+        if state in STOPPING or state.terminated:
             # Killed (or ended) while its worker was gone: nobody else will end it.
             attempt = run.attempts[-1]
             if not attempt.state.current.terminated:

@@ -47,7 +47,7 @@ from harrier.common.inputs import InputSpec, coerce_inputs, to_json_value
 from harrier.common.kv import template_function as kv_template_function
 from harrier.common.metrics import recorder
 from harrier.common.retry import RetryPolicy
-from harrier.common.state import State, StateRecord, now, transition
+from harrier.common.state import STOPPING, State, StateRecord, now, transition
 from harrier.common.store import BlockProgress, BlockRef
 from harrier.common.task import PHASE_BLOCKS, FlowableTask, FlowControl, Task
 from harrier.common.templating import render
@@ -59,7 +59,6 @@ from harrier.worker.template_context import StoredOutputs, build_context
 
 log = logging.getLogger(__name__)
 
-_STOPPING = (State.KILLING, State.KILLED, State.CANCELLED)
 _NOT_STARTED = (State.CREATED, State.QUEUED, State.RESTARTED)
 # The block run counting a loop's iterations (its items are iterations, not tasks).
 EACH = "#each"
@@ -249,7 +248,7 @@ class Engine:
     def stopping(self) -> bool:
         """Killed, or ended another way (RETRIED): nothing more starts."""
         state = self.execution.state.current
-        return state in _STOPPING or state.terminated
+        return state in STOPPING or state.terminated
 
     def _refresh_state(self) -> None:
         self.execution.state.current = self.store.execution_state(self.execution.id)

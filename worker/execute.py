@@ -17,7 +17,7 @@ from harrier.common.durations import format_duration
 from harrier.common.errors import HarrierError, TaskFailed, TaskKilled, TemplateError
 from harrier.common.execution import Attempt, LogEntry, TaskRun, new_id
 from harrier.common.metrics import recorder
-from harrier.common.state import State, StateRecord, now, transition
+from harrier.common.state import STOPPING, State, StateRecord, now, transition
 from harrier.common.task import Task
 from harrier.common.templating import mask_secrets, render
 from harrier.common.truth import is_true
@@ -32,7 +32,6 @@ from harrier.worker.workdirs import attempt_dir, remove_later
 log = logging.getLogger(__name__)
 _LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 
-_STOPPED = (State.KILLING, State.KILLED, State.CANCELLED)
 
 
 @dataclass
@@ -79,7 +78,7 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
             engine.replay(task, run)
             engine.flush()
         return Outcome(state=run.state.current)
-    if execution.state.current in _STOPPED:
+    if execution.state.current in STOPPING:
         # Killed before it could start (or while it waited to be retried).
         if run.attempts and run.attempts[-1].state.current == State.RUNNING:
             transition(run.attempts[-1].state, State.KILLED, what=f"attempt of {task_id}")
@@ -196,7 +195,7 @@ def _failed(engine: Engine, task: Task, run: TaskRun, message: str, write_log: A
     write_log("ERROR", message)
     attempt.exit_code = exit_code
     if retryable and task.retry is not None and \
-            store.execution_state(run.execution_id) not in _STOPPED:
+            store.execution_state(run.execution_id) not in STOPPING:
         if task.retry.behavior == "CREATE_NEW_EXECUTION":
             # The next attempt is a new execution; this one ends RETRIED.
             if engine.retry_as_new_execution(task.retry, message):
@@ -222,7 +221,7 @@ def _failed(engine: Engine, task: Task, run: TaskRun, message: str, write_log: A
 def _wait(engine: Engine, run: TaskRun, waiting: Waiting) -> Outcome:
     """The task is not done: its run stays live, marked waiting (no heartbeat is
     expected from it), until Engine.complete_task ends it."""
-    if engine.store.execution_state(run.execution_id) in _STOPPED:
+    if engine.store.execution_state(run.execution_id) in STOPPING:
         # Killed while the task was getting ready to wait: nothing waits for a kill
         # (`then` still runs: it sees the run ended, e.g. a Subflow kills its child).
         outcome = _end(engine, engine.index.task(run.task_id), run, State.KILLED, "killed")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from harrier.common.errors import HarrierError
-from harrier.common.state import State
+from harrier.common.state import STOPPING
 from harrier.common.store import ExecutionStore
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,6 @@ POLL_SECONDS = 0.2
 HEARTBEAT_SECONDS = 2.0
 # An attempt whose last heartbeat is older than this is taken for dead.
 LEASE_SECONDS = 10.0
-STOPPED = (State.KILLING, State.KILLED, State.CANCELLED)
 
 
 class KillWatch:
@@ -74,7 +73,7 @@ class KillWatch:
                 except HarrierError as exc:  # store briefly unreachable: keep running
                     log.warning("kill watch for %s: %s", execution_id, exc)
                     continue
-                if state in STOPPED:
+                if state in STOPPING:
                     for event in events:
                         event.set()
 
