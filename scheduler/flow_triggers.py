@@ -233,6 +233,8 @@ class FlowTriggerLoop:
             return False
         if not upstream.state.current.terminated:
             return True  # restarted since: its next end is another entry
+        if upstream.loop_run is not None:
+            return True  # an iteration of a Loop: part of its parent, which ends later
         view = upstream_view(upstream)
         try:
             disabled = self.states.disabled_keys()
