@@ -798,9 +798,13 @@ class Engine:
         if failed:
             control.log("ERROR", f"Loop iteration {index} ended in {ended.value} in execution "
                                  f"{child_id}: see that execution's logs for details")
-        stop = failed or self.stopping or self._loop_breaks(loop, run, child_id, index)
+        # The count's states only steer it (a FAILED or KILLED one stops it for
+        # good, whoever counts next); the loop's outputs count the iterations' own.
+        counted = State.WARNING if ended in (State.FAILED, State.KILLED) else State.SUCCESS
+        if failed or self.stopping or self._loop_breaks(loop, run, child_id, index):
+            counted = State.KILLED
         progress = self.store.end_block_item(self._block_ref(run.id, ITERATIONS), child_id,
-                                             ended, may_continue=not stop)
+                                             counted, may_continue=counted != State.KILLED)
         if progress is None:
             return  # counted already (a redelivered message)
         for claimed in progress.claimed:

@@ -78,14 +78,17 @@ def loop_outputs(store: ExecutionStore, run: TaskRun, progress: BlockProgress
     runningIterations, terminatedIterations by state and, for the ended
     iterations that declared some, `outputs` as [{item, outputs}] in
     iteration order."""
-    counts = {k: v for k, v in progress.counts.items() if v}  # Redis keeps zeros
+    counts: dict[str, int] = {}
     collected: list[dict[str, Any]] = []
     for index in range(progress.next):
         try:
             child = store.get_execution(iteration_id(run.id, index))
         except ExecutionNotFound:
             continue
-        if not child.state.current.terminated or not child.outputs:
+        if not child.state.current.terminated:
+            continue
+        counts[child.state.current.value] = counts.get(child.state.current.value, 0) + 1
+        if not child.outputs:
             continue
         loop_run = child.loop_run or {}
         item: dict[str, Any] = {"value": loop_run.get("value"), "iteration": index}
@@ -93,7 +96,7 @@ def loop_outputs(store: ExecutionStore, run: TaskRun, progress: BlockProgress
             item["key"] = loop_run["key"]
         collected.append({"item": item, "outputs": child.outputs})
     outputs: dict[str, Any] = {"iterationCount": progress.total,
-                               "runningIterations": progress.next - progress.ended,
+                               "runningIterations": progress.next - sum(counts.values()),
                                "terminatedIterations": counts}
     if collected:
         outputs["outputs"] = collected
