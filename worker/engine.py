@@ -796,8 +796,9 @@ class Engine:
         failed = transmit and ended in (State.FAILED, State.KILLED) and not self.stopping
         control = _Control(self, loop, run)
         if failed:
+            reason = f": {child.error}" if child.error else ""
             control.log("ERROR", f"Loop iteration {index} ended in {ended.value} in execution "
-                                 f"{child_id}: see that execution's logs for details")
+                                 f"{child_id}{reason} (that execution's logs say more)")
         # The count's states only steer it (a FAILED or KILLED one stops it for
         # good, whoever counts next); the loop's outputs count the iterations' own.
         counted = State.WARNING if ended in (State.FAILED, State.KILLED) else State.SUCCESS

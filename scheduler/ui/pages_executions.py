@@ -13,16 +13,17 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from harrier.common.errors import FlowNotFound
+from harrier.common.errors import ExecutionNotFound, FlowNotFound
 from harrier.common.execution import Execution, LogEntry
 from harrier.common.inputs import InputType
 from harrier.common.state import State, iso
-from harrier.common.store import ExecutionQuery
+from harrier.common.store import ExecutionQuery, ExecutionStore
 from harrier.scheduler.api.context import ApiContext, Ctx
 from harrier.scheduler.api.errors import ApiError
 from harrier.scheduler.api.launch import launch
 from harrier.scheduler.ui.flow_tree import parsed, task_tree, trigger_kind
 from harrier.scheduler.ui.rendering import SECURITY_HEADERS, check_same_origin, page
+from harrier.worker.loop_runs import iteration_id
 from harrier.worker.subflows import parent_of
 
 router = APIRouter()
@@ -148,19 +149,45 @@ def execution_page(execution_id: str, request: Request, ctx: Ctx) -> HTMLRespons
             "logCount": ctx.store.count_logs(execution_id), "now": iso(datetime.now(UTC))}
     return page(request, "execution.html", execution=execution, row=execution_row(execution),
                 inputs=masked(execution.inputs, secrets), boot=boot, nav="executions",
-                title=f"Execution {execution.id}", **subflow_links(execution))
+                title=f"Execution {execution.id}", **subflow_links(execution, ctx.store))
 
 
-def subflow_links(execution: Execution) -> dict[str, Any]:
-    """The execution's parent (it was started by a Subflow task) and the
-    subflow executions its own Subflow tasks started, for the page's links."""
+# A Loop's iterations linked from its execution's page: the first this many.
+_MAX_ITERATION_LINKS = 100
+
+
+def subflow_links(execution: Execution, store: ExecutionStore) -> dict[str, Any]:
+    """The execution's parent (it was started by a Subflow task, or it is an
+    iteration of a Loop) and the executions its own Subflow tasks and Loops
+    started, for the page's links."""
     parent = parent_of(execution)
     children = [{"task": run.task_id, "value": run.value, "id": str(run.outputs["executionId"])}
                 for run in execution.task_runs
                 if run.outputs.get("executionId") and isinstance(run.outputs["executionId"], str)
                 and run.outputs.get("executionId") != execution.id]
-    return {"parent": {"id": parent[1], "flow": f"{parent[0].namespace}.{parent[0].flow_id}"}
-            if parent else None, "children": children}
+    for run in execution.task_runs:
+        count = run.outputs.get("iterationCount")
+        if isinstance(count, int) and count > 0 and _has_iterations(store, run.id):
+            children.extend({"task": run.task_id, "value": f"iteration {index}",
+                             "id": iteration_id(run.id, index)}
+                            for index in range(min(count, _MAX_ITERATION_LINKS)))
+    found = {"id": parent[1], "flow": f"{parent[0].namespace}.{parent[0].flow_id}"} \
+        if parent else None
+    if execution.loop_run is not None:
+        found = {"id": str(execution.loop_run["parentId"]),
+                 "flow": f"{execution.namespace}.{execution.flow_id} "
+                         f"(iteration {execution.loop_run.get('index')} of "
+                         f"{execution.loop_run.get('taskId')})"}
+    return {"parent": found, "children": children}
+
+
+def _has_iterations(store: ExecutionStore, run_id: str) -> bool:
+    """The run is a Loop's that started iterations (a LoopUntil also counts some)."""
+    try:
+        store.execution_state(iteration_id(run_id, 0))
+    except ExecutionNotFound:
+        return False
+    return True
 
 
 def _compact(entry: LogEntry) -> list[Any]:

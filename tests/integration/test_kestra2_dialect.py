@@ -184,7 +184,7 @@ tasks:
     assert handler == ["cleaning 2"]
     assert "partition 2 is corrupt" in (children[1].error or "")
     logs = [e.message for e in run.store.read_logs(done.id)]
-    assert any(f"in execution {children[1].id}" in m for m in logs), logs
+    assert any(f"in execution {children[1].id}: partition 2 is corrupt" in m for m in logs), logs
 
 
 def test_without_transmit_failed_the_loop_runs_every_iteration_and_succeeds(run: Runner):
