@@ -247,8 +247,8 @@ def run_chain(settings: Settings, flow: Flow, given: dict[str, Any], labels: dic
     execution_id = new_id()
     given = store_local_files(settings, flow, execution_id, given)
     with EmbeddedRuntime(settings, queues=queues, store=store) as runtime, \
-            EmbeddedFlowTriggers(catalog, store, runtime.app,
-                                 max_triggered=max_triggered) as triggers:
+            EmbeddedFlowTriggers(catalog, store, runtime.app, max_triggered=max_triggered,
+                                 secrets=settings.secrets) as triggers:
         execution = create_execution(store, flow, given, labels=labels,
                                      trigger={"type": "cli"}, deploy=False,
                                      execution_id=execution_id)
