@@ -254,7 +254,7 @@ def run_chain(settings: Settings, flow: Flow, given: dict[str, Any], labels: dic
                                      execution_id=execution_id)
         start_execution(runtime.app, flow, execution, store=store)
         chain = Chain(follow(store, execution.id, live=live, timeout=left()))
-        while True:
+        while deadline is None or time.monotonic() < deadline:
             if not triggers.wait_idle(left()):
                 break
             started = triggers.triggered()[len(chain.triggered):]
