@@ -108,10 +108,11 @@ def parse_input_options(pairs: tuple[str, ...], inputs_file: Path | None) -> dic
 @click.option("--quiet", "-q", is_flag=True, help="Do not print live logs.")
 @click.option("--timeout", type=float, default=None, help="Give up waiting after N seconds.")
 @click.option("--flows-dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
-              default=None, help="Embedded: when an execution ends, fire the Flow triggers "
-              "of the flows in DIR and run what they start, to the end of the chain.")
+              default=None, metavar="DIR",
+              help="Embedded: when an execution ends, fire the Flow triggers of the flows "
+              "in DIR and run what they start, to the end of the chain.")
 @click.option("--max-triggered", type=click.IntRange(min=0), default=DEFAULT_MAX_TRIGGERED,
-              show_default=True, help="With --flows-dir: start at most N triggered "
+              show_default=True, metavar="N", help="With --flows-dir: start at most N triggered "
               "executions (flows triggering each other in a loop).")
 def run_command(flow_file: Path, inputs: tuple[str, ...], inputs_file: Path | None,
                 labels: tuple[str, ...], as_json: bool, quiet: bool,
