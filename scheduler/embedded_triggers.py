@@ -83,8 +83,7 @@ class EmbeddedFlowTriggers:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
-                ended = len(self.store.ended_executions(0))
-                if self._handled >= ended:
+                if not self.store.ended_executions(self._handled):
                     return True
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -96,6 +95,8 @@ class EmbeddedFlowTriggers:
         while not self._stop.is_set():
             ended = self.store.ended_executions(self._handled, block=1.0)
             for execution_id in ended:
+                if self._stop.is_set():
+                    return
                 if self.refresh:
                     self.catalog.refresh()
                 try:
