@@ -15,10 +15,11 @@ from celery import Celery
 
 from harrier.common.celery_app import configure_app
 from harrier.common.errors import FlowValidationError
+from harrier.common.execution import Execution
 from harrier.common.flow import parse_flow
 from harrier.common.redis_store import RedisStore
 from harrier.common.settings import Settings
-from harrier.common.state import State
+from harrier.common.state import State, StateRecord
 from harrier.common.store import ExecutionQuery
 from harrier.common.triggers import TimeWindow
 from harrier.scheduler.executions import create_execution
@@ -457,3 +458,27 @@ def test_embedded_decisions_answer_as_the_redis_script(store: RedisStore) -> Non
     for decisions in (redis_decisions, memory_decisions):
         decisions.mark_done("e1:t")
         assert decisions.decide("e1:t", None, []) == "done"
+
+
+def test_the_end_of_a_loop_iteration_fires_nothing(
+        tmp_path: Path, store: RedisStore, app: Celery) -> None:
+    (tmp_path / "down.yaml").write_text(_downstream("""  - id: after_ingest
+    type: io.kestra.plugin.core.trigger.Flow
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: pipeline
+        flowId: ingest
+"""))
+    replica = Replica(tmp_path, store, app, "r1")
+    parent = _end(store, "ingest", State.SUCCESS)
+    head = store.execution_head(parent)
+    # An iteration of a Kestra 2.0 Loop is an execution of the same flow.
+    store.create_execution(Execution(
+        id=f"{parent}0", namespace="pipeline", flow_id="ingest",
+        flow_revision=head.flow_revision, state=StateRecord.start(State.CREATED),
+        loop_run={"parentId": parent, "taskRunId": "r", "taskId": "loop", "index": 0,
+                  "value": "a"}))
+    store.change_execution_state(f"{parent}0", State.RUNNING)
+    store.change_execution_state(f"{parent}0", State.SUCCESS)
+    replica.drain()
+    assert [e.trigger["executionId"] for e in _triggered(store)] == [parent]
