@@ -428,6 +428,8 @@ REJECTED: dict[str, str] = {
                  "items: x, namespace: n, flowId: f, batch: {separator: ';'}}]\n",
     "regexPattern": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.ForEachItem, "
                     "items: x, namespace: n, flowId: f, batch: {regexPattern: '(a)'}}]\n",
+    "tasks": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Pause, "
+             "tasks: [{id: x, type: io.kestra.plugin.core.log.Log, message: hi}]}]\n",
     "restartBehavior": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
                        "namespace: n, flowId: f, restartBehavior: RETRY_FAILED}]\n",
     "stopAfter": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: f\n    type: "
