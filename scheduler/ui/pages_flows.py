@@ -106,6 +106,7 @@ async def run_flow(namespace: str, flow_id: str, request: Request, ctx: Ctx) -> 
     flow = await run_in_threadpool(ctx.flow, namespace, flow_id)
     async with request.form(max_files=50, max_fields=500) as form:
         values, uploads = inputs_from_form(form)
+        uploads = [u for u in uploads if u.filename]  # a file field left empty: no file
         given = form_inputs(flow.inputs, values)
         try:
             execution = await run_in_threadpool(
