@@ -48,7 +48,7 @@
     // it when the execution pauses while the page is open; hide it once resumed.
     const resumePanel = $("#resume-panel");
     if (resumePanel) resumePanel.hidden = state !== "PAUSED";
-    else if (state === "PAUSED" && !reloading) { reloading = true; location.reload(); }
+    else if (state === "PAUSED" && !reloading) { reloading = true; location.assign("/ui/executions/" + encodeURIComponent(id)); }
     const error = $("#exec-error");
     error.hidden = !execution.error;
     error.textContent = execution.error || "";
