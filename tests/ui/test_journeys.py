@@ -87,10 +87,15 @@ tasks:
 
 APPROVAL_FLOW = """id: approve-purge
 namespace: ui.test
+inputs:
+  - id: marker
+    type: STRING
 tasks:
   - id: compact
     type: io.kestra.plugin.scripts.shell.Commands
-    commands: ["sleep 1.5", "echo compacted"]
+    commands:
+      - 'while [ ! -f {{ inputs.marker }} ]; do sleep 0.05; done'
+      - echo compacted
   - id: approve
     type: io.kestra.plugin.core.flow.Pause
     onResume:
@@ -211,9 +216,13 @@ def test_kill_a_running_execution(page: Any, harrier_server: HarrierServer,
 def test_resume_a_paused_execution_from_its_page_with_typed_inputs(
         page: Any, harrier_server: HarrierServer, screenshots: Path, tmp_path: Path) -> None:
     harrier_server.push(APPROVAL_FLOW)
-    execution = harrier_server.execute("ui.test", "approve-purge")
+    marker = tmp_path / "compacted"
+    execution = harrier_server.execute("ui.test", "approve-purge", {"marker": str(marker)})
     # Opened while it runs: the Resume form appears once the Pause is reached.
     page.goto(f"/ui/executions/{execution['id']}")
+    page.locator("#exec-state").filter(has_text="RUNNING").wait_for()
+    assert page.locator("#resume-panel").count() == 0
+    marker.write_text("done")
     resume = page.get_by_role("button", name="Resume", exact=True)
     resume.wait_for(timeout=30_000)
     assert page.locator("#exec-state").inner_text() == "PAUSED"
