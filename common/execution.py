@@ -67,12 +67,18 @@ ITEM_MARK = "\x1e"
 
 
 def loop_item(value_path: tuple[str, ...]) -> dict[str, Any] | None:
-    """Kestra 2.0's `item` (index, value, key) of the innermost Loop in a path."""
-    for element in reversed(value_path):
-        if element.startswith(ITEM_MARK):
-            item: dict[str, Any] = json.loads(element[1:])
-            return item
-    return None
+    """Kestra 2.0's `item` (index, value, key) of the innermost Loop in a path;
+    in nested Loops, `item.parent` is the next Loop out and `item.parents` all
+    of them, closest first."""
+    items: list[dict[str, Any]] = [json.loads(element[1:]) for element in reversed(value_path)
+                                   if element.startswith(ITEM_MARK)]
+    if not items:
+        return None
+    item = dict(items[0])
+    if len(items) > 1:
+        item["parent"] = items[1]
+        item["parents"] = items[1:]
+    return item
 
 
 def plain_values(value_path: tuple[str, ...]) -> tuple[str, ...]:
@@ -188,6 +194,13 @@ class Execution:
     # Ids of the inputs declared SECRET: their values are masked wherever the
     # execution is shown (API, CLI, UI, logs), kept only for the tasks.
     secret_inputs: list[str] = field(default_factory=list)
+    # Kestra 2.0's `loopRun`: set on an execution that is one iteration of a
+    # Loop (an isolated sub-execution of the same flow revision). Keys:
+    # parentId, taskRunId, taskId, index, value, key (over a map), path (the
+    # loop run's value path in the parent), outputsFrom ([execution id, value
+    # path] of every enclosing execution, closest first: where `outputs` of
+    # tasks outside the iteration are read) and trigger (the parent's).
+    loop_run: dict[str, Any] | None = None
 
     @property
     def start_date(self) -> datetime:
@@ -227,6 +240,9 @@ class Execution:
         }
         if reveal and self.secret_inputs:
             data["secretInputs"] = list(self.secret_inputs)
+        if self.loop_run is not None:
+            data["kind"] = "LOOP"
+            data["loopRun"] = self.loop_run
         return data
 
     @classmethod
@@ -242,6 +258,7 @@ class Execution:
             attempt_number=int((data.get("metadata") or {}).get("attemptNumber", 1)),
             original_id=data.get("originalId"),
             secret_inputs=list(data.get("secretInputs") or []),
+            loop_run=data.get("loopRun"),
         )
 
 

@@ -38,6 +38,9 @@ class MemoryStore:
         self._loop_values: dict[str, dict[str, list[str]]] = defaultdict(dict)
         self._logs: dict[str, list[LogEntry]] = defaultdict(list)
         self._log_seq = 0
+        # Every execution that ended, in order: the in-memory counterpart of the
+        # Redis store's ended stream, read by embedded Flow triggers.
+        self._ended_ids: list[str] = []
 
     # -- flows
     def put_flow(self, namespace: str, flow_id: str, source: str) -> FlowRecord:
@@ -147,6 +150,8 @@ class MemoryStore:
                 execution.error = error
             if new == State.RESTARTED:
                 self._halted.pop(execution_id, None)
+            if new.terminated:
+                self._ended_ids.append(execution_id)
             self._changed.notify_all()
             return True
 
@@ -191,6 +196,20 @@ class MemoryStore:
             self._changed.wait_for(
                 lambda: self._get(execution_id).state.current.terminated, timeout=timeout)
             return self.get_execution(execution_id)
+
+    def ended_executions(self, after: int, *, block: float = 0.0) -> list[str]:
+        """Ids of the executions that ended since the first `after` ends (each end
+        once, in order; an execution restarted and ended again is there twice),
+        waiting up to `block` seconds for a change of the store (maybe none)."""
+        with self._changed:
+            if block > 0 and len(self._ended_ids) <= after:
+                self._changed.wait(block)
+            return self._ended_ids[after:]
+
+    def wake_waiters(self) -> None:
+        """Wake every thread blocked reading the store (one is stopping)."""
+        with self._changed:
+            self._changed.notify_all()
 
     # -- task runs
     def get_or_create_task_run(self, execution_id: str, task_run: TaskRun, *,
@@ -304,6 +323,8 @@ class MemoryStore:
         if finish and progress.done and progress.state in (State.SUCCESS, State.WARNING) \
                 and execution is not None and execution.state.current == State.RUNNING:
             transition(execution.state, progress.state)
+            self._ended_ids.append(block.execution_id)
+            self._changed.notify_all()
             progress = replace(progress, finished=progress.state)
         return progress
 

@@ -140,6 +140,11 @@ class FlowControl(Protocol):
         follows once, after the last iteration, in the worst of their states;
         after a failed iteration no other starts."""
 
+    def run_isolated(self, values: list[str], *, window: int = 0) -> None:
+        """Run the flowable's `tasks` once per value, each iteration an
+        execution of its own (Kestra 2.0's Loop), `window` at a time (0: all);
+        the engine ends the flowable's run once they have ended."""
+
     def set_outputs(self, outputs: dict[str, Any]) -> None:
         """Record outputs on the flowable's task run."""
 

@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -254,8 +254,25 @@ def _is_json(value: Any) -> bool:
         return False
     return True
 
+def _loop_outputs(outputs: Any = None, name: Any = None) -> list[Any]:
+    """Kestra 2.0's loopOutputs(outputs.loop.outputs, 'name'): one declared
+    output of every iteration of a Loop, as a list (None where it is missing)."""
+    if outputs is None:
+        raise ValueError("The 'loopOutputs' function expects a non-null argument 'outputs'.")
+    if not isinstance(outputs, Sequence) or isinstance(outputs, str):
+        raise ValueError("The 'loopOutputs' function expects 'outputs' to be a list.")
+    if not isinstance(name, str):
+        raise ValueError("The 'loopOutputs' function expects 'name' to be a string.")
+    found: list[Any] = []
+    for entry in outputs:
+        values = entry.get("outputs") if isinstance(entry, Mapping) else None
+        found.append(values.get(name) if isinstance(values, Mapping) else None)
+    return found
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "now": _now,
+    "loopOutputs": _loop_outputs,
     "json": _from_json,
     "fromJson": _from_json,
 }

@@ -262,7 +262,11 @@ SUPPORTED: dict[str, str] = {
     "WorkingDirectory.namespaceFiles": WD + "test_what_a_working_directory_rejects",
     "Loop.values": K2 + "test_loop_over_a_map_gives_item_key_and_value",
     "Loop.tasks": K2 + "test_loop_gives_item_to_every_nested_task_and_reads_its_own_iteration",
-    "Loop.concurrencyLimit": K2 + "test_loop_gives_item_to_every_nested_task_and_reads_its_own_iteration",
+    "Loop.concurrencyLimit": K2 + "test_concurrency_limit_bounds_the_iterations_running_at_once",
+    "Loop.outputs": K2 + "test_loop_declared_outputs_are_listed_per_iteration_after_the_loop",
+    "Loop.fetchType": K2 + "test_loop_declared_outputs_are_listed_per_iteration_after_the_loop",
+    "Loop.transmitFailed": K2 + "test_without_transmit_failed_the_loop_runs_every_iteration_and_succeeds",
+    "Loop.breakWhen": K2 + "test_break_when_stops_starting_iterations",
     # -- triggers
     "Trigger.id": L + "test_a_trigger_disabled_at_run_time_lets_its_ticks_pass_and_resumes_when_enabled",
     "Trigger.type": L + "test_executions_carry_the_trigger_variables_and_inputs",

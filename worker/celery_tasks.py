@@ -21,7 +21,7 @@ from harrier.worker.kill_watch import LEASE_SECONDS
 from harrier.worker.pauses import PAUSE_EXPIRED, pause_expired
 from harrier.worker.rerun import rerun_failed
 from harrier.worker.runtime import current
-from harrier.worker.subflows import SUBFLOW_ENDED, subflow_result
+from harrier.worker.subflows import LOOP_ENDED, SUBFLOW_ENDED, subflow_result
 from harrier.worker.tasks.for_each_item import ForEachItem
 from harrier.worker.tasks.for_each_item import child_ended as for_each_item_child_ended
 
@@ -82,6 +82,7 @@ def advance(execution_id: str, action: str, flow: list[Any] | None = None,
     end of the flow's tasks (its errors and finally tasks); `complete_task`
     ends a waiting task run (`task_id` is the run) in `state`; `subflow_ended`
     ends a Subflow's waiting run after its `child` execution ended;
+    `loop_ended` counts an ended iteration (`child`) of a Loop run;
     `pause_expired` ends a Pause whose pauseDuration passed."""
     engine = Engine.load(current(), execution_id)
     if action == "start":
@@ -101,6 +102,8 @@ def advance(execution_id: str, action: str, flow: list[Any] | None = None,
         pause_expired(engine, task_id)
     elif action == SUBFLOW_ENDED and task_id is not None and child is not None:
         _subflow_ended(engine, task_id, child)
+    elif action == LOOP_ENDED and task_id is not None and child is not None:
+        engine.iteration_ended(task_id, child)
     elif action == "retry_flow":
         if engine.store.change_execution_state(execution_id, State.RUNNING,
                                                only_from=(State.RETRYING,)):

@@ -33,7 +33,7 @@ from harrier.common.dispatch import (
     start_messages,
 )
 from harrier.common.durations import format_duration
-from harrier.common.errors import HarrierError, InputError, TemplateError
+from harrier.common.errors import ExecutionNotFound, HarrierError, InputError, TemplateError
 from harrier.common.execution import (
     ITERATION_MARK,
     Attempt,
@@ -42,7 +42,7 @@ from harrier.common.execution import (
     TaskRun,
     new_id,
 )
-from harrier.common.flow import Flow
+from harrier.common.flow import Flow, FlowOutput
 from harrier.common.inputs import InputSpec, coerce_inputs, to_json_value
 from harrier.common.kv import template_function as kv_template_function
 from harrier.common.metrics import recorder
@@ -53,6 +53,13 @@ from harrier.common.task import PHASE_BLOCKS, FlowableTask, FlowControl, Task
 from harrier.common.templating import render
 from harrier.common.truth import is_true
 from harrier.worker.context import WAITING
+from harrier.worker.loop_runs import (
+    ITERATIONS,
+    iteration_execution,
+    iteration_id,
+    iteration_index,
+    loop_outputs,
+)
 from harrier.worker.runtime import Runtime
 from harrier.worker.subflows import notify_parent
 from harrier.worker.template_context import StoredOutputs, build_context
@@ -125,7 +132,10 @@ class Engine:
     # -- entry points
     def start(self) -> None:
         """Run the flow's `tasks` (the first message of an execution whose first
-        task is a flowable, or that has no task to run)."""
+        task is a flowable, or that has no task to run; or an iteration of a Loop)."""
+        if self.execution.loop_run is not None:
+            self._do(self._start_iteration_execution)
+            return
         self._do(self._start_flow)
 
     def _start_flow(self) -> None:
@@ -388,6 +398,11 @@ class Engine:
         if run.state.current.terminated:
             return
         control = _Control(self, owner, run)
+        if instance and owner.is_loop and self._is_iteration_root(run):
+            # This execution's own iteration of the Loop: its errors and finally
+            # tasks run here, in the iteration, as in Kestra.
+            control.end(State.KILLED if self.stopping and state == State.SUCCESS else state)
+            return
         if instance and owner.is_loop:
             self._iteration_ended(owner, run, block, int(instance), state)
             return
@@ -474,6 +489,9 @@ class Engine:
     def _close_flowable(self, task: FlowableTask, run: TaskRun, state: State,
                         error: str | None) -> None:
         if run.state.current.terminated:
+            return
+        if self._is_iteration_root(run):
+            self._end_iteration_execution(task, run, state, error)
             return
         if state == State.FAILED and task.retry is not None and not self.stopping and \
                 self._retry_flowable(task, run, error):
@@ -647,9 +665,12 @@ class Engine:
         return None
 
     def _flow_outputs(self) -> tuple[dict[str, Any], str | None]:
-        context = self.context()
+        return self._render_outputs(self.flow.outputs, self.context())
+
+    def _render_outputs(self, specs: list[FlowOutput], context: dict[str, Any]
+                        ) -> tuple[dict[str, Any], str | None]:
         outputs: dict[str, Any] = {}
-        for output in self.flow.outputs:
+        for output in specs:
             try:
                 value = render(output.value, context, field=f"outputs.{output.id}",
                                secrets=self.runtime.settings.secrets)
@@ -662,6 +683,176 @@ class Engine:
                                                message))
                 return outputs, message
         return outputs, None
+
+    # -- Kestra 2.0's Loop: each iteration an execution of its own (worker.loop_runs)
+    def _is_iteration_root(self, run: TaskRun) -> bool:
+        """`run` is the Loop's run this execution, an iteration, starts from."""
+        loop_run = self.execution.loop_run
+        return loop_run is not None and run.parent_task_run_id is None and \
+            run.task_id == loop_run.get("taskId")
+
+    def _start_iteration_execution(self) -> None:
+        loop_run = self.execution.loop_run
+        assert loop_run is not None
+        loop = self.index.task(str(loop_run["taskId"]))
+        assert isinstance(loop, FlowableTask)
+        path = (*[str(v) for v in loop_run.get("path") or []], str(loop_run["element"]))
+        run, created, head = self.store.begin_task_run(self.execution.id, TaskRun(
+            id=new_id(), execution_id=self.execution.id, namespace=self.execution.namespace,
+            flow_id=self.execution.flow_id, task_id=loop.id, task_path=loop.id,
+            value_path=path, state=StateRecord.start(State.RUNNING)))
+        self.execution.state.current = head.state.current
+        index = int(loop_run["index"])
+        scope = Scope(str(loop_run["value"]), index, path)
+        if not created:
+            # A redelivered start: what it had started may be cut short.
+            before = self.store.block_progress(self._block_ref(run.id, "tasks", str(index)))
+            if before is not None:
+                self._resume_block(loop.id, run.id, "tasks", scope, before.next)
+                return
+        if self.stopping:
+            _Control(self, loop, run).end(State.KILLED)
+            return
+        self._run_block(loop, run.id, "tasks", loop.iteration_window(), scope)
+
+    def _end_iteration_execution(self, loop: FlowableTask, run: TaskRun, state: State,
+                                 error: str | None) -> None:
+        """The iteration's tasks (and the Loop's errors and finally) ended: end
+        the execution in their state (the Loop's allowFailure applies in the
+        parent), with the Loop's declared `outputs` rendered here."""
+        result = State.KILLED if self.stopping else state
+        if result == State.SKIPPED:
+            result = State.SUCCESS
+        transition(run.state, result, what=f"task {loop.id}")
+        run.error = error
+        self.store.save_task_run(run)
+        specs: list[FlowOutput] = getattr(loop, "outputs", [])
+        if result in (State.SUCCESS, State.WARNING) and specs:
+            outputs, error = self._render_outputs(specs, self.context(loop, run))
+            if error is not None:
+                result = State.FAILED
+            self.store.set_execution_outputs(self.execution.id, outputs)
+        elif result == State.FAILED:
+            error = error or self._first_error()
+        alive = (State.KILLING,) if result == State.KILLED else (
+            State.RUNNING, State.RETRYING, *_NOT_STARTED)
+        if not self.store.change_execution_state(self.execution.id, result, error=error,
+                                                 only_from=alive):
+            if result == State.KILLED or not self.store.change_execution_state(
+                    self.execution.id, State.KILLED, only_from=(State.KILLING,)):
+                return
+            result = State.KILLED
+        self.execution.state.current = result
+        self._ended(result)
+        notify_parent(self.execution)
+
+    def _run_isolated(self, owner: FlowableTask, run: TaskRun, values: list[str],
+                      window: int) -> None:
+        """In the parent: start the Loop's iterations, `window` at a time."""
+        if not values:
+            self._close_isolated(owner, run, State.SUCCESS, BlockProgress(
+                total=0, next=0, ended=0, stopped=False, counts={}), None)
+            return
+        self.store.put_loop_values(self.execution.id, run.id, values)
+        progress = self.store.start_block(self._block_ref(run.id, ITERATIONS), len(values),
+                                          window)
+        run.outputs.update({"iterationCount": len(values)})
+        self.store.save_task_run(run)
+        for count, index in enumerate(progress.claimed, 1):
+            self._start_isolated(owner, run, index, values[index])
+            if count % _FLUSH_EVERY == 0:
+                self.flush()
+
+    def _start_isolated(self, owner: FlowableTask, run: TaskRun, index: int,
+                        entry: str) -> None:
+        child_id = iteration_id(run.id, index)
+        try:
+            state = self.store.execution_state(child_id)
+        except ExecutionNotFound:
+            # Concurrency limits and triggers do not apply: it is part of this execution.
+            self.store.create_execution(iteration_execution(self.execution, owner, run, index,
+                                                            entry))
+            state = State.CREATED
+        if state == State.CREATED:  # (again, if a crash may have lost its start)
+            self._messages.append(advance_message(self.flow_ref, child_id, "start"))
+
+    def iteration_ended(self, run_id: str, child_id: str) -> None:
+        """An iteration of the Loop run `run_id` has ended (a LOOP_ENDED message)."""
+        self._do(lambda: self._isolated_ended(run_id, child_id))
+
+    def _isolated_ended(self, run_id: str, child_id: str) -> None:
+        run = self.store.task_run(self.execution.id, run_id)
+        index = iteration_index(run_id, child_id)
+        if run.state.current.terminated or index is None:
+            return  # ended already (a failed iteration ended it, or a kill)
+        loop = self.index.task(run.task_id)
+        assert isinstance(loop, FlowableTask)
+        try:
+            child = self.store.execution_head(child_id)
+        except ExecutionNotFound:
+            return
+        ended = child.state.current
+        transmit = bool(getattr(loop, "transmit_failed", True))
+        failed = transmit and ended in (State.FAILED, State.KILLED) and not self.stopping
+        control = _Control(self, loop, run)
+        if failed:
+            reason = f": {child.error}" if child.error else ""
+            control.log("ERROR", f"Loop iteration {index} ended in {ended.value} in execution "
+                                 f"{child_id}{reason} (that execution's logs say more)")
+        # The count's states only steer it (a FAILED or KILLED one stops it for
+        # good, whoever counts next); the loop's outputs count the iterations' own.
+        counted = State.WARNING if ended in (State.FAILED, State.KILLED) else State.SUCCESS
+        if failed or self.stopping or self._loop_breaks(loop, run, child_id, index):
+            counted = State.KILLED
+        progress = self.store.end_block_item(self._block_ref(run.id, ITERATIONS), child_id,
+                                             counted, may_continue=counted != State.KILLED)
+        if progress is None:
+            return  # counted already (a redelivered message)
+        for claimed in progress.claimed:
+            entry = self.store.loop_value(self.execution.id, run.id, claimed)
+            self._start_isolated(loop, run, claimed, entry)
+        if failed:
+            self._close_isolated(loop, run, State.FAILED, progress,
+                                 f"Loop iteration {index} ended in {ended.value} "
+                                 f"(execution {child_id})")
+        elif progress.done:
+            self._close_isolated(loop, run, State.KILLED if self.stopping else State.SUCCESS,
+                                 progress, None)
+
+    def _loop_breaks(self, loop: FlowableTask, run: TaskRun, child_id: str,
+                     index: int) -> bool:
+        """Kestra's breakWhen, rendered after an iteration with `item` and
+        `iteration`: true, and no other iteration starts."""
+        condition = getattr(loop, "break_when", None)
+        if condition is None:
+            return False
+        child = self.store.get_execution(child_id)
+        context = self.context(loop, run)
+        loop_run = child.loop_run or {}
+        context["item"] = {"index": index, "value": loop_run.get("value"),
+                           **({"key": loop_run["key"]} if "key" in loop_run else {})}
+        context["iteration"] = {"executionId": child.id, "state": child.state.current.value,
+                                "outputs": dict(child.outputs or {})}
+        try:
+            return is_true(render(condition, context, field=f"{loop.id}.breakWhen",
+                                  secrets=self.runtime.settings.secrets))
+        except (TemplateError, HarrierError) as exc:
+            _Control(self, loop, run).log("ERROR", f"breakWhen: {exc}; no other iteration "
+                                                   "starts")
+            return True
+
+    def _close_isolated(self, loop: FlowableTask, run: TaskRun, state: State,
+                        progress: BlockProgress, error: str | None) -> None:
+        run.outputs.update(loop_outputs(self.store, run, progress))
+        if state == State.FAILED and loop.allow_failure:
+            state = State.WARNING
+        if state == State.WARNING and loop.allow_warning:
+            state = State.SUCCESS
+        if run.state.current.terminated:
+            return
+        transition(run.state, state, what=f"task {loop.id}")
+        run.error = error
+        self._node_ended(loop, run)
 
     # -- replay after a crash
     def _replay(self, task: Task, run: TaskRun) -> None:
@@ -683,10 +874,13 @@ class Engine:
 
     # -- templates
     def context(self, task: Task | None = None, run: TaskRun | None = None) -> dict[str, Any]:
+        enclosing = [(str(e), tuple(p)) for e, p in
+                     (self.execution.loop_run or {}).get("outputsFrom") or []]
         context = build_context(self.flow, self.execution, task, run,
                                 outputs=StoredOutputs(self.store, self.execution.id,
                                                       self.flow.index,
-                                                      run.value_path if run else ()))
+                                                      run.value_path if run else (),
+                                                      enclosing))
         context["kv"] = kv_template_function(self.store, self.flow.namespace)
         return context
 
@@ -709,6 +903,9 @@ class _Control(FlowControl):
 
     def run_each(self, block: str, values: list[str], *, window: int = 1) -> None:
         self._engine._run_each(self._task, self._run, block, values, window)
+
+    def run_isolated(self, values: list[str], *, window: int = 0) -> None:
+        self._engine._run_isolated(self._task, self._run, values, window)
 
     def set_outputs(self, outputs: dict[str, Any]) -> None:
         self._run.outputs.update(outputs)

@@ -16,6 +16,8 @@ from harrier.common.store import ExecutionStore
 
 SUBFLOW_TYPE = "io.kestra.plugin.core.flow.Subflow"
 SUBFLOW_ENDED = "subflow_ended"
+# An iteration of a Kestra 2.0 Loop (an execution of its own) has ended.
+LOOP_ENDED = "loop_ended"
 
 
 def parent_of(execution: Execution) -> tuple[FlowRef, str, str] | None:
@@ -33,8 +35,14 @@ def parent_of(execution: Execution) -> tuple[FlowRef, str, str] | None:
 
 
 def notify_parent(execution: Execution) -> None:
-    """`execution` ended: if a Subflow started it, tell the parent (a no-op
-    there when the parent did not wait, or its run ended already)."""
+    """`execution` ended: if a Subflow or a Loop started it, tell the parent (a
+    no-op there when the parent did not wait, or its run ended already)."""
+    loop_run = execution.loop_run
+    if loop_run is not None:
+        ref = FlowRef(execution.namespace, execution.flow_id, execution.flow_revision)
+        publish([advance_message(ref, str(loop_run["parentId"]), LOOP_ENDED,
+                                 task_id=str(loop_run["taskRunId"]), child=execution.id)])
+        return
     parent = parent_of(execution)
     if parent is None:
         return

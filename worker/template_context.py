@@ -94,10 +94,15 @@ class StoredOutputs(LazyMapping):
     _path = "outputs"
 
     def __init__(self, store: ExecutionStore, execution_id: str,
-                 index: FlowIndex | None = None, path: tuple[str, ...] = ()) -> None:
+                 index: FlowIndex | None = None, path: tuple[str, ...] = (),
+                 enclosing: list[tuple[str, tuple[str, ...]]] | None = None) -> None:
         self._store = store
         self._execution_id = execution_id
         self._index = index
+        # In a Loop's iteration (an execution of its own): the executions around
+        # it, closest first, with the value path of the loop there. Kestra reads
+        # the outputs of tasks outside the iteration from its parent execution.
+        self._enclosing = enclosing or []
         # The value path of the run whose templates read: inside a Kestra 2.0
         # Loop's iteration, `outputs.task` is the same iteration's run.
         self._items = tuple(plain_values(path))
@@ -109,6 +114,19 @@ class StoredOutputs(LazyMapping):
             return self._found[task_id]
         if self._everything is not None:
             return self._everything[task_id]
+        try:
+            return self._own(task_id)
+        except KeyError:
+            for execution_id, path in self._enclosing:
+                try:
+                    found = StoredOutputs(self._store, execution_id, self._index, path)[task_id]
+                except KeyError:
+                    continue
+                self._found[task_id] = found
+                return found
+            raise
+
+    def _own(self, task_id: str) -> Any:
         depth = self._loop_depth(task_id)
         if depth and len(self._items) >= depth and all(
                 element.startswith(ITEM_MARK) for element in self._items[:depth]):
@@ -170,7 +188,9 @@ def build_context(flow: Flow, execution: Execution, task: Task | None = None,
         "inputs": _typed_inputs(flow, execution),
         "outputs": outputs if outputs is not None else outputs_of(execution.task_runs),
         "vars": dict(flow.variables),
-        "trigger": _trigger_variables(execution.trigger),
+        # An iteration of a Loop sees its parent's trigger, as in Kestra.
+        "trigger": _trigger_variables(execution.trigger if execution.loop_run is None
+                                      else execution.loop_run.get("trigger")),
         "labels": dict(execution.labels),
     }
     if task is not None:

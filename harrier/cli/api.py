@@ -8,8 +8,11 @@ import uvicorn
 
 from harrier.common.celery_app import configure_app
 from harrier.common.errors import HarrierError
+from harrier.common.memory_store import MemoryStore
 from harrier.common.settings import Settings
 from harrier.scheduler.api.auth import check_exposure
+from harrier.scheduler.embedded_triggers import EmbeddedFlowTriggers
+from harrier.scheduler.flow_catalog import FlowCatalog, MemoryOrigins
 from harrier.scheduler.ui import create_web_app
 
 
@@ -36,15 +39,24 @@ def api_command(host: str | None, port: int | None) -> None:
 
             click.echo("no HARRIER_BROKER_URL: running embedded (in-memory store, "
                        "in-process worker)", err=True)
-            with EmbeddedRuntime(settings) as runtime:
-                api = create_web_app(runtime.settings, runtime.store, runtime.app)
-                uvicorn.run(api, host=host, port=port, log_level=settings.log_level.lower())
+            store = MemoryStore()
+            with EmbeddedRuntime(settings, store=store) as runtime:
+                api = create_web_app(runtime.settings, store, runtime.app)
+                # Flow triggers of the flows created through this API, as the
+                # scheduler would fire them (no Schedule triggers here: no scheduler).
+                catalog = FlowCatalog(None, store, origins=MemoryOrigins(),
+                                      store_poll_seconds=0.0)
+                with EmbeddedFlowTriggers(catalog, store, runtime.app,
+                                          states=api.state.harrier.triggers,
+                                          secrets=runtime.settings.secrets, refresh=True):
+                    uvicorn.run(api, host=host, port=port,
+                                log_level=settings.log_level.lower())
             return
         from harrier.common.redis_store import RedisStore  # lazy: see above
 
-        store = RedisStore.from_settings(settings)
+        redis_store = RedisStore.from_settings(settings)
         app = configure_app(settings)
-        api = create_web_app(settings, store, app)
+        api = create_web_app(settings, redis_store, app)
     except HarrierError as exc:
         raise click.ClickException(str(exc)) from None
     uvicorn.run(api, host=host, port=port, log_level=settings.log_level.lower())

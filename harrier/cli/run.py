@@ -6,23 +6,37 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from harrier.cli.output import log_line, print_json, summary
+from harrier.cli.output import (
+    duration_text,
+    log_line,
+    print_json,
+    state_text,
+    summary,
+    table,
+)
 from harrier.common.celery_app import configure_app
 from harrier.common.errors import FlowValidationError, HarrierError, InputError
 from harrier.common.execution import Execution, new_id
 from harrier.common.flow import Flow, load_flow_file
 from harrier.common.inputs import InputType, coerce_inputs
+from harrier.common.memory_store import MemoryStore
 from harrier.common.settings import Settings
 from harrier.common.storage import input_file_path, is_uri, storage_for
 from harrier.common.store import ExecutionStore
 from harrier.scheduler.executions import create_execution, start_execution
 
+if TYPE_CHECKING:
+    from harrier.scheduler.embedded_triggers import TriggeredExecution
+
 EXIT_OK, EXIT_FAILED = 0, 1
+# Flows triggering each other forever would keep `harrier run` going: stop there.
+DEFAULT_MAX_TRIGGERED = 100
 
 
 @click.command("validate")
@@ -93,16 +107,30 @@ def parse_input_options(pairs: tuple[str, ...], inputs_file: Path | None) -> dic
 @click.option("--json", "as_json", is_flag=True, help="Print the final execution as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print live logs.")
 @click.option("--timeout", type=float, default=None, help="Give up waiting after N seconds.")
+@click.option("--flows-dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              default=None, metavar="DIR",
+              help="Embedded: when an execution ends, fire the Flow triggers of the flows "
+              "in DIR and run what they start, to the end of the chain.")
+@click.option("--max-triggered", type=click.IntRange(min=0), default=DEFAULT_MAX_TRIGGERED,
+              show_default=True, metavar="N", help="With --flows-dir: start at most N triggered "
+              "executions (flows triggering each other in a loop).")
 def run_command(flow_file: Path, inputs: tuple[str, ...], inputs_file: Path | None,
                 labels: tuple[str, ...], as_json: bool, quiet: bool,
-                timeout: float | None) -> None:
+                timeout: float | None, flows_dir: Path | None, max_triggered: int) -> None:
     """Run a flow to the end and print its logs and a summary.
 
     With no HARRIER_BROKER_URL this runs embedded: an in-process Celery worker
-    on the in-memory transport, no Redis or cluster needed.
+    on the in-memory transport, no Redis or cluster needed. With --flows-dir,
+    the flows there that a Flow trigger starts after it run too; the exit code
+    is the flow's own (0: SUCCESS or WARNING), 1 also when --max-triggered cut
+    the chain.
     """
     try:
         settings = Settings.from_env()
+        if flows_dir is not None and not settings.embedded:
+            raise click.UsageError("--flows-dir is for embedded mode (no HARRIER_BROKER_URL); "
+                                   "with a broker, `harrier scheduler` fires Flow triggers "
+                                   "of the flows in its HARRIER_FLOWS_DIR")
         flow = load_flow_file(flow_file)
         given = parse_input_options(inputs, inputs_file)
         label_map = dict(parse_input_options(labels, None))
@@ -114,12 +142,32 @@ def run_command(flow_file: Path, inputs: tuple[str, ...], inputs_file: Path | No
     except HarrierError as exc:
         click.echo(click.style("error: ", fg="red", bold=True) + str(exc), err=True)
         sys.exit(EXIT_FAILED)
-    execution = run_flow(settings, flow, given, label_map, live=not (quiet or as_json),
-                         timeout=timeout)
+    if flows_dir is not None:
+        chain = run_chain(settings, flow, given, label_map, flows_dir,
+                          max_triggered=max_triggered, live=not (quiet or as_json),
+                          timeout=timeout)
+        execution = chain.execution
+    else:
+        execution = run_flow(settings, flow, given, label_map, live=not (quiet or as_json),
+                             timeout=timeout)
     if as_json:
-        print_json(execution.to_json())
+        data = execution.to_json()
+        if flows_dir is not None:
+            data["triggeredExecutions"] = [
+                {"id": e.id, "namespace": e.namespace, "flowId": e.flow_id,
+                 "state": e.state.current.value, "triggerId": t.trigger_id,
+                 "upstreamExecutionId": t.upstream_id}
+                for t, e in chain.triggered]
+            if chain.refused:
+                data["triggerBoundReached"] = chain.refused
+        print_json(data)
     else:
         click.echo(summary(execution))
+        if flows_dir is not None:
+            click.echo(chain_summary(chain))
+    if flows_dir is not None and chain.refused:
+        click.echo(click.style("error: ", fg="red", bold=True) + chain.refused, err=True)
+        sys.exit(EXIT_FAILED)
     sys.exit(EXIT_OK if execution.state.current.value in ("SUCCESS", "WARNING") else EXIT_FAILED)
 
 
@@ -164,6 +212,75 @@ def run_flow(settings: Settings, flow: Flow, given: dict[str, Any], labels: dict
                                  deploy=False, execution_id=execution_id)
     start_execution(app, flow, execution, store=store)
     return follow(store, execution.id, live=live, timeout=timeout)
+
+
+@dataclass
+class Chain:
+    """The execution `harrier run` started and those Flow triggers started after it."""
+
+    execution: Execution
+    triggered: list[tuple[TriggeredExecution, Execution]] = field(default_factory=list)
+    refused: str | None = None  # the bound on triggered executions stopped the chain
+
+
+def run_chain(settings: Settings, flow: Flow, given: dict[str, Any], labels: dict[str, str],
+              flows_dir: Path, *, max_triggered: int, live: bool,
+              timeout: float | None) -> Chain:
+    """Run a flow embedded with the Flow triggers of `flows_dir` armed; follow
+    every execution they start (and those these start) to the end."""
+    # lazy: start-up time; a plain `harrier run` loads neither the worker nor the
+    # scheduler's Flow trigger modules (and the Redis client they import)
+    from harrier.scheduler.embedded_triggers import EmbeddedFlowTriggers  # lazy: see above
+    from harrier.scheduler.flow_catalog import FlowCatalog, MemoryOrigins  # lazy: see above
+    from harrier.worker.embedded import EmbeddedRuntime  # lazy: see above
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def left() -> float | None:
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+    store = MemoryStore()
+    catalog = FlowCatalog(flows_dir, store, origins=MemoryOrigins())
+    catalog.refresh()  # loads (and reports) every flow file once
+    flows = [flow, *(f for f, _ in catalog.flow_triggers())]
+    queues = sorted({t.worker_group.key for f in flows for t in f.all_tasks()
+                     if t.worker_group} | {"default"})
+    execution_id = new_id()
+    given = store_local_files(settings, flow, execution_id, given)
+    with EmbeddedRuntime(settings, queues=queues, store=store) as runtime, \
+            EmbeddedFlowTriggers(catalog, store, runtime.app, max_triggered=max_triggered,
+                                 secrets=settings.secrets) as triggers:
+        execution = create_execution(store, flow, given, labels=labels,
+                                     trigger={"type": "cli"}, deploy=False,
+                                     execution_id=execution_id)
+        start_execution(runtime.app, flow, execution, store=store)
+        chain = Chain(follow(store, execution.id, live=live, timeout=left()))
+        while deadline is None or time.monotonic() < deadline:
+            if not triggers.wait_idle(left()):
+                break
+            started = triggers.triggered()[len(chain.triggered):]
+            if not started:
+                break
+            for fired in started:
+                if live:
+                    click.echo(click.style(
+                        f"--- {fired.namespace}.{fired.flow_id} execution {fired.id}: "
+                        f"trigger {fired.trigger_id} after {fired.upstream_flow} "
+                        f"{fired.upstream_state}", bold=True))
+                chain.triggered.append(
+                    (fired, follow(store, fired.id, live=live, timeout=left())))
+        chain.refused = triggers.refused
+        return chain
+
+
+def chain_summary(chain: Chain) -> str:
+    if not chain.triggered:
+        return "Flow triggers: no execution triggered"
+    rows = [[f"{e.namespace}.{e.flow_id}", e.id, state_text(e.state.current),
+             f"{t.trigger_id} after {t.upstream_flow} {t.upstream_state}",
+             duration_text(e.state.duration_seconds())] for t, e in chain.triggered]
+    return "Triggered executions:\n" + table(
+        ["flow", "execution", "state", "trigger", "duration"], rows)
 
 
 def follow(store: ExecutionStore, execution_id: str, *, live: bool,

@@ -13,12 +13,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from harrier.common.errors import FlowNotFound, InputError
+from harrier.common.errors import ExecutionNotFound, FlowNotFound, InputError
 from harrier.common.execution import WAITING, Execution, LogEntry
 from harrier.common.flow import Flow
 from harrier.common.inputs import InputSpec, InputType
 from harrier.common.state import State, iso
-from harrier.common.store import ExecutionQuery
+from harrier.common.store import ExecutionQuery, ExecutionStore
 from harrier.scheduler.api.context import ApiContext, Ctx
 from harrier.scheduler.api.errors import ApiError
 from harrier.scheduler.api.launch import launch, resume_with_files
@@ -33,6 +33,7 @@ from harrier.scheduler.ui.flow_tree import (
     trigger_kind,
 )
 from harrier.scheduler.ui.rendering import SECURITY_HEADERS, check_same_origin, page
+from harrier.worker.loop_runs import iteration_id
 from harrier.worker.pauses import PAUSE_TYPE
 from harrier.worker.subflows import parent_of
 
@@ -184,7 +185,7 @@ def _execution_page(request: Request, ctx: ApiContext, execution_id: str, *,
                 boot=boot, nav="executions", title=f"Execution {execution.id}",
                 resume_fields=None if specs is None else form_fields(specs, resume_values),
                 resume_errors=resume_errors or {}, resume_general=resume_general or [],
-                **subflow_links(execution))
+                **subflow_links(execution, ctx.store))
 
 
 @router.get("/executions/{execution_id}", response_class=HTMLResponse,
@@ -224,16 +225,42 @@ async def resume(execution_id: str, request: Request, ctx: Ctx) -> Response:
         return await run_in_threadpool(work)
 
 
-def subflow_links(execution: Execution) -> dict[str, Any]:
-    """The execution's parent (it was started by a Subflow task) and the
-    subflow executions its own Subflow tasks started, for the page's links."""
+# A Loop's iterations linked from its execution's page: the first this many.
+_MAX_ITERATION_LINKS = 100
+
+
+def subflow_links(execution: Execution, store: ExecutionStore) -> dict[str, Any]:
+    """The execution's parent (it was started by a Subflow task, or it is an
+    iteration of a Loop) and the executions its own Subflow tasks and Loops
+    started, for the page's links."""
     parent = parent_of(execution)
     children = [{"task": run.task_id, "value": run.value, "id": str(run.outputs["executionId"])}
                 for run in execution.task_runs
                 if run.outputs.get("executionId") and isinstance(run.outputs["executionId"], str)
                 and run.outputs.get("executionId") != execution.id]
-    return {"parent": {"id": parent[1], "flow": f"{parent[0].namespace}.{parent[0].flow_id}"}
-            if parent else None, "children": children}
+    for run in execution.task_runs:
+        count = run.outputs.get("iterationCount")
+        if isinstance(count, int) and count > 0 and _has_iterations(store, run.id):
+            children.extend({"task": run.task_id, "value": f"iteration {index}",
+                             "id": iteration_id(run.id, index)}
+                            for index in range(min(count, _MAX_ITERATION_LINKS)))
+    found = {"id": parent[1], "flow": f"{parent[0].namespace}.{parent[0].flow_id}"} \
+        if parent else None
+    if execution.loop_run is not None:
+        found = {"id": str(execution.loop_run["parentId"]),
+                 "flow": f"{execution.namespace}.{execution.flow_id} "
+                         f"(iteration {execution.loop_run.get('index')} of "
+                         f"{execution.loop_run.get('taskId')})"}
+    return {"parent": found, "children": children}
+
+
+def _has_iterations(store: ExecutionStore, run_id: str) -> bool:
+    """The run is a Loop's that started iterations (a LoopUntil also counts some)."""
+    try:
+        store.execution_state(iteration_id(run_id, 0))
+    except ExecutionNotFound:
+        return False
+    return True
 
 
 def _compact(entry: LogEntry) -> list[Any]:

@@ -24,7 +24,13 @@ from harrier.common.triggers import TimeWindow
 from harrier.scheduler.executions import create_execution
 from harrier.scheduler.firing import FireContext
 from harrier.scheduler.flow_catalog import FlowCatalog, MemoryOrigins
-from harrier.scheduler.flow_triggers import FlowTriggerLoop, triggered_execution_id
+from harrier.scheduler.flow_triggers import (
+    FlowTriggerLoop,
+    MemoryDecisions,
+    RedisDecisions,
+    Window,
+    triggered_execution_id,
+)
 
 UPSTREAM = """id: {id}
 namespace: {namespace}
@@ -423,3 +429,31 @@ def test_daily_time_window_and_fixed_duration_windows(
     replica.drain()
     assert [e.id for e in _triggered(store)] == [
         triggered_execution_id(morning, "pipeline/down/morning")]
+
+
+def test_embedded_decisions_answer_as_the_redis_script(store: RedisStore) -> None:
+    """Embedded mode decides in memory what decide_flow_trigger.lua decides in
+    Redis: the same answers for the same ends, once per (end, trigger)."""
+    def window(key: str, ended: int, start: int, reset: bool = True) -> Window:
+        return Window(key, total=2, reset_on_success=reset, ended_ms=ended, start_ms=start,
+                      ttl_seconds=60)
+
+    steps: list[tuple[str, Window | None, list[str]]] = [
+        ("e1:t", None, []), ("e1:t", None, []),  # decided once: the same answer
+        ("e2:p", window("w", 1000, 0), ["a"]),  # one of two conditions: wait
+        ("e3:p", window("w", 2000, 0), ["a"]),  # the same one again
+        ("e4:p", window("w", 3000, 0), ["b"]),  # both met: fire, and start over
+        ("e5:p", window("w", 4000, 0), ["b"]),
+        ("e6:p", window("w", 9000, 5000), ["a"]),  # b was met before the window: stale
+        ("e7:k", window("k", 1000, 0, reset=False), ["a", "b"]),
+        ("e8:k", window("k", 1500, 0, reset=False), ["a"]),  # kept: fires again
+    ]
+    redis_decisions = RedisDecisions(store.redis, "test")
+    memory_decisions = MemoryDecisions()
+    answers = [[d.decide(key, w, met) for key, w, met in steps]
+               for d in (redis_decisions, memory_decisions)]
+    assert answers[0] == answers[1] == ["fire", "fire", "skip", "skip", "fire", "skip",
+                                        "skip", "fire", "fire"]
+    for decisions in (redis_decisions, memory_decisions):
+        decisions.mark_done("e1:t")
+        assert decisions.decide("e1:t", None, []) == "done"

@@ -10,12 +10,13 @@ value that is not a string is passed on as compact JSON."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from harrier.common.errors import HarrierError
 from harrier.common.execution import ITEM_MARK
+from harrier.common.flow import FlowOutput
 from harrier.common.task import FlowableTask, FlowControl, Task, register_task
 from harrier.worker.template_context import loop_value_text
 
@@ -156,13 +157,30 @@ class EachParallel(_Loop):
 
 @register_task("io.kestra.plugin.core.flow.Loop")
 class Loop(_Loop):
-    """Kestra 2.0's loop: like ForEach, but every task inside an iteration,
-    nested or not, reads `item.value` and `item.index` (0-based), and
-    `outputs.task` inside an iteration is that iteration's run."""
+    """Kestra 2.0's loop: each iteration is an isolated sub-execution of the
+    same flow revision (worker.loop_runs), `concurrencyLimit` at a time
+    (default 0: all). Every task of an iteration, nested or not, reads
+    `item.value`, `item.index` (and `item.key` over a map); `outputs.task`
+    inside it is that iteration's run. Outside the loop an iteration's tasks
+    are not visible: declared `outputs` are rendered at the end of each
+    iteration and listed in the loop's `outputs` output.
+
+    Followed: Kestra's Loop.java and LoopExecutionEventMessageHandler (05f736ba):
+    with `transmitFailed` (default) the first FAILED or KILLED iteration ends
+    the loop FAILED and starts no other (those running finish on their own);
+    without it the loop ends SUCCESS whatever its iterations did. `breakWhen`
+    is rendered after each iteration with `item` and `iteration.executionId /
+    state / outputs`: once true, no other iteration starts."""
 
     values: Any
     tasks: list[Task] = Field(min_length=1)
-    concurrency_limit: int = Field(1, ge=0, alias="concurrencyLimit")
+    concurrency_limit: int = Field(0, ge=0, alias="concurrencyLimit")
+    transmit_failed: bool = Field(True, alias="transmitFailed")
+    outputs: list[FlowOutput] = Field(default_factory=list)
+    # Only what Kestra does for values that are not a storage URI (FETCH):
+    # outputs kept in the loop's run.
+    fetch_type: Literal["AUTO", "FETCH"] = Field("AUTO", alias="fetchType")
+    break_when: str | None = Field(None, alias="breakWhen")
 
     @field_validator("values")
     @classmethod
@@ -170,6 +188,22 @@ class Loop(_Loop):
         if isinstance(value, dict):
             return value  # a map: one iteration per entry (item.key, item.value)
         return check_values(value, "values")
+
+    @field_validator("retry")
+    @classmethod
+    def _no_retry(cls, value: object) -> object:
+        if value is not None:
+            raise ValueError("retry is not supported on a Loop (its iterations are executions "
+                             "of their own): put the retry on the tasks inside it")
+        return value
+
+    @field_validator("fetch_type", mode="before")
+    @classmethod
+    def _check_fetch_type(cls, value: object) -> object:
+        if value == "STORE":
+            raise ValueError("fetchType STORE is not supported (iteration outputs are kept "
+                             "in the loop's run, as FETCH does): use AUTO or FETCH")
+        return value
 
     def _values_property(self) -> Any:
         return self.values
@@ -193,16 +227,20 @@ class Loop(_Loop):
             # Each iteration's value carries its key: MAP_ENTRY + [key, value] as JSON.
             entries = [MAP_ENTRY + json.dumps([str(key), loop_value_text(value)])
                        for key, value in rendered.items()]
-            ctl.run_each("tasks", entries, window=self.window())
-            return
-        ctl.run_each("tasks", loop_values(rendered, "values"), window=self.window())
+        else:
+            entries = loop_values(rendered, "values")
+        ctl.run_isolated(entries, window=self.window())
 
     def path_element(self, index: int, value: str) -> str:
-        item: dict[str, Any] = {"index": index, "value": value}
+        return ITEM_MARK + json.dumps(self.item(index, value), separators=(",", ":"))
+
+    @staticmethod
+    def item(index: int, value: str) -> dict[str, Any]:
+        """Kestra's `item` of an iteration: index, value and, over a map, key."""
         if value.startswith(MAP_ENTRY):
             key, text = json.loads(value[len(MAP_ENTRY):])
-            item = {"index": index, "key": key, "value": text}
-        return ITEM_MARK + json.dumps(item, separators=(",", ":"))
+            return {"index": index, "key": key, "value": text}
+        return {"index": index, "value": value}
 
     def iteration_value(self, value: str) -> str:
         if value.startswith(MAP_ENTRY):

@@ -231,6 +231,24 @@ def test_parent_and_subflow_executions_link_to_each_other(ui: TestClient) -> Non
     assert f"ui.pages.{parent}" in child_page
 
 
+def test_a_loop_and_its_iteration_executions_link_to_each_other(ui: TestClient) -> None:
+    flow_id = unique("loop")
+    text = (f"id: {flow_id}\nnamespace: ui.pages\ntasks:\n  - id: days\n"
+            "    type: io.kestra.plugin.core.flow.Loop\n    values: [mon, tue]\n    tasks:\n"
+            "      - {id: t, type: io.kestra.plugin.core.log.Log, message: '{{ item.value }}'}\n")
+    assert ui.post("/api/v1/flows", content=text,
+                   headers={"Content-Type": "application/x-yaml"}).status_code == 200
+    done = ui.post(f"/api/v1/executions/ui.pages/{flow_id}", params={"wait": "true"}).json()
+    assert done["state"]["current"] == "SUCCESS"
+    loop_run = done["taskRunList"][0]["id"]
+    parent_page = ui.get(f"/ui/executions/{done['id']}", headers=HTML).text
+    for index in (0, 1):
+        assert f'href="/ui/executions/{loop_run}{index}">days [iteration {index}]' in parent_page
+    child_page = ui.get(f"/ui/executions/{loop_run}1", headers=HTML).text
+    assert f'id="parent-link" href="/ui/executions/{done["id"]}"' in child_page
+    assert "(iteration 1 of days)" in child_page
+
+
 def test_a_file_field_left_empty_is_no_file_and_resume_of_an_ended_execution_is_refused(
         ui: TestClient, embedded: Runtime) -> None:
     name = unique()
