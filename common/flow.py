@@ -34,7 +34,6 @@ UNSUPPORTED_FLOW_PROPERTIES = {
 UNSUPPORTED_TASK_PROPERTIES = {
     "logToFile": "",
     "scheduleDate": " (a Subflow starts its child at once)",
-    "kvType": " (kv.Set stores the rendered value as it is: a string, a number, a map...)",
     "restartBehavior": " (restarting a parent starts a new subflow execution, as "
                        "Kestra's NEW_EXECUTION)",
 }

@@ -35,9 +35,10 @@ def task_file_path(namespace: str, flow_id: str, execution_id: str, task_id: str
 
 
 def input_file_path(namespace: str, flow_id: str, execution_id: str, input_id: str,
-                    name: str) -> str:
+                    name: str, *, folder: str = "inputs") -> str:
+    """A FILE input's file; `folder` "resume/<id>" for a Pause's onResume inputs."""
     return execution_prefix(namespace, flow_id, execution_id) + \
-        f"inputs/{input_id}/{_clean_name(name)}"
+        f"{folder}/{input_id}/{_clean_name(name)}"
 
 
 def to_uri(path: str) -> str:

@@ -21,7 +21,7 @@ from harrier.common.execution import WAITING
 from harrier.common.settings import Settings
 from harrier.common.state import State
 from harrier.common.store import ExecutionQuery, ExecutionStore
-from harrier.worker.pauses import PAUSE_EXPIRED, PAUSE_TYPE
+from harrier.worker.pauses import PAUSE_EXPIRED, PAUSE_TYPE, Expiring
 from harrier.worker.runtime import Runtime
 
 log = logging.getLogger("harrier.scheduler.pauses")
@@ -58,9 +58,10 @@ class PauseSweep:
                     task = flow.index.task(run.task_id)
                 except KeyError:
                     continue
-                duration = getattr(task, "pause_duration", None)
-                if PAUSE_TYPE not in task.type_names or duration is None:
+                expiry = task.expiry() if isinstance(task, Expiring) else None
+                if PAUSE_TYPE not in task.type_names or expiry is None:
                     continue
+                duration = expiry[0]
                 paused_at = next((h.date for h in reversed(run.state.histories)
                                   if h.state == State.PAUSED), None)
                 if paused_at is not None and now >= paused_at + duration + GRACE:

@@ -237,6 +237,7 @@ SUPPORTED: dict[str, str] = {
     "KVSet.namespace": KV + "test_kv_tasks_and_the_kv_function",
     "KVSet.overwrite": KV + "test_kv_tasks_and_the_kv_function",
     "KVSet.ttl": KV + "test_kv_tasks_and_the_kv_function",
+    "KVSet.kvType": KV + "test_kv_type_converts_the_value_and_kv_returns_it_typed",
     "KVGet.key": KV + "test_kv_tasks_and_the_kv_function",
     "KVGet.namespace": KV + "test_kv_tasks_and_the_kv_function",
     "KVGet.errorOnMissing": KV + "test_missing_keys_fail_where_kestra_fails",
@@ -426,12 +427,12 @@ REJECTED: dict[str, str] = {
                "{type: io.kestra.plugin.scripts.runner.docker.Docker, shmSize: 1g}}]\n",
     "scheduleDate": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
                     "namespace: n, flowId: f, scheduleDate: '2030-01-01T00:00:00Z'}]\n",
-    "kvType": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.kv.Set, "
-              "key: k, value: '1', kvType: NUMBER}]\n",
     "separator": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.ForEachItem, "
                  "items: x, namespace: n, flowId: f, batch: {separator: ';'}}]\n",
     "regexPattern": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.ForEachItem, "
                     "items: x, namespace: n, flowId: f, batch: {regexPattern: '(a)'}}]\n",
+    "tasks": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Pause, "
+             "tasks: [{id: x, type: io.kestra.plugin.core.log.Log, message: hi}]}]\n",
     "restartBehavior": FLOW_HEAD + "tasks: [{id: t, type: io.kestra.plugin.core.flow.Subflow, "
                        "namespace: n, flowId: f, restartBehavior: RETRY_FAILED}]\n",
     "stopAfter": FLOW_HEAD + ONE_TASK + "triggers:\n  - id: f\n    type: "

@@ -6,9 +6,11 @@ decides which of the two comes first."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from datetime import timedelta
+from typing import Any, Protocol, runtime_checkable
 
 from harrier.common.concurrency import release_slot
+from harrier.common.durations import format_duration
 from harrier.common.errors import HarrierError
 from harrier.common.execution import WAITING, LogEntry, TaskRun
 from harrier.common.inputs import coerce_inputs, inputs_to_json
@@ -20,6 +22,13 @@ from harrier.worker.subflows import notify_parent
 PAUSE_TYPE = "io.kestra.plugin.core.flow.Pause"
 # The advance action that ends a Pause whose pauseDuration passed.
 PAUSE_EXPIRED = "pause_expired"
+
+
+@runtime_checkable
+class Expiring(Protocol):
+    """A Pause (worker.tasks.pause imports this module, not the reverse)."""
+
+    def expiry(self) -> tuple[timedelta, str] | None: ...
 
 
 def _is_pause(task: Task) -> bool:
@@ -59,14 +68,19 @@ def resume(engine: Engine, inputs: Mapping[str, Any]) -> None:
 
 def pause_expired(engine: Engine, run_id: str) -> None:
     """`pauseDuration` passed: RESUME ends the Pause SUCCESS, WARN WARNING,
-    FAIL FAILED, CANCEL cancels the execution. A no-op if it was resumed."""
+    FAIL FAILED, CANCEL cancels the execution; the task's `timeout` passed (no
+    pauseDuration): FAILED. A no-op if it was resumed."""
     run = engine.store.task_run(engine.execution.id, run_id)
     task = engine.index.task(run.task_id)
     if run.state.current != State.PAUSED or not _is_pause(task):
         return
-    behavior = str(getattr(task, "behavior", "RESUME"))
+    expiry = task.expiry() if isinstance(task, Expiring) else None
+    if expiry is None:
+        return
+    behavior = expiry[1]
     execution_id = engine.execution.id
-    message = f"pause duration expired ({behavior})"
+    message = (f"pause duration expired ({behavior})" if getattr(task, "pause_duration", None)
+               else f"pause timed out after {format_duration(expiry[0])}")
     if behavior == "CANCEL":
         if not engine.store.change_execution_state(execution_id, State.CANCELLED,
                                                    only_from=(State.PAUSED,)):
@@ -88,7 +102,12 @@ def pause_expired(engine: Engine, run_id: str) -> None:
         return  # resumed or killed meanwhile
     engine.execution.state.current = State.RUNNING
     state = {"RESUME": State.SUCCESS, "WARN": State.WARNING, "FAIL": State.FAILED}[behavior]
+    timed_out = getattr(task, "pause_duration", None) is None
+    if timed_out and task.allow_failure:
+        # The task's timeout passed: Kestra's State.Type.fail(task) heeds
+        # allowFailure (WARNING) and allowWarning (then SUCCESS).
+        state = State.SUCCESS if task.allow_warning else State.WARNING
     engine.store.append_log(LogEntry(execution_id, run.id, run.task_id,
                                      "INFO" if state == State.SUCCESS else "WARN", message))
     engine.complete_task(run_id, state, {},
-                         message if state == State.FAILED else None)
+                         message if state == State.FAILED or timed_out else None)

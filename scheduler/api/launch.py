@@ -20,6 +20,7 @@ from harrier.common.state import State
 from harrier.common.storage import Storage, execution_prefix, input_file_path, storage_for
 from harrier.scheduler.api.context import ApiContext
 from harrier.scheduler.api.errors import ApiError
+from harrier.scheduler.control import resume_execution
 from harrier.scheduler.executions import create_execution, start_execution
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,8 @@ class Upload:
     stream: BinaryIO
 
 
-def save_uploads(storage: Storage, flow: Flow, execution_id: str,
-                 uploads: list[Upload]) -> dict[str, str]:
+def save_uploads(storage: Storage, namespace: str, flow_id: str, execution_id: str,
+                 uploads: list[Upload], *, folder: str = "inputs") -> dict[str, str]:
     """Store uploaded files as Kestra does (kestra:///<ns>/<flow>/executions/<id>/
     inputs/<input>/<name>); the URIs become the FILE inputs' values."""
     uris: dict[str, str] = {}
@@ -50,7 +51,8 @@ def save_uploads(storage: Storage, flow: Flow, execution_id: str,
         if not _ID.fullmatch(upload.field):
             raise ApiError(422, f"file part {upload.field!r}: not an input name")
         uris[upload.field] = storage.put(input_file_path(
-            flow.namespace, flow.id, execution_id, upload.field, name), upload.stream)
+            namespace, flow_id, execution_id, upload.field, name, folder=folder),
+            upload.stream)
     return uris
 
 
@@ -67,7 +69,7 @@ def launch(ctx: ApiContext, flow: Flow, inputs: Mapping[str, Any], *,
     execution_id = new_id()
     storage = storage_for(ctx.settings.storage_root)
     try:
-        paths = save_uploads(storage, flow, execution_id, uploads or [])
+        paths = save_uploads(storage, flow.namespace, flow.id, execution_id, uploads or [])
         execution = create_execution(ctx.store, flow, {**inputs, **paths}, trigger=trigger,
                                      labels=labels, revision=revision,
                                      execution_id=execution_id)
@@ -93,3 +95,26 @@ def launch(ctx: ApiContext, flow: Flow, inputs: Mapping[str, Any], *,
     if as_created and flow.concurrency is None:
         return execution
     return ctx.store.get_execution(execution.id)
+
+
+def resume_with_files(ctx: ApiContext, execution_id: str, inputs: Mapping[str, Any],
+                      uploads: list[Upload]) -> Execution:
+    """Resume a paused execution (scheduler.control.resume_execution) with its
+    Pause's `onResume` inputs, the uploaded files (FILE inputs) stored first
+    under the execution (kestra:///.../executions/<id>/resume/<n>/<input>/<name>)
+    and removed again if the resume is refused."""
+    if not uploads:
+        return resume_execution(ctx.store, ctx.celery_app, execution_id, inputs,
+                                settings=ctx.settings)
+    execution = ctx.store.get_execution(execution_id)
+    folder = f"resume/{new_id()}"
+    storage = storage_for(ctx.settings.storage_root)
+    prefix = execution_prefix(execution.namespace, execution.flow_id, execution_id)
+    try:
+        paths = save_uploads(storage, execution.namespace, execution.flow_id, execution_id,
+                             uploads, folder=folder)
+        return resume_execution(ctx.store, ctx.celery_app, execution_id,
+                                {**inputs, **paths}, settings=ctx.settings)
+    except BaseException:
+        storage.delete_prefix(f"{prefix}{folder}/")
+        raise

@@ -19,7 +19,7 @@ from harrier.common.store import ExecutionQuery
 from harrier.scheduler.api.auth import require_auth
 from harrier.scheduler.api.context import Ctx
 from harrier.scheduler.api.errors import ApiError
-from harrier.scheduler.api.launch import launch
+from harrier.scheduler.api.launch import launch, resume_with_files
 from harrier.scheduler.api.request_inputs import (
     check_body_type,
     inputs_from_form,
@@ -28,7 +28,7 @@ from harrier.scheduler.api.request_inputs import (
     parse_labels,
 )
 from harrier.scheduler.api.sse import follow_execution
-from harrier.scheduler.control import kill_execution, restart_execution, resume_execution
+from harrier.scheduler.control import kill_execution, restart_execution
 
 router = APIRouter(prefix="/executions", tags=["executions"],
                    dependencies=[Depends(require_auth)])
@@ -117,20 +117,20 @@ def restart(execution_id: str, ctx: Ctx) -> dict[str, Any]:
              openapi_extra=_INPUTS_BODY)
 async def resume(execution_id: str, request: Request, ctx: Ctx) -> JSONResponse:
     """The Pause tasks' `onResume` inputs as multipart/form-data fields (as
-    Kestra's UI and client send them) or a JSON object; 409 if not paused."""
+    Kestra's UI and client send them; files for FILE inputs) or a JSON object;
+    409 if not paused."""
     content_type = request.headers.get("content-type", "")
     if is_form(content_type):
         async with request.form() as form:
             given, uploads = inputs_from_form(form)
-        if uploads:
-            raise ApiError(400, "FILE inputs on resume are not supported yet")
+            execution = await run_in_threadpool(
+                lambda: resume_with_files(ctx, execution_id, given, uploads))
     else:
         body = await request.body()
         check_body_type(content_type, body)
         given = inputs_from_json(body)
-    execution = await run_in_threadpool(
-        lambda: resume_execution(ctx.store, ctx.celery_app, execution_id, given,
-                                 settings=ctx.settings))
+        execution = await run_in_threadpool(
+            lambda: resume_with_files(ctx, execution_id, given, []))
     return JSONResponse(execution.to_json())
 
 

@@ -43,7 +43,7 @@ def get_value(namespace: str, key: str, ctx: Ctx) -> dict[str, Any]:
     entry = ctx.store.kv_get(check_namespace(namespace), check_key(key))
     if entry is None:
         raise ApiError(404, f"No value found for key '{key}' in namespace '{namespace}'")
-    return {"type": kv_type(entry.value), "value": entry.value}
+    return {"type": entry.type or kv_type(entry.value), "value": entry.value}
 
 
 @router.put("/{key}", status_code=204, summary="Puts a key-value pair in store",

@@ -1,10 +1,12 @@
 """What the UI needs to know about a flow beyond its JSON: its task tree as
-the timeline nests it, how an execution was triggered, and the Run form's
-fields generated from the typed inputs."""
+the timeline nests it, how an execution was triggered, and the fields of
+the forms generated from typed inputs (the flow's Run form, a Pause's
+Resume form), read back as the API takes them."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -123,3 +125,33 @@ def form_fields(specs: Iterable[InputSpec], given: Mapping[str, Any] | None = No
             step="1" if spec.type == InputType.INT else "any" if spec.type == InputType.FLOAT
             else "", hint=hint))
     return fields
+
+
+_INPUT_PROBLEM = re.compile(r"^(?:unknown )?input '([^']+)'")
+
+
+def form_inputs(specs: Iterable[InputSpec], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Form values as the API takes them: empty optional fields are not given,
+    a checkbox is its last value (a hidden `false` precedes it)."""
+    kinds = {spec.id: spec.type for spec in specs}
+    given: dict[str, Any] = {}
+    for name, value in values.items():
+        if kinds.get(name) in (InputType.BOOLEAN, InputType.BOOL) and isinstance(value, list):
+            value = value[-1]
+        if value == "" or value == []:
+            continue
+        given[name] = value
+    return given
+
+
+def split_problems(problems: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """Input problems by field (shown next to it) and the others (above the form)."""
+    by_field: dict[str, list[str]] = {}
+    general: list[str] = []
+    for problem in problems:
+        match = _INPUT_PROBLEM.match(problem)
+        if match and not problem.startswith("unknown"):
+            by_field.setdefault(match.group(1), []).append(problem)
+        else:
+            general.append(problem)
+    return by_field, general

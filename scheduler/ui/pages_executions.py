@@ -1,7 +1,7 @@
 """The executions pages: the list (newest first, last 24 h by default,
 filters, server-side pages read from the store's indexes) and one
-execution's page (its data as JSON for execution.js), plus the log windows
-the page's virtual log view reads."""
+execution's page (its data as JSON for execution.js; the Resume form of a
+paused execution), plus the log windows the page's virtual log view reads."""
 
 from __future__ import annotations
 
@@ -10,20 +10,31 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from harrier.common.errors import ExecutionNotFound, FlowNotFound
-from harrier.common.execution import Execution, LogEntry
-from harrier.common.inputs import InputType
+from harrier.common.errors import ExecutionNotFound, FlowNotFound, InputError
+from harrier.common.execution import WAITING, Execution, LogEntry
+from harrier.common.flow import Flow
+from harrier.common.inputs import InputSpec, InputType
 from harrier.common.state import State, iso
 from harrier.common.store import ExecutionQuery, ExecutionStore
 from harrier.scheduler.api.context import ApiContext, Ctx
 from harrier.scheduler.api.errors import ApiError
-from harrier.scheduler.api.launch import launch
-from harrier.scheduler.ui.flow_tree import parsed, task_tree, trigger_kind
+from harrier.scheduler.api.launch import launch, resume_with_files
+from harrier.scheduler.api.request_inputs import inputs_from_form
+from harrier.scheduler.control import ExecutionConflict
+from harrier.scheduler.ui.flow_tree import (
+    form_fields,
+    form_inputs,
+    parsed,
+    split_problems,
+    task_tree,
+    trigger_kind,
+)
 from harrier.scheduler.ui.rendering import SECURITY_HEADERS, check_same_origin, page
 from harrier.worker.loop_runs import iteration_id
+from harrier.worker.pauses import PAUSE_TYPE
 from harrier.worker.subflows import parent_of
 
 router = APIRouter()
@@ -119,37 +130,99 @@ def executions_page(
                 nav="executions", title="Executions")
 
 
-def _secret_inputs(ctx: ApiContext, execution: Execution) -> tuple[list[str], dict, str]:
+def _secret_inputs(ctx: ApiContext, execution: Execution
+                   ) -> tuple[list[str], dict, Flow | None]:
     """The flow revision's SECRET inputs (masked on the page), its task tree,
-    and its source (empty when the revision cannot be read)."""
+    and the revision parsed (None when it cannot be read)."""
     try:
         record = ctx.store.get_flow(execution.namespace, execution.flow_id,
                                     execution.flow_revision)
     except FlowNotFound:
-        return [], {"groups": []}, ""
+        return [], {"groups": []}, None
     flow = parsed(record)
     if flow is None:
-        return [], {"groups": []}, record.source
+        return [], {"groups": []}, None
     secrets = [spec.id for spec in flow.inputs if spec.type == InputType.SECRET]
-    return secrets, task_tree(flow), record.source
+    return secrets, task_tree(flow), flow
 
 
 def masked(values: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
     return {k: ("******" if k in secrets and v is not None else v) for k, v in values.items()}
 
 
-@router.get("/executions/{execution_id}", response_class=HTMLResponse,
-            summary="One execution (UI)")
-def execution_page(execution_id: str, request: Request, ctx: Ctx) -> HTMLResponse:
+def resume_specs(flow: Flow | None, execution: Execution) -> list[InputSpec] | None:
+    """The `onResume` inputs of the execution's paused Pause tasks (the Resume
+    form's fields); None when the execution is not paused."""
+    if execution.state.current != State.PAUSED:
+        return None
+    specs: dict[str, InputSpec] = {}
+    for run in execution.task_runs:
+        if run.state.current != State.PAUSED or WAITING not in run.outputs or flow is None:
+            continue
+        try:
+            task = flow.index.task(run.task_id)
+        except KeyError:
+            continue
+        if PAUSE_TYPE in task.type_names:
+            for spec in getattr(task, "on_resume", []):
+                specs.setdefault(spec.id, spec)
+    return list(specs.values())
+
+
+def _execution_page(request: Request, ctx: ApiContext, execution_id: str, *,
+                    status_code: int = 200, resume_values: dict[str, Any] | None = None,
+                    resume_errors: dict[str, list[str]] | None = None,
+                    resume_general: list[str] | None = None) -> HTMLResponse:
     execution = ctx.store.get_execution(execution_id)
-    secrets, tree, _ = _secret_inputs(ctx, execution)
+    secrets, tree, flow = _secret_inputs(ctx, execution)
     data = execution.to_json()
     data["inputs"] = masked(execution.inputs, secrets)
     boot = {"execution": data, "tree": tree, "secrets": secrets,
             "logCount": ctx.store.count_logs(execution_id), "now": iso(datetime.now(UTC))}
-    return page(request, "execution.html", execution=execution, row=execution_row(execution),
-                inputs=masked(execution.inputs, secrets), boot=boot, nav="executions",
-                title=f"Execution {execution.id}", **subflow_links(execution, ctx.store))
+    specs = resume_specs(flow, execution)
+    return page(request, "execution.html", status_code=status_code, execution=execution,
+                row=execution_row(execution), inputs=masked(execution.inputs, secrets),
+                boot=boot, nav="executions", title=f"Execution {execution.id}",
+                resume_fields=None if specs is None else form_fields(specs, resume_values),
+                resume_errors=resume_errors or {}, resume_general=resume_general or [],
+                **subflow_links(execution, ctx.store))
+
+
+@router.get("/executions/{execution_id}", response_class=HTMLResponse,
+            summary="One execution (UI)")
+def execution_page(execution_id: str, request: Request, ctx: Ctx) -> HTMLResponse:
+    return _execution_page(request, ctx, execution_id)
+
+
+@router.post("/executions/{execution_id}/resume", dependencies=[Depends(check_same_origin)],
+             summary="Resume a paused execution from its Resume form (UI)")
+async def resume(execution_id: str, request: Request, ctx: Ctx) -> Response:
+    """The same resume as POST /api/v1/executions/{id}/resume; invalid inputs
+    (422) or an execution no longer paused (409) show on the page."""
+    async with request.form(max_files=50, max_fields=500) as form:
+        values, uploads = inputs_from_form(form)
+
+        def work() -> Response:
+            execution = ctx.store.get_execution(execution_id)
+            _, _, flow = _secret_inputs(ctx, execution)
+            specs = resume_specs(flow, execution) or []
+            given = form_inputs(specs, values)
+            try:
+                resume_with_files(ctx, execution_id, given,
+                                  [u for u in uploads if u.filename])
+            except InputError as exc:
+                by_field, general = split_problems(exc.problems)
+                secret = {s.id for s in specs if s.type == InputType.SECRET}
+                return _execution_page(
+                    request, ctx, execution_id, status_code=422,
+                    resume_values={k: v for k, v in given.items() if k not in secret},
+                    resume_errors=by_field, resume_general=general)
+            except ExecutionConflict as exc:
+                return _execution_page(request, ctx, execution_id, status_code=409,
+                                       resume_general=[str(exc)])
+            return RedirectResponse(f"/ui/executions/{execution_id}", status_code=303)
+
+        return await run_in_threadpool(work)
 
 
 # A Loop's iterations linked from its execution's page: the first this many.

@@ -5,7 +5,6 @@ the Backfill form)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -31,14 +30,13 @@ from harrier.scheduler.trigger_view import (
     run_backfill,
     trigger_views,
 )
-from harrier.scheduler.ui.flow_tree import form_fields, parsed
+from harrier.scheduler.ui.flow_tree import form_fields, form_inputs, parsed, split_problems
 from harrier.scheduler.ui.pages_executions import execution_row
 from harrier.scheduler.ui.rendering import check_same_origin, page
 
 router = APIRouter()
 RECENT_RUNS = 10
 MAX_LISTED_FLOWS = 500
-_INPUT_PROBLEM = re.compile(r"^(?:unknown )?input '([^']+)'")
 
 
 def _parse(record: FlowRecord) -> Flow | None:
@@ -102,45 +100,20 @@ def flow_page(namespace: str, flow_id: str, request: Request, ctx: Ctx) -> HTMLR
     return _flow_page(request, ctx, namespace, flow_id)
 
 
-def _run_inputs(flow: Flow, values: dict[str, Any]) -> dict[str, Any]:
-    """Form values as the API takes them: empty optional fields are not given,
-    a checkbox is its last value (a hidden `false` precedes it)."""
-    kinds = {spec.id: spec.type for spec in flow.inputs}
-    given: dict[str, Any] = {}
-    for name, value in values.items():
-        if kinds.get(name) in (InputType.BOOLEAN, InputType.BOOL) and isinstance(value, list):
-            value = value[-1]
-        if value == "" or value == []:
-            continue
-        given[name] = value
-    return given
-
-
-def _split_problems(problems: list[str]) -> tuple[dict[str, list[str]], list[str]]:
-    by_field: dict[str, list[str]] = {}
-    general: list[str] = []
-    for problem in problems:
-        match = _INPUT_PROBLEM.match(problem)
-        if match and not problem.startswith("unknown"):
-            by_field.setdefault(match.group(1), []).append(problem)
-        else:
-            general.append(problem)
-    return by_field, general
-
-
 @router.post("/flows/{namespace}/{flow_id}/run", summary="Run a flow from the form (UI)",
              dependencies=[Depends(check_same_origin)])
 async def run_flow(namespace: str, flow_id: str, request: Request, ctx: Ctx) -> Response:
     flow = await run_in_threadpool(ctx.flow, namespace, flow_id)
     async with request.form(max_files=50, max_fields=500) as form:
         values, uploads = inputs_from_form(form)
-        given = _run_inputs(flow, values)
+        uploads = [u for u in uploads if u.filename]  # a file field left empty: no file
+        given = form_inputs(flow.inputs, values)
         try:
             execution = await run_in_threadpool(
                 lambda: launch(ctx, flow, given, trigger={"type": "api", "id": "ui"},
                                uploads=uploads))
         except InputError as exc:
-            by_field, general = _split_problems(exc.problems)
+            by_field, general = split_problems(exc.problems)
             secrets = {s.id for s in flow.inputs if s.type == InputType.SECRET}
             shown = {k: v for k, v in given.items() if k not in secrets}
             return await run_in_threadpool(

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from harrier.common.kv import KVError, new_entry
+from harrier.common.kv import KVError, new_entry, typed_value
 from harrier.common.memory_store import MemoryStore
 from harrier.common.redis_store import RedisStore
 from harrier.common.state import State
@@ -108,6 +108,65 @@ tasks:
     assert task_run(done, "lenient").outputs["value"] == "[]"  # null prints nothing
     assert task_run(done, "fallback").outputs["value"] == "2024-01-01"
     assert "no KV value for key 'absent'" in (task_run(done, "template").error or "")
+
+
+def test_kv_type_converts_the_value_and_kv_returns_it_typed(harrier: Harrier) -> None:
+    done = harrier.run("""
+id: kv_typed
+namespace: team.typed
+tasks:
+  - {id: n, type: io.kestra.plugin.core.kv.Set, key: n, value: "4{{ 1 + 1 }}", kvType: NUMBER}
+  - {id: f, type: io.kestra.plugin.core.kv.Set, key: f, value: "3.5", kvType: NUMBER}
+  - {id: b, type: io.kestra.plugin.core.kv.Set, key: b, value: " TRUE ", kvType: BOOLEAN}
+  - id: dt
+    type: io.kestra.plugin.core.kv.Set
+    key: dt
+    value: "2024-01-31T10:00:00+02:00"
+    kvType: DATETIME
+  - {id: d, type: io.kestra.plugin.core.kv.Set, key: d, value: "2024-01-31", kvType: DATE}
+  - {id: dur, type: io.kestra.plugin.core.kv.Set, key: dur, value: PT90M, kvType: DURATION}
+  - id: j
+    type: io.kestra.plugin.core.kv.Set
+    key: j
+    value: '{"a": [1, 2]}'
+    kvType: JSON
+  - {id: s, type: io.kestra.plugin.core.kv.Set, key: s, value: 42, kvType: STRING}
+  - id: bad
+    type: io.kestra.plugin.core.kv.Set
+    key: bad
+    value: forty-two
+    kvType: NUMBER
+    allowFailure: true
+  - id: use
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ kv('n') + 1 }} {{ kv('f') * 2 }} {{ kv('b') }} {{ kv('j').a[1] }}"
+  - {id: get, type: io.kestra.plugin.core.kv.Get, key: n}
+""")
+    assert done.state.current == State.WARNING, done.error
+    bad = task_run(done, "bad")
+    assert bad.state.current == State.WARNING
+    assert "is not of kvType NUMBER: expected a number" in (bad.error or "")
+    assert "'forty-two'" in (bad.error or "")
+    assert harrier.store.kv_get("team.typed", "bad") is None  # nothing stored
+    assert task_run(done, "use").outputs["value"] == "43 7.0 true 2"
+    assert task_run(done, "get").outputs["value"] == 42
+    stored = {key: harrier.store.kv_get("team.typed", key)
+              for key in ("n", "f", "b", "dt", "d", "dur", "j", "s")}
+    assert {k: e.value for k, e in stored.items() if e is not None} == {
+        "n": 42, "f": 3.5, "b": True, "dt": "2024-01-31T08:00:00Z", "d": "2024-01-31",
+        "dur": "PT1H30M", "j": {"a": [1, 2]}, "s": "42"}
+    # The type it was set with is kept (the API's GET answers it).
+    assert {k: e.type for k, e in stored.items() if e is not None} == {
+        "n": "NUMBER", "f": "NUMBER", "b": "BOOLEAN", "dt": "DATETIME", "d": "DATE",
+        "dur": "DURATION", "j": "JSON", "s": "STRING"}
+
+
+@pytest.mark.parametrize(("kind", "value"), [
+    ("NUMBER", "1,5"), ("NUMBER", "true"), ("BOOLEAN", "yes"), ("DATETIME", "yesterday"),
+    ("DATE", "31/01/2024"), ("DURATION", "90 minutes"), ("JSON", "{a: 1"), ("STRING", None)])
+def test_a_value_that_does_not_fit_its_kv_type_is_refused(kind: str, value: object) -> None:
+    with pytest.raises(KVError, match=f"is not of kvType {kind}: expected"):
+        typed_value(kind, value, "k")
 
 
 @pytest.fixture(params=["memory", "redis"])

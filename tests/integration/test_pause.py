@@ -6,6 +6,7 @@ resumed through the HTTP API afterwards."""
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from click.testing import CliRunner
 
 from harrier.cli.executions import executions_group
 from harrier.common.celery_app import app  # configured by make_cluster
-from harrier.common.errors import InputError
+from harrier.common.errors import FlowValidationError, InputError
 from harrier.common.flow import parse_flow
 from harrier.common.launch import create_execution, start_execution
 from harrier.common.state import State
@@ -106,6 +107,66 @@ tasks:
     assert task_run(done, "pause").state.current == task_state
     ran_after = any(r.task_id == "after" for r in done.task_runs)
     assert ran_after == (behavior in ("RESUME", "WARN"))
+
+
+def test_delay_is_pause_duration_and_a_timeout_alone_fails_the_pause(harrier: Harrier) -> None:
+    done = harrier.run("""
+id: deprecated_delay
+namespace: team
+tasks:
+  - id: old_name
+    type: io.kestra.plugin.core.flow.Pause
+    delay: PT0.5S
+    behavior: WARN
+  - id: timed_out
+    type: io.kestra.plugin.core.flow.Pause
+    timeout: PT0.5S
+    allowFailure: true
+  - id: both
+    type: io.kestra.plugin.core.flow.Pause
+    pauseDuration: PT0.5S
+    timeout: PT0.2S
+  - id: after
+    type: io.kestra.plugin.core.log.Log
+    message: went on
+""")
+    # delay behaves as pauseDuration (its behavior applies); a timeout with no
+    # pauseDuration fails the Pause (allowFailure: WARNING, the flow goes on);
+    # pauseDuration wins over timeout.
+    assert task_run(done, "old_name").state.current == State.WARNING
+    timed_out = task_run(done, "timed_out")
+    assert timed_out.state.current == State.WARNING
+    assert "timed out after" in (timed_out.error or "")
+    assert task_run(done, "both").state.current == State.SUCCESS
+    assert task_run(done, "after").state.current == State.SUCCESS
+    assert done.state.current == State.WARNING, done.error
+
+
+def test_a_pause_timeout_fails_the_execution_without_allow_failure(harrier: Harrier) -> None:
+    done = harrier.run("""
+id: pause_timeout
+namespace: team
+tasks:
+  - id: approve
+    type: io.kestra.plugin.core.flow.Pause
+    timeout: PT0.5S
+  - id: after
+    type: io.kestra.plugin.core.log.Log
+    message: never
+""")
+    assert done.state.current == State.FAILED
+    assert task_run(done, "approve").state.current == State.FAILED
+    assert not any(r.task_id == "after" for r in done.task_runs)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("    delay: PT1M\n    pauseDuration: PT1M\n", "give only pauseDuration"),
+    ("    tasks: [{id: x, type: io.kestra.plugin.core.log.Log, message: hi}]\n",
+     "Pause `tasks` is not supported yet")])
+def test_delay_with_pause_duration_and_pause_tasks_are_refused(extra: str, message: str) -> None:
+    with pytest.raises(FlowValidationError, match=re.escape(message)):
+        parse_flow("id: f\nnamespace: n\ntasks:\n  - id: p\n"
+                   "    type: io.kestra.plugin.core.flow.Pause\n" + extra, "f.yaml")
 
 
 def test_resume_task_resumes_another_execution(harrier: Harrier) -> None:

@@ -85,6 +85,38 @@ tasks:
       - sleep 60
 """
 
+APPROVAL_FLOW = """id: approve-purge
+namespace: ui.test
+inputs:
+  - id: marker
+    type: STRING
+tasks:
+  - id: compact
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - 'while [ ! -f {{ inputs.marker }} ]; do sleep 0.05; done'
+      - echo compacted
+  - id: approve
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - id: purge
+        type: BOOLEAN
+        defaults: false
+      - id: keepDays
+        type: INT
+        min: 1
+        defaults: 7
+      - id: evidence
+        type: FILE
+        required: false
+  - id: purge
+    type: io.kestra.plugin.core.log.Log
+    message: >-
+      purge={{ outputs.approve.onResume.purge }}
+      keep={{ outputs.approve.onResume.keepDays }}
+      evidence={{ read(outputs.approve.onResume.evidence) | trim }}
+"""
+
 SCHEDULED_FLOW = """id: nightly
 namespace: ui.test
 tasks:
@@ -179,6 +211,44 @@ def test_kill_a_running_execution(page: Any, harrier_server: HarrierServer,
     page.locator("#exec-state").filter(has_text="KILLED").wait_for(timeout=20_000)
     assert page.get_by_role("button", name="Kill", exact=True).is_hidden()
     shot(page, screenshots, "execution-killed")
+
+
+def test_resume_a_paused_execution_from_its_page_with_typed_inputs(
+        page: Any, harrier_server: HarrierServer, screenshots: Path, tmp_path: Path) -> None:
+    harrier_server.push(APPROVAL_FLOW)
+    marker = tmp_path / "compacted"
+    execution = harrier_server.execute("ui.test", "approve-purge", {"marker": str(marker)})
+    # Opened while it runs: the Resume form appears once the Pause is reached.
+    page.goto(f"/ui/executions/{execution['id']}")
+    page.locator("#exec-state").filter(has_text="RUNNING").wait_for()
+    assert page.locator("#resume-panel").count() == 0
+    marker.write_text("done")
+    resume = page.get_by_role("button", name="Resume", exact=True)
+    resume.wait_for(timeout=30_000)
+    assert page.locator("#exec-state").inner_text() == "PAUSED"
+    assert page.get_by_label("keepDays").input_value() == "7"
+    # A bad value: shown next to its field, the execution stays paused.
+    page.get_by_label("keepDays").fill("0")
+    resume.click()
+    error = page.locator("#resume-err-keepDays")
+    assert "input 'keepDays'" in error.inner_text(), error.inner_text()
+    assert harrier_server.execution(execution["id"])["state"]["current"] == "PAUSED"
+    shot(page, screenshots, "execution-resume-errors")
+
+    evidence = tmp_path / "evidence.txt"
+    evidence.write_text("row counts match\n")
+    page.get_by_label("keepDays").fill("30")
+    page.get_by_role("checkbox", name="purge").check()
+    page.get_by_label("evidence").set_input_files(str(evidence))
+    page.get_by_role("button", name="Resume", exact=True).click()
+    page.locator("#exec-state").filter(has_text="SUCCESS").wait_for(timeout=30_000)
+    assert page.locator("#resume-panel").is_hidden()
+    page.locator("#log-view").get_by_text(
+        "purge=true keep=30 evidence=row counts match").wait_for()
+    done = harrier_server.execution(execution["id"])
+    [approve] = [r for r in done["taskRunList"] if r["taskId"] == "approve"]
+    assert approve["outputs"]["onResume"]["purge"] is True
+    shot(page, screenshots, "execution-resumed")
 
 
 def test_an_invalid_yaml_edit_shows_its_line_and_column_and_a_valid_one_saves(

@@ -1,17 +1,18 @@
 """io.kestra.plugin.core.kv.Set: store a value under a key of a namespace's
-KV store (the flow's namespace by default), optionally expiring after `ttl`.
-Followed: Kestra's kv/Set.java (key, value, namespace, overwrite, ttl)."""
+KV store (the flow's namespace by default), optionally expiring after `ttl`,
+converted to `kvType` when given.
+Followed: Kestra's kv/Set.java (key, value, namespace, overwrite, ttl, kvType)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from harrier.common.durations import parse_duration
 from harrier.common.errors import TaskFailed
-from harrier.common.kv import KVError, check_key, check_namespace, new_entry
+from harrier.common.kv import KVError, check_key, check_namespace, new_entry, typed_value
 from harrier.common.task import Task, register_task
 from harrier.worker.context import TaskContext
 
@@ -23,6 +24,8 @@ class KVSet(Task):
     namespace: str | None = None
     overwrite: bool = True
     ttl: timedelta | None = None
+    kv_type: Literal["STRING", "NUMBER", "BOOLEAN", "DATETIME", "DATE", "DURATION",
+                     "JSON"] | None = Field(None, alias="kvType")
 
     @field_validator("ttl", mode="before")
     @classmethod
@@ -37,11 +40,14 @@ class KVSet(Task):
         try:
             check_namespace(namespace)
             check_key(key)
+            if self.kv_type is not None:
+                value = typed_value(self.kv_type, value, key)
             previous = ctx.store.kv_get(namespace, key)
             if previous is not None and not self.overwrite:
                 raise TaskFailed(f"Cannot set value for key '{key}'. Key already exists and "
                                  "`overwrite` is set to `false`.", retryable=False)
-            ctx.store.kv_put(new_entry(namespace, key, value, ttl=self.ttl, previous=previous))
+            ctx.store.kv_put(new_entry(namespace, key, value, ttl=self.ttl, previous=previous,
+                                       kind=self.kv_type))
         except KVError as exc:
             raise TaskFailed(str(exc), retryable=False) from None
         return {}

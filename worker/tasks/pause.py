@@ -1,16 +1,19 @@
 """io.kestra.plugin.core.flow.Pause: stop the execution (PAUSED) until it is
 resumed through the API or the CLI, with the typed `onResume` inputs as the
 task's `onResume` output, or until `pauseDuration` passes (then `behavior`
-says what happens). A paused run holds no worker slot (worker.context.Waiting)
-and lives in the store only, so it survives restarts of every process.
-Followed: Kestra's Pause.java (Behavior RESUME/WARN/FAIL/CANCEL, Output onResume)."""
+says what happens) or, without it, the task's `timeout` (then it fails). A
+paused run holds no worker slot (worker.context.Waiting) and lives in the
+store only, so it survives restarts of every process.
+Followed: Kestra's Pause.java (Behavior RESUME/WARN/FAIL/CANCEL, Output onResume,
+the deprecated `delay` that sets pauseDuration) and ExecutorService's
+handlePausedDelay (pauseDuration first, else timeout ending the Pause FAILED)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from harrier.common.dispatch import FlowRef, advance_message, publish
 from harrier.common.durations import format_duration, parse_duration
@@ -23,9 +26,35 @@ from harrier.worker.pauses import PAUSE_EXPIRED, PAUSE_TYPE
 
 @register_task(PAUSE_TYPE, "io.kestra.core.tasks.flows.Pause")
 class Pause(Task):
-    pause_duration: timedelta | None = Field(None, alias="pauseDuration")
+    # `delay` is Kestra's deprecated name of pauseDuration (its setDelay sets both).
+    pause_duration: timedelta | None = Field(
+        None, alias="pauseDuration",
+        validation_alias=AliasChoices("pauseDuration", "delay", "pause_duration"))
     behavior: Literal["RESUME", "WARN", "FAIL", "CANCEL"] = "RESUME"
     on_resume: list[InputSpec] = Field(default_factory=list, alias="onResume")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if data.get("tasks") is not None:
+            raise ValueError("Pause `tasks` is not supported yet (deprecated in Kestra): put "
+                             "the tasks after the Pause, they run once it is resumed")
+        if data.get("delay") is not None and data.get("pauseDuration") is not None:
+            raise ValueError("delay and pauseDuration are the same property (delay is "
+                             "Kestra's deprecated name): give only pauseDuration")
+        return {k: v for k, v in data.items()
+                if not (k in ("delay", "pauseDuration", "tasks") and v is None)}
+
+    def expiry(self) -> tuple[timedelta, str] | None:
+        """When the pause ends by itself, and how: `pauseDuration` with its
+        `behavior`, else the task's `timeout`, which fails it (as Kestra)."""
+        if self.pause_duration is not None:
+            return self.pause_duration, self.behavior
+        if self.timeout is not None:
+            return self.timeout, "FAIL"
+        return None
 
     @field_validator("pause_duration", mode="before")
     @classmethod
@@ -35,7 +64,8 @@ class Pause(Task):
     def run(self, ctx: TaskContext) -> dict[str, Any] | Waiting:
         execution, run = ctx.execution, ctx.task_run
         ref = FlowRef(execution.namespace, execution.flow_id, execution.flow_revision)
-        duration = self.pause_duration
+        expiry = self.expiry()
+        duration = expiry[0] if expiry else None
 
         def paused() -> None:
             ctx.store.change_execution_state(execution.id, State.PAUSED,
@@ -46,7 +76,7 @@ class Pause(Task):
                 publish([advance_message(ref, execution.id, PAUSE_EXPIRED, task_id=run.id)],
                         countdown=max(0.0, duration.total_seconds()))
 
-        until = f" for {format_duration(duration)} (then {self.behavior})" if duration else ""
+        until = f" for {format_duration(expiry[0])} (then {expiry[1]})" if expiry else ""
         ctx.log("INFO", f"execution paused{until}; resume it with POST "
                         f"/api/v1/executions/{execution.id}/resume or "
                         f"`harrier executions resume {execution.id}`")

@@ -8,6 +8,7 @@
   let execution = boot.execution;
   const clockSkew = Date.now() - Date.parse(boot.now);   // server time = Date.now() - skew
   const now = () => Date.now() - clockSkew;
+  let reloading = false;  // the page is being fetched again (the execution paused)
 
   const $ = (selector) => document.querySelector(selector);
   const message = (text, isError) => {
@@ -43,6 +44,11 @@
     }
     $("#kill").hidden = TERMINAL.has(state) || state === "KILLING";
     $("#restart").hidden = !(state === "FAILED" || state === "KILLED");
+    // The Resume form is rendered by the server for a paused execution: fetch
+    // it when the execution pauses while the page is open; hide it once resumed.
+    const resumePanel = $("#resume-panel");
+    if (resumePanel) resumePanel.hidden = state !== "PAUSED";
+    else if (state === "PAUSED" && !reloading) { reloading = true; location.assign("/ui/executions/" + encodeURIComponent(id)); }
     const error = $("#exec-error");
     error.hidden = !execution.error;
     error.textContent = execution.error || "";

@@ -234,3 +234,62 @@ tasks:
     assert results["upstream"].state.current == State.SUCCESS
     assert results["upstream"].task_runs[0].outputs["value"] == "a,1\nb,2"
     assert results["other"].state.current == State.FAILED
+
+
+APPROVAL_WITH_FILE = """
+id: {id}
+namespace: data.files
+tasks:
+  - id: approve
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - id: evidence
+        type: FILE
+      - id: reviewer
+        type: STRING
+  - id: show
+    type: io.kestra.plugin.core.debug.Return
+    format: >-
+      {{{{ outputs.approve.onResume.reviewer }}}}:
+      {{{{ read(outputs.approve.onResume.evidence) | trim }}}}
+"""
+
+
+def test_a_file_on_resume_is_stored_under_the_execution_and_read_by_later_tasks(
+        client: TestClient, embedded: Runtime) -> None:
+    flow_id = unique("resume")
+    assert client.post("/api/v1/flows", content=APPROVAL_WITH_FILE.format(id=flow_id), headers={
+        **TOKEN, "Content-Type": "application/x-yaml"}).status_code == 200
+    created = client.post(f"/api/v1/executions/data.files/{flow_id}", headers=TOKEN).json()
+    deadline = time.monotonic() + 30
+    while embedded.store.execution_state(created["id"]) != State.PAUSED:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    storage = storage_for(embedded.settings.storage_root)
+    # Refused (the STRING is missing): nothing changes and the upload is not kept.
+    refused = client.post(f"/api/v1/executions/{created['id']}/resume", headers=TOKEN,
+                          files={"evidence": ("report.txt", b"all checks green\n")})
+    assert refused.status_code == 422 and "reviewer" in refused.text
+    assert embedded.store.execution_state(created["id"]) == State.PAUSED
+    folder = embedded.settings.storage_root / "data" / "files" / flow_id / "executions" / \
+        created["id"]
+    assert not (folder / "resume").exists() or not any((folder / "resume").iterdir())
+
+    answer = client.post(f"/api/v1/executions/{created['id']}/resume", headers=TOKEN,
+                         files={"evidence": ("report.txt", b"all checks green\n"),
+                                "reviewer": (None, "ada")})
+    assert answer.status_code == 200, answer.text
+    done = embedded.store.wait_terminal(created["id"], 30)
+    assert done.state.current == State.SUCCESS, done.error
+    uri = next(r for r in done.task_runs if r.task_id == "approve").outputs["onResume"]["evidence"]
+    assert uri.startswith(f"kestra:///data/files/{flow_id}/executions/{created['id']}/resume/")
+    assert uri.endswith("/evidence/report.txt")
+    assert len(list((folder / "resume").iterdir())) == 1  # the refused upload left nothing
+    with storage.open(uri) as stream:
+        assert stream.read() == b"all checks green\n"
+    assert next(r for r in done.task_runs if r.task_id == "show").outputs["value"] == \
+        "ada: all checks green"
+    # The execution's download endpoint serves it, as any file of the execution.
+    download = client.get(f"/api/v1/executions/{created['id']}/file", headers=TOKEN,
+                          params={"path": uri})
+    assert download.status_code == 200 and download.content == b"all checks green\n"

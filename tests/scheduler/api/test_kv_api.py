@@ -87,3 +87,20 @@ def test_cli_sets_gets_lists_and_deletes(redis_server: RedisServer, tmp_path: Pa
     assert code == 1 and "no value for key 'rows'" in output
     code, output = run("set", "team", "bad key", "1")
     assert code == 1 and "invalid" in output
+
+
+def test_a_value_set_with_a_kv_type_is_answered_with_that_type(api: Api) -> None:
+    ns = unique("kv")
+    api.push(f"""
+id: sets_typed
+namespace: {ns}
+tasks:
+  - id: when
+    type: io.kestra.plugin.core.kv.Set
+    key: last_run
+    value: "2024-01-31T10:00:00Z"
+    kvType: DATETIME
+""")
+    assert api.run(ns, "sets_typed")["state"]["current"] == "SUCCESS"
+    assert api.client.get(f"/api/v1/namespaces/{ns}/kv/last_run").json() == \
+        {"type": "DATETIME", "value": "2024-01-31T10:00:00Z"}

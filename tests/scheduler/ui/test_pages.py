@@ -247,3 +247,29 @@ def test_a_loop_and_its_iteration_executions_link_to_each_other(ui: TestClient) 
     child_page = ui.get(f"/ui/executions/{loop_run}1", headers=HTML).text
     assert f'id="parent-link" href="/ui/executions/{done["id"]}"' in child_page
     assert "(iteration 1 of days)" in child_page
+
+
+def test_a_file_field_left_empty_is_no_file_and_resume_of_an_ended_execution_is_refused(
+        ui: TestClient, embedded: Runtime) -> None:
+    name = unique()
+    assert ui.post("/api/v1/flows", content=f"""id: {name}
+namespace: ui.pages
+inputs:
+  - {{id: doc, type: FILE, required: false}}
+tasks:
+  - {{id: show, type: io.kestra.plugin.core.debug.Return, format: "[{{{{ inputs.doc }}}}]"}}
+""", headers={"Content-Type": "application/x-yaml"}).status_code == 200
+    # What a browser sends for a file field with no file chosen.
+    response = ui.post(f"/ui/flows/ui.pages/{name}/run", files={"doc": ("", b"")},
+                       headers=SAME_SITE, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    execution_id = response.headers["location"].rsplit("/", 1)[-1]
+    done = embedded.store.wait_terminal(execution_id, 30)
+    assert done.inputs.get("doc") is None
+    assert done.task_runs[0].outputs["value"] == "[]"
+    # Its page has no Resume form; resuming it from the page says why not.
+    assert 'id="resume-panel"' not in ui.get(f"/ui/executions/{execution_id}").text
+    refused = ui.post(f"/ui/executions/{execution_id}/resume", data={}, headers=SAME_SITE,
+                      follow_redirects=False)
+    assert refused.status_code == 409
+    assert 'id="resume-errors"' in refused.text and "is not paused" in refused.text
