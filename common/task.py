@@ -196,6 +196,9 @@ class FlowableTask(Task):
     # A loop runs its block once per value (run_each): its direct children's
     # runs carry the value, and their outputs are kept per value.
     is_loop: ClassVar[bool] = False
+    # Its iterations are executions of their own (Kestra 2.0's Loop): started
+    # with FlowControl.run_isolated, they are not runs of this execution.
+    runs_executions: ClassVar[bool] = False
 
     # Kestra's task-level `errors` (run when the flowable's tasks failed; the
     # flowable stays FAILED) and `finally` (run whatever happened).

@@ -34,6 +34,7 @@ from harrier.common.state import STOPPING, State, now, transition
 from harrier.common.task import FlowableTask, Task
 from harrier.scheduler.executions import resume_start
 from harrier.worker.engine import Engine
+from harrier.worker.loop_runs import started_iterations
 from harrier.worker.runtime import Runtime
 
 log = logging.getLogger("harrier.scheduler.rescue")
@@ -176,6 +177,10 @@ class TaskRescue:
             elif not isinstance(task, FlowableTask) or WAITING in run.outputs or \
                     run.state.current != State.RUNNING:
                 return False  # running, waiting, retrying: it moves on by itself
+            elif task.runs_executions and any(
+                    not self.store.execution_state(child).terminated
+                    for child in started_iterations(self.store, execution_id, run.id)):
+                return False  # a Loop whose iterations (executions of their own) run
             else:
                 # A loop waits its checkFrequency interval between iterations.
                 interval = getattr(getattr(task, "check_frequency", None), "interval", None)

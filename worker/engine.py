@@ -330,6 +330,9 @@ class Engine:
             found = self.store.find_task_run(self.execution.id, sibling.id, scope.path)
             if found is None:
                 self._start_task(sibling, parent, scope)
+            elif isinstance(sibling, FlowableTask) and sibling.runs_executions and \
+                    not found.state.current.terminated:
+                self._todo.append(partial(self._resume_isolated, sibling, found))
             elif isinstance(sibling, FlowableTask) and sibling.is_loop and \
                     not found.state.current.terminated:
                 self._todo.append(partial(self._resume_each, sibling, found))
@@ -775,6 +778,30 @@ class Engine:
             state = State.CREATED
         if state == State.CREATED:  # (again, if a crash may have lost its start)
             self._messages.append(advance_message(self.flow_ref, child_id, "start"))
+
+    def _resume_isolated(self, owner: FlowableTask, run: TaskRun) -> None:
+        """After a lost message: start the iterations claimed and never
+        started, and count again those that ended (counting is once only)."""
+        progress = self.store.block_progress(self._block_ref(run.id, ITERATIONS))
+        if progress is None:
+            # It died before claiming any: start it over (values are rendered again).
+            control = _Control(self, owner, run)
+            try:
+                owner.start(control)
+            except (TemplateError, HarrierError) as exc:
+                control.fail(str(exc))
+            return
+        for index in range(progress.next):
+            child_id = iteration_id(run.id, index)
+            try:
+                state = self.store.execution_state(child_id)
+            except ExecutionNotFound:
+                state = State.CREATED
+            if state == State.CREATED:
+                self._start_isolated(owner, run, index,
+                                     self.store.loop_value(self.execution.id, run.id, index))
+            elif state.terminated:
+                self._isolated_ended(run.id, child_id)
 
     def iteration_ended(self, run_id: str, child_id: str) -> None:
         """An iteration of the Loop run `run_id` has ended (a LOOP_ENDED message)."""

@@ -14,7 +14,9 @@ from harrier.common.errors import ExecutionNotFound, FlowValidationError
 from harrier.common.execution import Execution
 from harrier.common.flow import parse_flow
 from harrier.common.state import State
+from harrier.worker.engine import Engine
 from harrier.worker.loop_runs import iteration_id
+from harrier.worker.runtime import Runtime
 from tests.integration.embedded import wait_for
 from tests.integration.modes import Runner
 
@@ -367,3 +369,40 @@ tasks:
       - {{id: t, type: io.kestra.plugin.core.log.Log, message: x}}
 """, "bad.yaml")
         assert expected in str(caught.value)
+
+
+def test_a_resumed_parent_waits_for_its_iterations_and_a_restart_runs_the_loop_again(
+        run: Runner, tmp_path):
+    gate = tmp_path / "go"
+    started = run.start(f"""
+id: loop-resume
+namespace: test
+tasks:
+  - {{id: before, type: io.kestra.plugin.core.log.Log, message: hi}}
+  - id: loop
+    type: io.kestra.plugin.core.flow.Loop
+    values: [1, 2]
+    concurrencyLimit: 1
+    tasks:
+      - id: work
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - "test -e {gate} || (sleep 1; exit 1)"
+""")
+    wait_for(lambda: (loop := run.store.find_task_run(started.id, "loop")) is not None
+             and any(r.task_id == "work" for r in _runs(run, iteration_id(loop.id, 0))),
+             timeout=30)
+    # What a scheduler does for an execution that has not moved for a while
+    # (scheduler/task_rescue.py): it must not run the Loop's tasks in the parent.
+    engine = Engine.load(Runtime(run.settings, run.store, run.app), started.id)
+    engine.resume(run.store.task_runs(started.id))
+    engine.flush()
+    failed = run.wait(started.id, timeout=30)
+    assert failed.state.current == State.FAILED
+    assert sorted(r.task_id for r in failed.task_runs) == ["before", "loop"]
+    assert [c.state.current for c in iterations(run, failed)] == [State.FAILED]
+    gate.touch()
+    done = run.restart(started.id, timeout=30)
+    assert done.state.current == State.SUCCESS, done.error
+    loop = next(r for r in done.task_runs if r.task_id == "loop")
+    assert loop.outputs["terminatedIterations"] == {"SUCCESS": 2}

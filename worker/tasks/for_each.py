@@ -172,6 +172,8 @@ class Loop(_Loop):
     is rendered after each iteration with `item` and `iteration.executionId /
     state / outputs`: once true, no other iteration starts."""
 
+    runs_executions = True
+
     values: Any
     tasks: list[Task] = Field(min_length=1)
     concurrency_limit: int = Field(0, ge=0, alias="concurrencyLimit")
