@@ -746,7 +746,7 @@ class Engine:
                 return
             result = State.KILLED
         self.execution.state.current = result
-        self._ended(result)
+        # (Not counted in the executions metrics: it is part of its parent's.)
         notify_parent(self.execution)
 
     def _run_isolated(self, owner: FlowableTask, run: TaskRun, values: list[str],
