@@ -1,9 +1,10 @@
-"""A ForEach over N values of a `true` shell task (concurrencyLimit: 0),
+"""A ForEach (or, with --loop, Kestra 2.0's Loop: each iteration an execution
+of its own) over N values of a `true` shell task (concurrencyLimit: 0),
 distributed on one worker of 2 prefork processes, beside the same N raw
 Celery tasks running `true` in a chord, on the same Redis in the same run:
 median wall time of repeated runs, per-value cost and peak worker RSS.
 
-    .venv/bin/python bench/for_each.py [--sizes 100,1000,10000] [--repeats 5]
+    .venv/bin/python bench/for_each.py [--sizes 100,1000,10000] [--repeats 5] [--loop]
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ from tests.fixtures.redis_server import RedisServer  # noqa: E402
 from tests.fixtures.workers import make_cluster  # noqa: E402
 
 
+KIND = "ForEach"
+
+
 def for_each_flow(size: int) -> str:
     values = ", ".join(str(i) for i in range(size))
     return ("id: foreach\nnamespace: bench\ntasks:\n"
-            "  - id: each\n    type: io.kestra.plugin.core.flow.ForEach\n"
+            f"  - id: each\n    type: io.kestra.plugin.core.flow.{KIND}\n"
             f"    values: [{values}]\n    concurrencyLimit: 0\n    tasks:\n"
             "      - id: t\n        type: io.kestra.plugin.scripts.shell.Commands\n"
             "        commands: ['true']\n")
@@ -54,7 +58,7 @@ def harrier(url: str, sizes: list[int], repeats: int, work: Path) -> dict[int, d
                     samples.append(run_harrier(cluster.store, app, for_each_flow(size), 7200))
             results[size] = {"s": statistics.median(samples), "largest": max(messages),
                              "rss": peak_rss_mb(children(worker.process.pid))}
-            print(f"  harrier ForEach {size:>6}: {results[size]['s']:8.2f} s", flush=True)
+            print(f"  harrier {KIND} {size:>6}: {results[size]['s']:8.2f} s", flush=True)
     finally:
         cluster.stop_all()
     return results
@@ -90,7 +94,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--loop", action="store_true",
+                        help="Kestra 2.0's Loop (an execution per iteration) instead of ForEach")
     args = parser.parse_args()
+    global KIND
+    KIND = "Loop" if args.loop else "ForEach"
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -102,7 +110,7 @@ def main() -> None:
             ours = harrier(server.url, sizes, args.repeats, work)
         finally:
             server.stop()
-    print(f"\n{'values':>7} | {'ForEach s':>9}{'ms/value':>9}{'msg B':>7}{'RSS MB':>8} | "
+    print(f"\n{'values':>7} | {KIND + ' s':>9}{'ms/value':>9}{'msg B':>7}{'RSS MB':>8} | "
           f"{'chord s':>8}{'ms/task':>8}{'RSS MB':>8} | {'ratio':>6}")
     for size in sizes:
         h, r = ours[size], baseline[size]
