@@ -26,7 +26,6 @@ from bench.scale import children, largest_message, peak_rss_mb, run_harrier  # n
 from tests.fixtures.redis_server import RedisServer  # noqa: E402
 from tests.fixtures.workers import make_cluster  # noqa: E402
 
-
 KIND = "ForEach"
 
 
