@@ -24,6 +24,8 @@ DEFAULT_QUEUE = "default"
 # The Celery tasks harrier.worker.celery_tasks registers under these names.
 RUN_TASK = "harrier.run_task"
 ADVANCE = "harrier.advance"
+# Message arguments Flower and Celery's logs show by size only (see _reprs).
+_HIDDEN = frozenset({"outputs", "error"})
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,20 @@ def advance_message(flow: FlowRef, execution_id: str, action: str,
 def _reprs(args: tuple[object, ...], kwargs: dict[str, object]) -> dict[str, str]:
     # What Celery's logs and Flower show of the arguments. Given here, Celery
     # skips its own safe-repr of every message, a third of the cost of sending one.
-    return {"argsrepr": repr(args), "kwargsrepr": repr(kwargs)}
+    # A task run's outputs and error (complete_task) may hold secrets: shown by size.
+    if not _HIDDEN.intersection(kwargs):
+        return {"argsrepr": repr(args), "kwargsrepr": repr(kwargs)}
+    shown = ", ".join(f"{key!r}: {_hidden(value) if key in _HIDDEN else repr(value)}"
+                      for key, value in kwargs.items())
+    return {"argsrepr": repr(args), "kwargsrepr": f"{{{shown}}}"}
+
+
+def _hidden(value: object) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, dict):
+        return f"<{len(value)} key{'' if len(value) == 1 else 's'}>"
+    return f"<{len(str(value))} chars>"
 
 
 def publish(messages: Iterable[Signature], *, countdown: float | None = None) -> None:

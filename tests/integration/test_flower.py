@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from harrier.common.dispatch import FlowRef, advance_message, publish
 from harrier.common.flow import parse_flow
 from harrier.common.state import State
 from harrier.scheduler.executions import create_execution, start_execution
@@ -117,3 +118,49 @@ def test_without_events_flower_sees_no_tasks_from_that_worker(flower, redis_serv
              timeout=60, every=0.5)
     names = {t["name"] for t in httpx.get(f"{url}/api/tasks", timeout=10).json().values()}
     assert "prod.etl.quiet_flow.load" not in names
+
+
+PAUSED = """
+id: approval
+namespace: prod.etl
+tasks:
+  - id: wait
+    type: io.kestra.plugin.core.flow.Pause
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.wait.token }}"
+"""
+
+
+def test_flower_shows_a_completed_runs_outputs_by_size_only(flower):
+    """A `complete_task` message carries the outputs of the run it ends (which
+    may hold secrets): the worker uses them, Flower shows how many there are."""
+    cluster, url = flower
+    from harrier.common.celery_app import app
+
+    flow = parse_flow(PAUSED, "flows/approval.yaml")
+    execution = create_execution(cluster.store, flow, {})
+    start_execution(app, flow, execution, store=cluster.store)
+    wait_for(lambda: cluster.store.execution_state(execution.id) == State.PAUSED,
+             timeout=60, every=0.1)
+    run = cluster.store.find_task_run(execution.id, "wait")
+    assert run is not None
+    assert cluster.store.change_execution_state(execution.id, State.RUNNING,
+                                                only_from=(State.PAUSED,))
+    secret = "s3cr3t-t0ken"
+    publish([advance_message(FlowRef("prod.etl", "approval", execution.flow_revision),
+                             execution.id, "complete_task", task_id=run.id,
+                             state=State.SUCCESS.value, outputs={"token": secret})])
+    done = cluster.store.wait_terminal(execution.id, 60)
+    assert done.state.current == State.SUCCESS
+    after = cluster.store.find_task_run(execution.id, "after")
+    assert after is not None and after.outputs["value"] == secret
+
+    def seen() -> dict[str, Any] | None:
+        tasks = httpx.get(f"{url}/api/tasks", timeout=10).json()
+        return next((t for t in tasks.values() if t["name"] == "prod.etl.approval.complete_task"
+                     and t.get("state") == "SUCCESS"), None)
+
+    shown = wait_for(seen, timeout=60, every=0.5)
+    assert secret not in str(shown)
+    assert "'outputs': <1 key>" in shown["kwargs"]
