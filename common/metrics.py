@@ -6,6 +6,7 @@ API): until then every record call is a no-op costing one method call."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -15,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable
+# The temporary directory a worker records into: harrier-metrics-<its pid>-<random>
+# (mkdtemp's random part has no '-'), so a later worker can tell whose it was.
+_DIR_PREFIX = "harrier-metrics-"
+_OWNED_DIR = re.compile(re.escape(_DIR_PREFIX) + r"(\d+)-[^-]*")
 # Seconds: from a few milliseconds of orchestration to an hours-long Spark job.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
                     300, 600, 1800, 3600, 7200, 14400, float("inf"))
@@ -200,7 +205,8 @@ def use_multiprocess_dir(directory: str | None) -> tuple[Path, bool]:
     directory and whether Harrier created it (and so removes it at exit)."""
     chosen = directory or os.environ.get(MULTIPROC_ENV)
     created = not chosen
-    path = Path(chosen) if chosen else Path(tempfile.mkdtemp(prefix="harrier-metrics-"))
+    path = Path(chosen) if chosen else Path(
+        tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-"))
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
         stale.unlink()
@@ -219,6 +225,30 @@ def process_ended(pid: int) -> None:
 
 def remove_multiprocess_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_dead_multiprocess_dirs(root: Path | None = None) -> list[Path]:
+    """The temporary directories (use_multiprocess_dir) of workers that died
+    without removing theirs (killed -9), in `root` (the temporary directory if
+    None): those whose owner pid no longer runs. A live worker's is kept."""
+    removed = []
+    for path in Path(root or tempfile.gettempdir()).glob(f"{_DIR_PREFIX}*"):
+        owner = _OWNED_DIR.fullmatch(path.name)
+        if owner is None or not path.is_dir() or _running(int(owner[1])):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only checks the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def exposition() -> tuple[bytes, str]:

@@ -20,6 +20,7 @@ from harrier.common.celery_app import broker_problem, configure_app
 from harrier.common.errors import DockerError, HarrierError
 from harrier.common.metrics import (
     process_ended,
+    remove_dead_multiprocess_dirs,
     remove_multiprocess_dir,
     serve_metrics,
     use_multiprocess_dir,
@@ -63,6 +64,7 @@ def worker_command(concurrency: int | None, pool: str, queues: str | None,
     """Run a worker: picks tasks from Redis (or RabbitMQ) and runs them."""
 
     settings = _distributed_settings()
+    _remove_dead_metrics_dirs()
     metrics_dir = _serve_metrics(metrics_port, metrics_host) if metrics_port else None
     # Patient: a task that ends while Redis restarts waits to record its result.
     store = RedisStore.from_settings(settings, patience=settings.store_patience)
@@ -121,6 +123,15 @@ def _serve_metrics(port: int, host: str) -> tuple[Path, bool]:
         raise click.ClickException(f"--metrics-port {port}: cannot listen: {exc}") from None
     click.echo(f"metrics on http://{host}:{port}/metrics", err=True)
     return directory
+
+
+def _remove_dead_metrics_dirs() -> None:
+    """Metrics directories of previous workers on this host killed before they
+    could remove theirs (a worker removes its own at exit)."""
+    removed = remove_dead_multiprocess_dirs()
+    if removed:
+        click.echo(f"removed {len(removed)} metrics director{'y' if len(removed) == 1 else 'ies'}"
+                   " of workers no longer running", err=True)
 
 
 def _remove_crashed_workdirs(settings: Settings, store: RedisStore) -> None:

@@ -243,3 +243,35 @@ def test_a_secret_in_a_request_url_stays_out_of_the_worker_log(system, http_serv
     assert "metrics.secret_call.call" in worker_log  # the log does cover these tasks
     for form in (SECRET, "k3y%2Fwith%2Bchars", "k3y/with%2Bchars"):
         assert form not in worker_log
+
+
+def test_the_metrics_directory_of_a_worker_killed_by_sigkill_goes_at_the_next_start(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    """A worker removes its metrics directory at exit; one killed with -9 cannot:
+    the next worker to start removes it, and keeps a live worker's."""
+    temp = tmp_path / "tmp"  # the workers' temporary directory (TMPDIR)
+    temp.mkdir()
+    cluster = make_cluster(redis_server.url, redis_server.url, tmp_path, TMPDIR=str(temp))
+
+    def directories() -> set[str]:
+        return {p.name for p in temp.glob("harrier-metrics-*")}
+
+    def start_worker(name: str) -> str:
+        before = directories()
+        cluster.start_worker(name, concurrency=1, pool="solo", queues="metrics_dirs",
+                             args=("--metrics-port", str(free_port())))
+        (created,) = directories() - before
+        return created
+
+    try:
+        alive = start_worker("alive")
+        doomed = start_worker("doomed")
+        cluster.kill(cluster.workers[1])  # SIGKILL, as the OOM killer would
+        assert directories() == {alive, doomed}  # left behind
+        later = start_worker("later")
+        assert directories() == {alive, later}
+        assert "removed 1 metrics directory of workers no longer running" in \
+            cluster.workers[2].log()
+    finally:
+        cluster.stop_all()
+    assert directories() == set()  # each removed its own at exit
