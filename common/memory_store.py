@@ -139,7 +139,11 @@ class MemoryStore:
             self._halted.setdefault(execution_id, reason)
 
     def change_execution_state(self, execution_id: str, new: State, *, error: str | None = None,
-                               only_from: tuple[State, ...] = ()) -> bool:
+                               only_from: tuple[State, ...] = (),
+                               task_run: TaskRun | None = None) -> bool:
+        if task_run is not None and not task_run.state.current.terminated:
+            raise ValueError(f"task run {task_run.id} is {task_run.state.current}: only an "
+                             "ended run is saved with its execution's state")
         with self._lock:
             execution = self._get(execution_id)
             current = execution.state.current
@@ -148,6 +152,8 @@ class MemoryStore:
             transition(execution.state, new)
             if error:
                 execution.error = error
+            if task_run is not None:  # under the same lock: seen together
+                self._task_runs[execution_id][task_run.id] = task_run.clone()
             if new == State.RESTARTED:
                 self._halted.pop(execution_id, None)
             if new.terminated:

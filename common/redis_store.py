@@ -305,9 +305,12 @@ class RedisStore:
             self.redis.hsetnx(self._k("exec", execution_id), "halted", reason)
 
     def change_execution_state(self, execution_id: str, new: State, *, error: str | None = None,
-                               only_from: tuple[State, ...] = ()) -> bool:
+                               only_from: tuple[State, ...] = (),
+                               task_run: TaskRun | None = None) -> bool:
         """Compare-and-set in one Lua call: safe when parallel branches of one
-        execution, a kill and the finisher all change it at the same moment."""
+        execution, a kill and the finisher all change it at the same moment.
+        `task_run` (ended, so in no heartbeat index) is saved in the same call
+        if the state changes."""
         allowed = [s for s in State if can_transition(s, new)]
         if only_from:
             allowed = [s for s in allowed if s in only_from]
@@ -318,7 +321,8 @@ class RedisStore:
             code, current = self._change_state(keys=keys, args=[
                 new.value, ",".join(s.value for s in allowed), _history_entry(new, now()),
                 error or "", "1" if new.terminated else "0", self.retention,
-                "1" if new == State.RESTARTED else "0", ENDED_STREAM_MAXLEN])
+                "1" if new == State.RESTARTED else "0", ENDED_STREAM_MAXLEN,
+                *_saved_run(task_run)])
         if code == -1:
             raise ExecutionNotFound(f"execution {execution_id} not found")
         if code == -2:
@@ -826,6 +830,16 @@ class RedisStore:
 
     def close(self) -> None:
         self.redis.close()
+
+
+def _saved_run(run: TaskRun | None) -> list[str]:
+    """change_execution_state.lua's optional arguments: a run to save with it."""
+    if run is None:
+        return []
+    if not run.state.current.terminated:
+        raise ValueError(f"task run {run.id} is {run.state.current}: only an ended run "
+                         "is saved with its execution's state")
+    return [run.id, json.dumps(run.to_json())]
 
 
 def _is_live(run: TaskRun) -> bool:

@@ -82,16 +82,16 @@ def pause_expired(engine: Engine, run_id: str) -> None:
     message = (f"pause duration expired ({behavior})" if getattr(task, "pause_duration", None)
                else f"pause timed out after {format_duration(expiry[0])}")
     if behavior == "CANCEL":
-        if not engine.store.change_execution_state(execution_id, State.CANCELLED,
-                                                   only_from=(State.PAUSED,)):
-            return
-        engine.execution.state.current = State.CANCELLED
         if run.attempts and not run.attempts[-1].state.current.terminated:
             transition(run.attempts[-1].state, State.KILLED, what=f"attempt of {run.task_id}")
         transition(run.state, State.KILLED, what=f"task {run.task_id}")
         run.outputs = {k: v for k, v in run.outputs.items() if k != WAITING}
         run.error = message
-        engine.store.save_task_run(run)
+        # One step: no reader (nor a crash) sees it CANCELLED with its Pause running.
+        if not engine.store.change_execution_state(execution_id, State.CANCELLED,
+                                                   only_from=(State.PAUSED,), task_run=run):
+            return  # resumed or killed meanwhile
+        engine.execution.state.current = State.CANCELLED
         engine.store.append_log(LogEntry(execution_id, run.id, run.task_id, "WARN", message))
         release_slot(engine.store, engine.runtime.app, execution_id, engine.flow,
                      engine.runtime.flow)

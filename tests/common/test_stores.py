@@ -61,6 +61,31 @@ def test_state_changes_append_history_and_respect_only_from(store):
         State.CREATED, State.RUNNING, State.SUCCESS]
 
 
+def test_a_state_change_saves_its_ended_task_run_in_the_same_step(store):
+    # A Pause cancelled at expiry: the execution CANCELLED and its run KILLED
+    # together, or neither when the execution is no longer PAUSED.
+    execution = new_execution(store)
+    store.change_execution_state(execution.id, State.RUNNING)
+    store.change_execution_state(execution.id, State.PAUSED)
+    run = store.get_or_create_task_run(execution.id, TaskRun(
+        id=new_id(), execution_id=execution.id, namespace="ns", flow_id="f",
+        task_id="pause", task_path="pause", state=StateRecord.start(State.PAUSED)))
+    transition(run.state, State.KILLED)
+    assert not store.change_execution_state(execution.id, State.CANCELLED,
+                                            only_from=(State.RUNNING,), task_run=run)
+    assert store.task_run(execution.id, run.id).state.current == State.PAUSED
+    assert store.change_execution_state(execution.id, State.CANCELLED,
+                                        only_from=(State.PAUSED,), task_run=run)
+    loaded = store.get_execution(execution.id)
+    assert loaded.state.current == State.CANCELLED
+    assert [r.state.current for r in loaded.task_runs] == [State.KILLED]
+    running = store.get_or_create_task_run(execution.id, TaskRun(
+        id=new_id(), execution_id=execution.id, namespace="ns", flow_id="f",
+        task_id="other", task_path="other", state=StateRecord.start(State.RUNNING)))
+    with pytest.raises(ValueError, match="only an ended run"):
+        store.change_execution_state(execution.id, State.RUNNING, task_run=running)
+
+
 def test_task_runs_of_parallel_branches_finishing_together_are_all_kept(store):
     execution = new_execution(store)
     barrier = threading.Barrier(8)
