@@ -32,6 +32,7 @@ from tests.fixtures.modes import Harrier
 from tests.fixtures.redis_server import RedisServer, free_port
 from tests.fixtures.workers import make_cluster
 from tests.integration.embedded import task_run, wait_for
+from tests.integration.modes import Runner
 
 APPROVAL = """
 id: approval
@@ -110,12 +111,12 @@ class _WorkerDied(Exception):
 
 
 def test_a_worker_dying_just_after_a_pause_cancels_its_execution_leaves_no_running_pause(
-        harrier: Harrier, monkeypatch: pytest.MonkeyPatch) -> None:
-    if harrier.mode == "distributed":
-        pytest.skip("the crash is injected into the in-process worker's store")
+        embedded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Embedded only: the crash is injected into the in-process worker's store.
     # A crash cannot be timed between two store writes from outside: the store
     # fails every write that follows the execution's change to CANCELLED.
-    store = harrier.store
+    runner = Runner("embedded", runtime=embedded)
+    store = runner.store
     died = threading.Event()
     change_state = store.change_execution_state
 
@@ -139,7 +140,7 @@ def test_a_worker_dying_just_after_a_pause_cancels_its_execution_leaves_no_runni
     monkeypatch.setattr(store, "change_execution_state", cancel_then_die)
     for name in ("save_task_run", "append_log", "end_task_run", "set_execution_outputs"):
         monkeypatch.setattr(store, name, dead(name))
-    execution = harrier.start("""
+    execution = runner.start("""
 id: cancelled_then_crash
 namespace: team
 tasks:
