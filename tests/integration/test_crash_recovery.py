@@ -380,3 +380,21 @@ tasks:
     finally:
         cluster.stop_all()
         server.stop()
+
+
+def test_a_worker_stopped_with_sigterm_leaves_no_task_running(crashable, tmp_path):
+    # What `docker stop`, Kubernetes and the test fixtures do: SIGTERM to the
+    # worker's process group, pool processes included.
+    path = tmp_path / "effects"
+    execution = start(crashable, side_effect_flow("sigterm", path, 30))
+    victim = running_on(crashable, execution, path)
+    task_pid = attempts_in(path)[0].pid
+    stopped_at = time.monotonic()
+    try:
+        crashable.kill(victim, signal.SIGTERM)
+        wait_for(lambda: gone(task_pid), timeout=20)
+        print(f"\nSIGTERM to the worker -> its task gone after "
+              f"{time.monotonic() - stopped_at:.1f} s")
+    finally:
+        replace_worker(crashable, victim)
+    assert attempts_in(path)[0].end is None  # stopped, not left to finish its 30 s

@@ -75,6 +75,13 @@ class ProcessRunner:
         try:
             return self._follow(process, request)
         finally:
+            if process.poll() is None:
+                # Left before the task ended: the worker process is stopping
+                # (SIGTERM reached the pool process too). The task goes with it
+                # rather than run on unwatched once it is unregistered.
+                _signal_group(process.pid, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=5)
             group_reaper.unregister(process.pid)
 
     def _follow(self, process: subprocess.Popen[bytes], request: RunRequest) -> RunResult:
