@@ -625,21 +625,28 @@ class Engine:
             # Nothing ran (every task disabled): pass through RUNNING as Kestra does.
             self.store.change_execution_state(self.execution.id, State.RUNNING,
                                               only_from=_NOT_STARTED)
+        ended = self._end_execution(result, error)
+        if ended is None:
+            return
+        self._ended(ended)
+        release_slot(self.store, self.runtime.app, self.execution.id, self.flow,
+                     self.runtime.flow)
+        notify_parent(self.execution)
+
+    def _end_execution(self, result: State, error: str | None) -> State | None:
+        """End the execution in `result`, or KILLED if a kill came while its last
+        tasks ended (it wins); None if it had ended already (a kill with nothing
+        running, a replay)."""
         alive = (State.KILLING,) if result == State.KILLED else (
             State.RUNNING, State.RETRYING, *_NOT_STARTED)
         if not self.store.change_execution_state(self.execution.id, result, error=error,
                                                  only_from=alive):
-            # A kill came while the last tasks ended (it wins), or it ended already
-            # (a kill with nothing running, a replay).
             if result == State.KILLED or not self.store.change_execution_state(
                     self.execution.id, State.KILLED, only_from=(State.KILLING,)):
-                return
+                return None
             result = State.KILLED
         self.execution.state.current = result
-        self._ended(result)
-        release_slot(self.store, self.runtime.app, self.execution.id, self.flow,
-                     self.runtime.flow)
-        notify_parent(self.execution)
+        return result
 
     def _ended(self, state: State) -> None:
         started = self.execution.state.start_date
@@ -737,15 +744,8 @@ class Engine:
             self.store.set_execution_outputs(self.execution.id, outputs)
         elif result == State.FAILED:
             error = error or self._first_error()
-        alive = (State.KILLING,) if result == State.KILLED else (
-            State.RUNNING, State.RETRYING, *_NOT_STARTED)
-        if not self.store.change_execution_state(self.execution.id, result, error=error,
-                                                 only_from=alive):
-            if result == State.KILLED or not self.store.change_execution_state(
-                    self.execution.id, State.KILLED, only_from=(State.KILLING,)):
-                return
-            result = State.KILLED
-        self.execution.state.current = result
+        if self._end_execution(result, error) is None:
+            return
         # (Not counted in the executions metrics: it is part of its parent's.)
         notify_parent(self.execution)
 
