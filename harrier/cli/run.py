@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +21,13 @@ from harrier.cli.output import (
     table,
 )
 from harrier.common.celery_app import configure_app
-from harrier.common.errors import FlowValidationError, HarrierError, InputError
-from harrier.common.execution import Execution, new_id
+from harrier.common.errors import (
+    ExecutionNotFound,
+    FlowValidationError,
+    HarrierError,
+    InputError,
+)
+from harrier.common.execution import Execution, LogEntry, new_id
 from harrier.common.flow import Flow, load_flow_file
 from harrier.common.inputs import InputType, coerce_inputs
 from harrier.common.memory_store import MemoryStore
@@ -30,6 +35,7 @@ from harrier.common.settings import Settings
 from harrier.common.storage import input_file_path, is_uri, storage_for
 from harrier.common.store import ExecutionStore
 from harrier.scheduler.executions import create_execution, start_execution
+from harrier.worker.loop_runs import iteration_id
 
 if TYPE_CHECKING:
     from harrier.scheduler.embedded_triggers import TriggeredExecution
@@ -285,26 +291,89 @@ def chain_summary(chain: Chain) -> str:
 
 def follow(store: ExecutionStore, execution_id: str, *, live: bool,
            timeout: float | None) -> Execution:
-    """Print log lines as they arrive until the execution ends; return it."""
+    """Print log lines as they arrive until the execution ends; return it.
+    The logs of its Loop iterations (executions of their own) are printed too,
+    in time order, each line led by the iteration (`[days#2 aggregate]`)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     after: str | None = None
     width = 0
+    iterations = _IterationLogs(store, execution_id) if live else None
+
+    def show(entries: list[LogEntry], final: bool = False) -> None:
+        nonlocal width
+        if iterations is not None:
+            entries = sorted([*entries, *iterations.new_entries(final=final)],
+                             key=lambda e: e.timestamp)
+        for entry in entries:
+            width = max(width, len(entry.task_id or "execution"))
+            click.echo(log_line(entry, width))
+
     while True:
         entries = store.read_logs(execution_id, after, block=0.1)
-        for entry in entries:
-            after = entry.id
-            if live:
-                width = max(width, len(entry.task_id or "execution"))
-                click.echo(log_line(entry, width))
+        if entries:
+            after = entries[-1].id
+        if live:
+            show(entries)
         if not entries:
             state = store.execution_state(execution_id)
             if state.terminated:
                 # Drain what arrived between the last read and the end.
-                for entry in store.read_logs(execution_id, after):
-                    if live:
-                        click.echo(log_line(entry, width))
+                rest = store.read_logs(execution_id, after)
+                if live:
+                    show(rest, final=True)
                 return store.get_execution(execution_id)
         if deadline is not None and time.monotonic() > deadline:
             click.echo(click.style(f"gave up waiting after {timeout} s; the execution "
                                    f"{execution_id} goes on", fg="yellow"), err=True)
             return store.get_execution(execution_id)
+
+
+class _IterationLogs:
+    """The log lines of an execution's Loop iterations, read as they come.
+    In embedded mode nothing is kept after `harrier run`: this is the only
+    place a person sees what an iteration's tasks said."""
+
+    def __init__(self, store: ExecutionStore, execution_id: str) -> None:
+        self._store = store
+        self._execution_id = execution_id
+        self._known: set[str] = set()  # Loop runs whose iterations are followed
+        self._cursors: dict[str, str | None] = {}  # iteration id -> last log read
+        self._labels: dict[str, str] = {}
+        self._done: set[str] = set()
+
+    def new_entries(self, *, final: bool = False) -> list[LogEntry]:
+        """The iterations' log lines not shown yet, their task ids led by the
+        iteration."""
+        found: list[LogEntry] = []
+        self._discover(self._execution_id, "")
+        for child_id in list(self._cursors):
+            if child_id in self._done:
+                continue
+            self._discover(child_id, self._labels[child_id])  # nested Loops
+            try:
+                ended = self._store.execution_state(child_id).terminated
+            except ExecutionNotFound:
+                continue
+            for entry in self._store.read_logs(child_id, self._cursors[child_id]):
+                self._cursors[child_id] = entry.id
+                found.append(replace(
+                    entry, task_id=f"{self._labels[child_id]} {entry.task_id or 'execution'}"))
+            if ended and not final:
+                self._done.add(child_id)  # read once more after its end, then no more
+        return found
+
+    def _discover(self, execution_id: str, prefix: str) -> None:
+        for run in self._store.task_runs(execution_id):
+            count = run.outputs.get("iterationCount")
+            if not isinstance(count, int) or run.id in self._known:
+                continue
+            found = [iteration_id(run.id, index) for index in range(count)]
+            try:
+                if found:
+                    self._store.execution_state(found[0])
+            except ExecutionNotFound:
+                continue  # a LoopUntil's count, not a Loop's iterations
+            self._known.add(run.id)
+            for index, child_id in enumerate(found):
+                self._cursors[child_id] = None
+                self._labels[child_id] = f"{prefix} {run.task_id}#{index}".strip()

@@ -125,3 +125,36 @@ def test_readme_spark_pipeline_runs_with_a_local_file_as_its_file_input(tmp_path
     lines = result.stdout.splitlines()
     assert any("[aggregate]" in line and line.rstrip().endswith(" 7") for line in lines), lines
     assert any("[publish]" in line and "16 bytes aggregated" in line for line in lines), lines
+
+
+def test_run_shows_what_each_loop_iteration_said_in_time_order(tmp_path):
+    # Kestra 2.0's Loop runs each iteration as an execution of its own; embedded
+    # runs keep nothing, so `harrier run` is where its logs are seen.
+    flow = tmp_path / "loop.yaml"
+    flow.write_text("""id: partitions
+namespace: team.spark
+tasks:
+  - id: days
+    type: io.kestra.plugin.core.flow.Loop
+    values: ["2026-11-30", "2026-12-01"]
+    concurrencyLimit: 1
+    tasks:
+      - id: aggregate
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - echo aggregating {{ item.value }}
+          - test {{ item.index }} = 0 || { echo corrupt partition >&2; exit 4; }
+  - {id: done, type: io.kestra.plugin.core.log.Log, message: finished}
+""")
+    result = harrier("run", str(flow))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    first = next(i for i, line in enumerate(lines) if "aggregating 2026-11-30" in line)
+    second = next(i for i, line in enumerate(lines) if "aggregating 2026-12-01" in line)
+    assert lines[first].startswith("[days#0 aggregate]")
+    assert lines[second].startswith("[days#1 aggregate]") and second > first
+    assert any(line.startswith("[days#1 aggregate]") and "corrupt partition" in line
+               for line in lines)
+    failure = next(i for i, line in enumerate(lines) if "Loop iteration 1 ended in FAILED" in line)
+    assert failure > second  # the parent's line comes after what the iteration said
+    assert "finished" not in result.stdout
