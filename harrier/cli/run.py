@@ -292,8 +292,9 @@ def chain_summary(chain: Chain) -> str:
 def follow(store: ExecutionStore, execution_id: str, *, live: bool,
            timeout: float | None) -> Execution:
     """Print log lines as they arrive until the execution ends; return it.
-    The logs of its Loop iterations (executions of their own) are printed too,
-    in time order, each line led by the iteration (`[days#2 aggregate]`)."""
+    The logs of its Loop iterations and Subflow children (executions of their
+    own) are printed too, in time order, each line led by the iteration or
+    Subflow task (`[days#2 aggregate]`, `[ingest load]`)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     after: str | None = None
     width = 0
@@ -329,7 +330,8 @@ def follow(store: ExecutionStore, execution_id: str, *, live: bool,
 
 
 class _IterationLogs:
-    """The log lines of an execution's Loop iterations, read as they come.
+    """The log lines of an execution's Loop iterations and Subflow children,
+    read as they come.
     In embedded mode nothing is kept after `harrier run`: this is the only
     place a person sees what an iteration's tasks said."""
 
@@ -364,6 +366,11 @@ class _IterationLogs:
 
     def _discover(self, execution_id: str, prefix: str) -> None:
         for run in self._store.task_runs(execution_id):
+            child = run.outputs.get("executionId")  # a Subflow's child
+            if isinstance(child, str) and child != execution_id and child not in self._cursors:
+                self._cursors[child] = None
+                self._labels[child] = f"{prefix} {run.task_id}".strip() + (
+                    f"[{run.value}]" if run.value is not None else "")
             count = run.outputs.get("iterationCount")
             if not isinstance(count, int) or run.id in self._known:
                 continue

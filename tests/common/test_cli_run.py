@@ -158,3 +158,34 @@ tasks:
     failure = next(i for i, line in enumerate(lines) if "Loop iteration 1 ended in FAILED" in line)
     assert failure > second  # the parent's line comes after what the iteration said
     assert "finished" not in result.stdout
+
+
+def test_run_with_a_flows_dir_runs_subflows_and_shows_what_they_said(tmp_path):
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "child.yaml").write_text("""id: child
+namespace: team.spark
+inputs:
+  - {id: day, type: STRING}
+tasks:
+  - {id: load, type: io.kestra.plugin.core.log.Log, message: "loading {{ inputs.day }}"}
+""")
+    parent = tmp_path / "parent.yaml"
+    parent.write_text("""id: parent
+namespace: team.spark
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: [mon, tue]
+    tasks:
+      - id: ingest
+        type: io.kestra.plugin.core.flow.Subflow
+        namespace: team.spark
+        flowId: child
+        inputs: {day: "{{ taskrun.value }}"}
+""")
+    result = harrier("run", str(parent), "--flows-dir", str(flows))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("[ingest[mon] load]") and "loading mon" in line for line in lines)
+    assert any(line.startswith("[ingest[tue] load]") and "loading tue" in line for line in lines)
