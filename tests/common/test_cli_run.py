@@ -184,6 +184,10 @@ tasks:
         flowId: child
         inputs: {day: "{{ taskrun.value }}"}
 """)
+    alone = harrier("run", str(parent))  # the child flow is nowhere to be found
+    assert alone.returncode == 1
+    assert "Unable to find flow 'team.spark'.'child'" in alone.stdout + alone.stderr
+    assert "harrier run --flows-dir DIR" in alone.stdout + alone.stderr
     result = harrier("run", str(parent), "--flows-dir", str(flows))
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()

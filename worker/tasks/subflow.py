@@ -109,8 +109,10 @@ class Subflow(Task):
         try:
             record = ctx.store.get_flow(namespace, flow_id, self.revision)
         except FlowNotFound:
+            hint = " (embedded: `harrier run --flows-dir DIR` makes DIR's flows available)" \
+                if ctx.settings.embedded else ""
             raise TaskFailed(f"Unable to find flow '{namespace}'.'{flow_id}' with revision "
-                             f"'{self.revision or 0}'", retryable=False) from None
+                             f"'{self.revision or 0}'{hint}", retryable=False) from None
         flow = parse_flow(record.source, f"{namespace}.{flow_id}@{record.revision}")
         if flow.disabled:
             raise TaskFailed(f"cannot execute flow {namespace}.{flow_id}: it is disabled",
