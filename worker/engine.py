@@ -720,10 +720,21 @@ class Engine:
             if before is not None:
                 self._resume_block(loop.id, run.id, "tasks", scope, before.next)
                 return
-        if self.stopping:
+        if self.stopping or self._parent_stopping(str(loop_run["parentId"])):
+            # (A kill of the parent may come while its Loop creates iterations.)
+            self.store.change_execution_state(self.execution.id, State.KILLING,
+                                              only_from=(State.RUNNING,))
+            self.execution.state.current = State.KILLING
             _Control(self, loop, run).end(State.KILLED)
             return
         self._run_block(loop, run.id, "tasks", loop.iteration_window(), scope)
+
+    def _parent_stopping(self, parent_id: str) -> bool:
+        try:
+            state = self.store.execution_state(parent_id)
+        except ExecutionNotFound:
+            return True
+        return state in STOPPING or state.terminated
 
     def _end_iteration_execution(self, loop: FlowableTask, run: TaskRun, state: State,
                                  error: str | None) -> None:

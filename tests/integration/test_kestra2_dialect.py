@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
+from harrier.common.dispatch import FlowRef, advance_message, publish
 from harrier.common.errors import ExecutionNotFound, FlowValidationError
 from harrier.common.execution import Execution
 from harrier.common.flow import parse_flow
 from harrier.common.state import State
 from harrier.worker.engine import Engine
-from harrier.worker.loop_runs import iteration_id
+from harrier.worker.loop_runs import iteration_execution, iteration_id
 from harrier.worker.runtime import Runtime
 from tests.integration.embedded import wait_for
 from tests.integration.modes import Runner
@@ -406,3 +407,32 @@ tasks:
     assert done.state.current == State.SUCCESS, done.error
     loop = next(r for r in done.task_runs if r.task_id == "loop")
     assert loop.outputs["terminatedIterations"] == {"SUCCESS": 2}
+
+
+def test_an_iteration_started_after_its_parent_ended_runs_nothing(run: Runner, tmp_path):
+    # A kill of the parent can land while its Loop is still creating iterations:
+    # one created after that must not run. Made here by creating it late.
+    marks = tmp_path / "marks"
+    text = f"""
+id: loop-late
+namespace: test
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.Loop
+    values: [early]
+    tasks:
+      - id: mark
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands: ["echo {{{{ item.value }}}} >> {marks}"]
+"""
+    done = run(text)
+    assert done.state.current == State.SUCCESS, done.error
+    loop_task = parse_flow(text, "late.yaml").index.task("loop")
+    loop_run = next(r for r in done.task_runs if r.task_id == "loop")
+    late = iteration_execution(run.store.execution_head(done.id), loop_task, loop_run, 1,
+                               "late")
+    run.store.create_execution(late)
+    publish([advance_message(FlowRef(late.namespace, late.flow_id, late.flow_revision),
+                             late.id, "start")])
+    assert run.wait(late.id, timeout=30).state.current == State.KILLED
+    assert marks.read_text().split() == ["early"]
