@@ -242,7 +242,8 @@ class Execution:
             data["secretInputs"] = list(self.secret_inputs)
         if self.loop_run is not None:
             data["kind"] = "LOOP"
-            data["loopRun"] = self.loop_run
+            data["loopRun"] = self.loop_run if reveal else {
+                k: v for k, v in self.loop_run.items() if k in _PUBLIC_LOOP_RUN}
         return data
 
     @classmethod
@@ -260,6 +261,10 @@ class Execution:
             secret_inputs=list(data.get("secretInputs") or []),
             loop_run=data.get("loopRun"),
         )
+
+
+# What the API shows of an iteration's loopRun (the rest is the engine's).
+_PUBLIC_LOOP_RUN = ("parentId", "taskRunId", "taskId", "index", "key", "value")
 
 
 @dataclass

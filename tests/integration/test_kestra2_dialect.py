@@ -103,6 +103,9 @@ tasks:
     assert [c.state.current for c in children] == [State.SUCCESS] * 3
     assert all(c.loop_run and c.loop_run["parentId"] == done.id for c in children)
     assert all(c.to_json()["kind"] == "LOOP" for c in children)
+    assert children[1].to_json()["loopRun"] == {  # as the API shows it
+        "parentId": done.id, "taskRunId": children[1].loop_run["taskRunId"],
+        "taskId": "loop", "index": 1, "value": "south"}
     firsts = [next(r.outputs["value"] for r in c.task_runs if r.task_id == "first")
               for c in children]
     assert firsts == ['north-0', 'south-1', '{"k":1}-2']
