@@ -140,10 +140,17 @@ class FlowControl(Protocol):
         follows once, after the last iteration, in the worst of their states;
         after a failed iteration no other starts."""
 
-    def run_isolated(self, values: list[str], *, window: int = 0) -> None:
+    def run_isolated(self, values: list[str], *, window: int = 0,
+                     store_outputs: bool = False) -> None:
         """Run the flowable's `tasks` once per value, each iteration an
         execution of its own (Kestra 2.0's Loop), `window` at a time (0: all);
-        the engine ends the flowable's run once they have ended."""
+        the engine ends the flowable's run once they have ended.
+        `store_outputs`: each iteration's outputs go to a file of the internal
+        storage, its outputs being that file's `uri`."""
+
+    def read_lines(self, uri: str, limit: int) -> list[str]:
+        """The first `limit` lines of a file of the internal storage the
+        execution may read (HarrierError when it may not, or there is none)."""
 
     def set_outputs(self, outputs: dict[str, Any]) -> None:
         """Record outputs on the flowable's task run."""

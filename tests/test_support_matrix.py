@@ -264,7 +264,7 @@ SUPPORTED: dict[str, str] = {
     "Loop.tasks": K2 + "test_loop_gives_item_to_every_nested_task_and_reads_its_own_iteration",
     "Loop.concurrencyLimit": K2 + "test_concurrency_limit_bounds_the_iterations_running_at_once",
     "Loop.outputs": K2 + "test_loop_declared_outputs_are_listed_per_iteration_after_the_loop",
-    "Loop.fetchType": K2 + "test_loop_declared_outputs_are_listed_per_iteration_after_the_loop",
+    "Loop.fetchType": K2 + "test_a_loop_over_a_storage_file_runs_a_line_each_and_stores_outputs",
     "Loop.transmitFailed": K2 + "test_without_transmit_failed_the_loop_runs_every_iteration_and_succeeds",
     "Loop.breakWhen": K2 + "test_break_when_stops_starting_iterations",
     # -- triggers

@@ -14,6 +14,9 @@ message is sent twice, and its second delivery finds the work done."""
 
 from __future__ import annotations
 
+import io
+import itertools
+import json
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -33,7 +36,13 @@ from harrier.common.dispatch import (
     start_messages,
 )
 from harrier.common.durations import format_duration
-from harrier.common.errors import ExecutionNotFound, HarrierError, InputError, TemplateError
+from harrier.common.errors import (
+    ExecutionNotFound,
+    HarrierError,
+    InputError,
+    StorageError,
+    TemplateError,
+)
 from harrier.common.execution import (
     ITERATION_MARK,
     Attempt,
@@ -48,11 +57,13 @@ from harrier.common.kv import template_function as kv_template_function
 from harrier.common.metrics import recorder
 from harrier.common.retry import RetryPolicy
 from harrier.common.state import STOPPING, State, StateRecord, now, transition
+from harrier.common.storage import storage_for, task_file_path
 from harrier.common.store import BlockProgress, BlockRef
 from harrier.common.task import PHASE_BLOCKS, FlowableTask, FlowControl, Task
 from harrier.common.templating import render
 from harrier.common.truth import is_true
 from harrier.worker.context import WAITING
+from harrier.worker.execution_files import check_readable_by
 from harrier.worker.loop_runs import (
     ITERATIONS,
     iteration_execution,
@@ -752,6 +763,13 @@ class Engine:
             outputs, error = self._render_outputs(specs, self.context(loop, run))
             if error is not None:
                 result = State.FAILED
+            elif (self.execution.loop_run or {}).get("storeOutputs"):
+                # fetchType STORE: the outputs in a file, the iteration's outputs its uri.
+                path = task_file_path(self.execution.namespace, self.execution.flow_id,
+                                      self.execution.id, loop.id, run.id, "outputs.json")
+                uri = storage_for(self.runtime.settings.storage_root).put(
+                    path, io.BytesIO(json.dumps(outputs, default=str).encode()))
+                outputs = {"uri": uri}
             self.store.set_execution_outputs(self.execution.id, outputs)
         elif result == State.FAILED:
             error = error or self._first_error()
@@ -761,7 +779,7 @@ class Engine:
         notify_parent(self.execution)
 
     def _run_isolated(self, owner: FlowableTask, run: TaskRun, values: list[str],
-                      window: int) -> None:
+                      window: int, store_outputs: bool = False) -> None:
         """In the parent: start the Loop's iterations, `window` at a time."""
         if not values:
             self._close_isolated(owner, run, State.SUCCESS, BlockProgress(
@@ -771,6 +789,8 @@ class Engine:
         progress = self.store.start_block(self._block_ref(run.id, ITERATIONS), len(values),
                                           window)
         run.outputs.update({"iterationCount": len(values)})
+        if store_outputs:
+            run.outputs["_storeOutputs"] = True  # read back by _start_isolated
         self.store.save_task_run(run)
         for count, index in enumerate(progress.claimed, 1):
             self._start_isolated(owner, run, index, values[index])
@@ -784,8 +804,9 @@ class Engine:
             state = self.store.execution_state(child_id)
         except ExecutionNotFound:
             # Concurrency limits and triggers do not apply: it is part of this execution.
-            self.store.create_execution(iteration_execution(self.execution, owner, run, index,
-                                                            entry))
+            self.store.create_execution(iteration_execution(
+                self.execution, owner, run, index, entry,
+                store_outputs=bool(run.outputs.get("_storeOutputs"))))
             state = State.CREATED
         if state == State.CREATED:  # (again, if a crash may have lost its start)
             self._messages.append(advance_message(self.flow_ref, child_id, "start"))
@@ -881,6 +902,7 @@ class Engine:
 
     def _close_isolated(self, loop: FlowableTask, run: TaskRun, state: State,
                         progress: BlockProgress, error: str | None) -> None:
+        run.outputs.pop("_storeOutputs", None)
         run.outputs.update(loop_outputs(self.store, run, progress))
         if state == State.FAILED and loop.allow_failure:
             state = State.WARNING
@@ -942,8 +964,19 @@ class _Control(FlowControl):
     def run_each(self, block: str, values: list[str], *, window: int = 1) -> None:
         self._engine._run_each(self._task, self._run, block, values, window)
 
-    def run_isolated(self, values: list[str], *, window: int = 0) -> None:
-        self._engine._run_isolated(self._task, self._run, values, window)
+    def run_isolated(self, values: list[str], *, window: int = 0,
+                     store_outputs: bool = False) -> None:
+        self._engine._run_isolated(self._task, self._run, values, window, store_outputs)
+
+    def read_lines(self, uri: str, limit: int) -> list[str]:
+        storage = storage_for(self._engine.runtime.settings.storage_root)
+        try:
+            check_readable_by(self._engine.execution, uri)
+            with storage.open(uri) as stream:
+                return [line.decode("utf-8", "replace").rstrip("\r\n")
+                        for line in itertools.islice(stream, limit)]
+        except StorageError as exc:
+            raise HarrierError(str(exc)) from None
 
     def set_outputs(self, outputs: dict[str, Any]) -> None:
         self._run.outputs.update(outputs)

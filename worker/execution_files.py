@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from harrier.common.errors import StorageError, TaskFailed
+from harrier.common.execution import Execution
 from harrier.common.storage import (
     READ_LIMIT,
     Storage,
@@ -41,7 +42,11 @@ def check_readable(ctx: TaskContext, uri: str) -> None:
     """Only files of this execution, of an execution of the same namespace, or
     of the execution whose end triggered this one (Kestra's `trigger` variables
     of a Flow trigger: namespace, flowId, executionId), or of a subflow's parent."""
-    execution = ctx.execution
+    check_readable_by(ctx.execution, uri)
+
+
+def check_readable_by(execution: Execution, uri: str) -> None:
+    """check_readable for what an execution (not one of its tasks) reads."""
     trigger = execution.trigger or {}
     upstream = [str(trigger.get(key) or "") for key in ("namespace", "flowId", "executionId")]
     # A subflow's parent (its files: a ForEachItem's batch, a FILE input it passed on).

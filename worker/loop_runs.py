@@ -37,7 +37,7 @@ def iteration_index(run_id: str, execution_id: str) -> int | None:
 
 
 def iteration_execution(parent: Execution, loop: FlowableTask, run: TaskRun, index: int,
-                        entry: str) -> Execution:
+                        entry: str, *, store_outputs: bool = False) -> Execution:
     """A CREATED execution for one iteration: the parent's inputs and labels,
     its trigger kept aside (templates see it; a Subflow parent is not told
     when the iteration ends), and where outputs of tasks outside are read."""
@@ -52,6 +52,8 @@ def iteration_execution(parent: Execution, loop: FlowableTask, run: TaskRun, ind
         "parentId": parent.id, "taskRunId": run.id, "taskId": loop.id, "index": index,
         "value": loop.iteration_value(entry), "path": list(run.value_path),
         "element": element, "outputsFrom": enclosing, "trigger": trigger}
+    if store_outputs:
+        loop_run["storeOutputs"] = True
     item = getattr(loop, "item", None)
     if callable(item):
         key = item(index, entry).get("key")

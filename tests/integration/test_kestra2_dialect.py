@@ -6,6 +6,7 @@ workers)."""
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import pytest
@@ -358,7 +359,7 @@ def _runs(run: Runner, execution_id: str) -> list[Any]:
 
 
 def test_loop_rejects_what_it_cannot_do():
-    for extra, expected in (("fetchType: STORE", "fetchType STORE is not supported"),
+    for extra, expected in (("fetchType: SOMETIMES", "fetchType"),
                             ("retry: {type: constant, interval: PT1S, maxAttempts: 2}",
                              "retry is not supported on a Loop")):
         with pytest.raises(FlowValidationError) as caught:
@@ -439,3 +440,64 @@ tasks:
                              late.id, "start")])
     assert run.wait(late.id, timeout=30).state.current == State.KILLED
     assert marks.read_text().split() == ["early"]
+
+
+def test_a_loop_over_a_storage_file_runs_a_line_each_and_stores_outputs(run: Runner):
+    done = run("""
+id: loop-file
+namespace: test
+tasks:
+  - id: list
+    type: io.kestra.plugin.scripts.shell.Commands
+    outputFiles: [partitions.txt]
+    commands:
+      - |
+        printf '%s\\n' 2026-11-30 '"2026-12-01"' '' '{"day": 2}' > partitions.txt
+  - id: loop
+    type: io.kestra.plugin.core.flow.Loop
+    values: "{{ outputs.list.outputFiles['partitions.txt'] }}"
+    concurrencyLimit: 1
+    outputs:
+      - {id: seen, type: STRING, value: "{{ outputs.each.value }}"}
+    tasks:
+      - {id: each, type: io.kestra.plugin.core.debug.Return, format: "p={{ item.value }}"}
+  - id: inline
+    type: io.kestra.plugin.core.flow.Loop
+    values: "{{ outputs.list.outputFiles['partitions.txt'] }}"
+    fetchType: FETCH
+    outputs:
+      - {id: index, type: INT, value: "{{ item.index }}"}
+    tasks:
+      - {id: nothing, type: io.kestra.plugin.core.log.Log, message: "{{ item.value }}"}
+  - id: read-back
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ read(outputs.loop.outputs[2].outputs.uri) }}"
+""")
+    assert done.state.current == State.SUCCESS, done.error
+    loop = next(r for r in done.task_runs if r.task_id == "loop")
+    # One iteration per non-empty line; a line that is JSON is that value.
+    assert [o["item"]["value"] for o in loop.outputs["outputs"]] == [
+        "2026-11-30", "2026-12-01", '{"day":2}']
+    # Over a file (fetchType AUTO), each iteration's outputs go to a file: its uri.
+    assert all(set(o["outputs"]) == {"uri"} for o in loop.outputs["outputs"])
+    assert "_storeOutputs" not in loop.outputs
+    read_back = next(r for r in done.task_runs if r.task_id == "read-back")
+    assert json.loads(read_back.outputs["value"]) == {"seen": 'p={"day":2}'}
+    inline = next(r for r in done.task_runs if r.task_id == "inline")
+    assert [o["outputs"] for o in inline.outputs["outputs"]] == [
+        {"index": 0}, {"index": 1}, {"index": 2}]
+
+
+def test_a_loop_refuses_a_file_it_may_not_read(run: Runner):
+    done = run("""
+id: loop-foreign
+namespace: test
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.Loop
+    values: "kestra:///other/team/flow/executions/x/tasks/t/r/list.txt"
+    tasks:
+      - {id: never, type: io.kestra.plugin.core.log.Log, message: x}
+""")
+    assert done.state.current == State.FAILED
+    assert "not a file of this execution nor of namespace test" in (done.error or "")

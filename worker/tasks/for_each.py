@@ -17,6 +17,7 @@ from pydantic import Field, field_validator
 from harrier.common.errors import HarrierError
 from harrier.common.execution import ITEM_MARK
 from harrier.common.flow import FlowOutput
+from harrier.common.storage import is_uri
 from harrier.common.task import FlowableTask, FlowControl, Task, register_task
 from harrier.worker.template_context import loop_value_text
 
@@ -179,9 +180,10 @@ class Loop(_Loop):
     concurrency_limit: int = Field(0, ge=0, alias="concurrencyLimit")
     transmit_failed: bool = Field(True, alias="transmitFailed")
     outputs: list[FlowOutput] = Field(default_factory=list)
-    # Only what Kestra does for values that are not a storage URI (FETCH):
-    # outputs kept in the loop's run.
-    fetch_type: Literal["AUTO", "FETCH"] = Field("AUTO", alias="fetchType")
+    # FETCH: each iteration's outputs kept in the loop's run; STORE: written to
+    # a file of the internal storage (its `uri` kept instead); AUTO: STORE when
+    # `values` is a storage URI.
+    fetch_type: Literal["AUTO", "FETCH", "STORE"] = Field("AUTO", alias="fetchType")
     break_when: str | None = Field(None, alias="breakWhen")
 
     @field_validator("values")
@@ -189,6 +191,8 @@ class Loop(_Loop):
     def _check_values(cls, value: object) -> object:
         if isinstance(value, dict):
             return value  # a map: one iteration per entry (item.key, item.value)
+        if is_uri(value):
+            return value  # a file of the internal storage: one iteration per line
         return check_values(value, "values")
 
     @field_validator("retry")
@@ -199,14 +203,6 @@ class Loop(_Loop):
                              "of their own): put the retry on the tasks inside it")
         return value
 
-    @field_validator("fetch_type", mode="before")
-    @classmethod
-    def _check_fetch_type(cls, value: object) -> object:
-        if value == "STORE":
-            raise ValueError("fetchType STORE is not supported (iteration outputs are kept "
-                             "in the loop's run, as FETCH does): use AUTO or FETCH")
-        return value
-
     def _values_property(self) -> Any:
         return self.values
 
@@ -215,6 +211,14 @@ class Loop(_Loop):
 
     def start(self, ctl: FlowControl) -> None:
         rendered = ctl.render(self.values, "values")
+        from_file = is_uri(rendered)
+        store = self.fetch_type == "STORE" or (self.fetch_type == "AUTO" and from_file)
+        if from_file:
+            # One iteration per line of the file; a line that is JSON is that value.
+            lines = ctl.read_lines(str(rendered), MAX_VALUES + 1)
+            ctl.run_isolated(loop_values([_line_value(line) for line in lines if line.strip()],
+                                         "values"), window=self.window(), store_outputs=store)
+            return
         if isinstance(rendered, str):
             try:
                 parsed = json.loads(rendered)
@@ -231,7 +235,7 @@ class Loop(_Loop):
                        for key, value in rendered.items()]
         else:
             entries = loop_values(rendered, "values")
-        ctl.run_isolated(entries, window=self.window())
+        ctl.run_isolated(entries, window=self.window(), store_outputs=store)
 
     def path_element(self, index: int, value: str) -> str:
         return ITEM_MARK + json.dumps(self.item(index, value), separators=(",", ":"))
@@ -248,3 +252,10 @@ class Loop(_Loop):
         if value.startswith(MAP_ENTRY):
             return str(json.loads(value[len(MAP_ENTRY):])[1])
         return value
+
+
+def _line_value(line: str) -> object:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return line
