@@ -342,11 +342,17 @@ class _IterationLogs:
         self._cursors: dict[str, str | None] = {}  # iteration id -> last log read
         self._labels: dict[str, str] = {}
         self._done: set[str] = set()
+        self._next_poll = 0.0  # monotonic
+        self._none: bool | None = None  # the flow starts no execution: nothing to follow
 
     def new_entries(self, *, final: bool = False) -> list[LogEntry]:
         """The iterations' log lines not shown yet, their task ids led by the
         iteration."""
         found: list[LogEntry] = []
+        if self._none is None:
+            self._none = not self._may_have_children()
+        if self._none or (not final and time.monotonic() < self._next_poll):
+            return found
         self._discover(self._execution_id, "")
         for child_id in list(self._cursors):
             if child_id in self._done:
@@ -362,7 +368,22 @@ class _IterationLogs:
                     entry, task_id=f"{self._labels[child_id]} {entry.task_id or 'execution'}"))
             if ended and not final:
                 self._done.add(child_id)  # read once more after its end, then no more
+        # Each look reads every running child: with many, look less often (the
+        # last look, at the end, reads what is left of all of them).
+        active = len(self._cursors) - len(self._done)
+        self._next_poll = time.monotonic() + max(0.1, active / 200)
         return found
+
+    def _may_have_children(self) -> bool:
+        """Whether the flow has a task that starts executions (so a flow of
+        thousands of tasks is not read again and again for nothing)."""
+        try:
+            head = self._store.execution_head(self._execution_id)
+            source = self._store.get_flow(head.namespace, head.flow_id,
+                                          head.flow_revision).source
+        except HarrierError:
+            return True
+        return any(name in source for name in ("flow.Loop", "Subflow", "ForEachItem"))
 
     def _discover(self, execution_id: str, prefix: str) -> None:
         for run in self._store.task_runs(execution_id):
