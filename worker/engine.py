@@ -348,17 +348,20 @@ class Engine:
                     not found.state.current.terminated:
                 self._todo.append(partial(self._resume_each, sibling, found))
 
+    def _start_over(self, owner: FlowableTask, run: TaskRun) -> None:
+        """Start a loop's run again from its values (rendered again)."""
+        control = _Control(self, owner, run)
+        try:
+            owner.start(control)
+        except (TemplateError, HarrierError) as exc:
+            control.fail(str(exc))
+
     def _resume_each(self, owner: FlowableTask, run: TaskRun) -> None:
         """After a crash while a loop started its iterations (thousands may start
         at once): start those it claimed and never started. Read on replay only."""
         each = self.store.block_progress(self._block_ref(run.id, EACH))
         if each is None:
-            # It died before claiming any: start it over (values are rendered again).
-            control = _Control(self, owner, run)
-            try:
-                owner.start(control)
-            except (TemplateError, HarrierError) as exc:
-                control.fail(str(exc))
+            self._start_over(owner, run)  # it died before claiming any
             return
         for count, index in enumerate(range(each.next), 1):
             value = self.store.loop_value(self.execution.id, run.id, index)
@@ -816,12 +819,7 @@ class Engine:
         started, and count again those that ended (counting is once only)."""
         progress = self.store.block_progress(self._block_ref(run.id, ITERATIONS))
         if progress is None:
-            # It died before claiming any: start it over (values are rendered again).
-            control = _Control(self, owner, run)
-            try:
-                owner.start(control)
-            except (TemplateError, HarrierError) as exc:
-                control.fail(str(exc))
+            self._start_over(owner, run)  # it died before claiming any
             return
         for index in range(progress.next):
             child_id = iteration_id(run.id, index)
