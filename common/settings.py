@@ -47,6 +47,9 @@ class Settings:
     task_lost_after: int = 15
     # How long workers keep retrying a store command while Redis is down.
     store_patience: int = 120
+    # An ended execution read by a scheduler replica but not acknowledged this
+    # long: its replica died, another takes it over (Flow triggers).
+    flow_trigger_claim_idle: int = 30
     execution_retention: timedelta = timedelta(days=7)
     webhook_max_body: int = 1024 * 1024
     api_max_body: int = 1024 * 1024  # every request body, uploads included
@@ -131,6 +134,8 @@ class Settings:
             visibility_timeout=integer("VISIBILITY_TIMEOUT", 3600),
             task_lost_after=_at_least("TASK_LOST_AFTER", integer("TASK_LOST_AFTER", 15), 5),
             store_patience=_at_least("STORE_PATIENCE", integer("STORE_PATIENCE", 120), 0),
+            flow_trigger_claim_idle=_at_least(
+                "FLOW_TRIGGER_CLAIM_IDLE", integer("FLOW_TRIGGER_CLAIM_IDLE", 30), 1),
             execution_retention=retention_td,
             webhook_max_body=integer("WEBHOOK_MAX_BODY", 1024 * 1024),
             api_max_body=integer("API_MAX_BODY", 1024 * 1024),

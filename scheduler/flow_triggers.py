@@ -55,7 +55,8 @@ log = logging.getLogger("harrier.scheduler.flow_triggers")
 FLOW_TRIGGER_TYPE = "io.kestra.plugin.core.trigger.Flow"
 GROUP = "flow-triggers"
 DECISION_TTL_SECONDS = 7 * 24 * 3600
-# An entry read but not acknowledged for this long: its reader died, take it over.
+# An entry read but not acknowledged for this long: its reader died, take it over
+# (the default of HARRIER_FLOW_TRIGGER_CLAIM_IDLE).
 CLAIM_IDLE_SECONDS = 30.0
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _DECIDE = lua_script("harrier.scheduler", "decide_flow_trigger")

@@ -17,7 +17,7 @@ from harrier.common.metrics import recorder
 from harrier.common.state import State, transition
 from harrier.worker.engine import Engine
 from harrier.worker.execute import execute_task
-from harrier.worker.kill_watch import LEASE_SECONDS
+from harrier.worker.kill_watch import lease_seconds
 from harrier.worker.pauses import PAUSE_EXPIRED, pause_expired
 from harrier.worker.rerun import rerun_failed
 from harrier.worker.runtime import current
@@ -48,7 +48,8 @@ def run_task(self: CeleryTask, execution_id: str, task_id: str, flow: list[Any],
     if outcome.duplicate:
         # Keep a copy of the message that checks back: if the original's worker
         # dies, this copy takes over; if it finishes, this copy disappears.
-        raise self.retry(countdown=LEASE_SECONDS, max_retries=None,
+        raise self.retry(countdown=lease_seconds(current().settings.task_lost_after),
+                         max_retries=None,
                          kwargs={**self.request.kwargs, "watching": True})
     if outcome.retry_in is not None:
         # Celery's own retry: the same message comes back after the policy's countdown.

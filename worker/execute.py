@@ -24,7 +24,7 @@ from harrier.common.truth import is_true
 from harrier.worker.context import WAITING, TaskContext, Waiting
 from harrier.worker.engine import Engine
 from harrier.worker.execution_files import read_text
-from harrier.worker.kill_watch import LEASE_SECONDS
+from harrier.worker.kill_watch import lease_seconds
 from harrier.worker.runners.registry import runner_for
 from harrier.worker.runtime import Runtime
 from harrier.worker.workdirs import attempt_dir, remove_later
@@ -90,7 +90,8 @@ def execute_task(runtime: Runtime, execution_id: str, task_id: str, flow_ref: Fl
     previous: dict[str, Any] = {}
     if not fresh and run.attempts and run.attempts[-1].state.current == State.RUNNING:
         beat = store.last_beat(execution_id, run.id)
-        if beat is not None and (now() - beat).total_seconds() < LEASE_SECONDS:
+        if beat is not None and (now() - beat).total_seconds() < lease_seconds(
+                runtime.settings.task_lost_after):
             return Outcome(state=State.RUNNING, duplicate=True)
         # The worker running this attempt died; its checkpoint (e.g. a Spark
         # submission id) lets the next attempt re-attach instead of starting over.

@@ -24,6 +24,14 @@ HEARTBEAT_SECONDS = 2.0
 LEASE_SECONDS = 10.0
 
 
+def lease_seconds(task_lost_after: float) -> float:
+    """How old a heartbeat is when a worker that receives the attempt's task
+    again takes it over: LEASE_SECONDS, or HARRIER_TASK_LOST_AFTER when shorter
+    (a scheduler that re-sent the task after that silence must not see its copy
+    wait for LEASE_SECONDS as a duplicate)."""
+    return min(LEASE_SECONDS, task_lost_after)
+
+
 class KillWatch:
     def __init__(self, store: ExecutionStore) -> None:
         self._store = store

@@ -101,7 +101,7 @@ def scheduler_command(no_api: bool, host: str | None, port: int | None) -> None:
 
     thread = threading.Thread(target=run_loop, name="harrier-trigger-loop")
     # Flow triggers: executions started when executions of other flows end.
-    flow_loop = FlowTriggerLoop(catalog, context)
+    flow_loop = FlowTriggerLoop(catalog, context, claim_idle=settings.flow_trigger_claim_idle)
     flow_thread = threading.Thread(target=flow_loop.run, args=(stop,),
                                    name="harrier-flow-triggers", daemon=True)
     # Next to the cron ticks: task runs whose worker died are sent again.

@@ -86,10 +86,13 @@ def test_an_outage_longer_than_the_workers_patience_loses_no_execution(tmp_path)
     # down 6 s: the task ends while nothing can record it, and its worker gives
     # up. Once Redis is back a scheduler sees the attempt's heartbeats stopped
     # and runs the task again, so the execution ends, with the lost attempt shown.
+    # It trusts the silence once Redis has been up HARRIER_TASK_LOST_AFTER: 6 s
+    # here, not the default 15 s.
     server = RedisServer(tmp_path / "redis", persistent=True)
     (tmp_path / "redis").mkdir()
     server.start()
-    cluster = make_cluster(server.url, server.url, tmp_path, HARRIER_STORE_PATIENCE="2")
+    cluster = make_cluster(server.url, server.url, tmp_path, HARRIER_STORE_PATIENCE="2",
+                           HARRIER_TASK_LOST_AFTER="6")
     try:
         cluster.start_worker("impatient")
         cluster.start_scheduler("rescuer")

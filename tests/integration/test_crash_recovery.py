@@ -32,18 +32,23 @@ from tests.fixtures.workers import Cluster, WorkerProcess, make_cluster
 from tests.integration.embedded import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+# HARRIER_TASK_LOST_AFTER for every cluster here (the default, 15 s, only makes
+# the tests wait): three heartbeats missed. Stalls are seen after twice that.
+LOST_AFTER = "6"
 
 
 @pytest.fixture(scope="module")
 def crashable(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[Cluster]:
     """Two prefork workers and two scheduler replicas, with the default
-    visibility timeout (an hour): recovery must not wait for it."""
+    visibility timeout (an hour): recovery must not wait for it. A task is
+    taken for lost after 6 s without a heartbeat (every 2 s), not 15 s."""
     if not redis_server.running:
         redis_server.start()
     redis_server.client().flushall()
     made = make_cluster(redis_server.url, redis_server.url,
-                        tmp_path_factory.mktemp("crash"), visibility_timeout=3600)
+                        tmp_path_factory.mktemp("crash"), visibility_timeout=3600,
+                        HARRIER_TASK_LOST_AFTER=LOST_AFTER)
     try:
         made.start_worker("w1")
         made.start_worker("w2")
@@ -74,6 +79,8 @@ def attempts_in(path: Path) -> list[Attempt]:
 
 
 def side_effect_flow(flow_id: str, path: Path, seconds: int) -> str:
+    """The first attempt sleeps `seconds` (long enough to be killed while it
+    runs); an attempt after it sleeps 1 s, as nothing waits for it to be killed."""
     return f"""
 id: {flow_id}
 namespace: crash
@@ -82,7 +89,7 @@ tasks:
     type: io.kestra.plugin.scripts.shell.Commands
     commands:
       - echo "start $$ $(date +%s.%N)" >> {path}
-      - sleep {seconds}
+      - if [ "$(grep -c ^start {path})" -gt 1 ]; then sleep 1; else sleep {seconds}; fi
       - echo "end $$ $(date +%s.%N)" >> {path}
 """
 
@@ -311,7 +318,7 @@ def test_an_execution_whose_next_message_was_lost_is_resumed(tmp_path):
     # Deleting a queued message from Redis stands in for one a worker had taken
     # and died with before starting it (a fault the real crash hits only by luck).
     server = start_redis_server(tmp_path)
-    cluster = make_cluster(server.url, server.url, tmp_path)
+    cluster = make_cluster(server.url, server.url, tmp_path, HARRIER_TASK_LOST_AFTER=LOST_AFTER)
     try:
         configure_app(cluster.settings)
         path = tmp_path / "effects"
@@ -354,7 +361,7 @@ def test_a_retry_held_by_a_worker_that_dies_still_happens(tmp_path):
     # A retry waits in a delayed message its worker holds; kill -9 loses it
     # (until the broker's visibility timeout, an hour).
     server = start_redis_server(tmp_path)
-    cluster = make_cluster(server.url, server.url, tmp_path)
+    cluster = make_cluster(server.url, server.url, tmp_path, HARRIER_TASK_LOST_AFTER=LOST_AFTER)
     try:
         worker = cluster.start_worker("holder", concurrency=1)
         cluster.start_scheduler("s")
