@@ -19,7 +19,7 @@ from harrier.common.store import ExecutionStore
 from harrier.common.task import FlowableTask, Task
 from harrier.worker.context import WAITING
 from harrier.worker.engine import Engine
-from harrier.worker.kill_watch import LEASE_SECONDS
+from harrier.worker.kill_watch import lease_seconds
 from harrier.worker.loop_runs import started_iterations
 from harrier.worker.pauses import NotPaused, resume
 from harrier.worker.rerun import has_failed_tasks, rerun_failed
@@ -63,7 +63,8 @@ def kill_execution(store: ExecutionStore, execution_id: str, *, app: Celery | No
             children.extend(started_iterations(store, execution_id, run.id))
         if task is None or isinstance(task, FlowableTask):
             continue  # a flowable ends when its children have
-        orphan = run.state.current == State.RUNNING and _silent(store, run)
+        orphan = run.state.current == State.RUNNING and _silent(
+            store, run, lease_seconds(engine.runtime.settings.task_lost_after))
         if run.state.current in _WAITING or WAITING in run.outputs or orphan:
             if run.attempts and not run.attempts[-1].state.current.terminated:
                 transition(run.attempts[-1].state, State.KILLED,
@@ -98,10 +99,10 @@ def kill_execution(store: ExecutionStore, execution_id: str, *, app: Celery | No
     return store.get_execution(execution_id)
 
 
-def _silent(store: ExecutionStore, run: TaskRun) -> bool:
+def _silent(store: ExecutionStore, run: TaskRun, lease: float) -> bool:
     """A running attempt whose worker stopped beating: nobody will end it."""
     beat = store.last_beat(run.execution_id, run.id)
-    return beat is None or (now() - beat).total_seconds() >= LEASE_SECONDS
+    return beat is None or (now() - beat).total_seconds() >= lease
 
 
 def _task_of(engine: Engine, run: TaskRun) -> Task | None:
