@@ -9,33 +9,14 @@ figure is what ForEachItem's split, batch files and per-child counting cost.
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harrier.common.celery_app import app  # noqa: E402
-from harrier.common.flow import parse_flow  # noqa: E402
-from harrier.common.launch import create_execution, start_execution  # noqa: E402
-from harrier.common.state import State  # noqa: E402
-from tests.fixtures.redis_server import RedisServer  # noqa: E402
-from tests.fixtures.workers import make_cluster  # noqa: E402
+from bench.subflows import arguments, compare  # noqa: E402
 
-CHILD = """
-id: child
-namespace: bench
-inputs:
-  - {id: value, type: STRING}
-tasks:
-  - {id: echo, type: io.kestra.plugin.core.debug.Return, format: "{{ inputs.value }}"}
-outputs:
-  - {id: value, type: STRING, value: "{{ outputs.echo.value }}"}
-"""
 FOR_EACH_ITEM = """
 id: items
 namespace: bench
@@ -70,39 +51,10 @@ tasks:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--children", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--concurrency", type=int, default=1)
-    args = parser.parse_args()
+    args = arguments()
     values = [str(i) for i in range(args.children)]
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        server = RedisServer(workdir)
-        server.start()
-        cluster = make_cluster(server.url, server.url, workdir, HARRIER_LOG_LEVEL="WARNING")
-        try:
-            cluster.start_worker("bench", concurrency=args.concurrency)
-            child = parse_flow(CHILD, "child.yaml")
-            cluster.store.put_flow(child.namespace, child.id, child.source)
-            flows = {"forEachItem": parse_flow(FOR_EACH_ITEM.format(n=args.children), "i"),
-                     "subflows": parse_flow(FOR_EACH.format(values=values), "s")}
-            samples: dict[str, list[float]] = {name: [] for name in flows}
-            for _ in range(args.runs):
-                for name, flow in flows.items():
-                    started = time.perf_counter()
-                    execution = create_execution(cluster.store, flow, {})
-                    start_execution(app, flow, execution, store=cluster.store)
-                    done = cluster.store.wait_terminal(execution.id, 600)
-                    assert done.state.current == State.SUCCESS, done.error
-                    samples[name].append(time.perf_counter() - started)
-            for name, times in samples.items():
-                print(f"{name:11s} {args.children} children, 1 worker x {args.concurrency}: "
-                      f"median {statistics.median(times) * 1000:.0f} ms "
-                      f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})")
-        finally:
-            cluster.stop_all()
-            server.stop()
+    compare({"forEachItem": FOR_EACH_ITEM.format(n=args.children),
+             "subflows": FOR_EACH.format(values=values)}, args, "children")
 
 
 if __name__ == "__main__":

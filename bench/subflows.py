@@ -57,13 +57,17 @@ TASK = """      - id: call
         format: '{{ taskrun.value }}'"""
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--children", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=1)
-    args = parser.parse_args()
-    values = [str(i) for i in range(args.children)]
+    return parser.parse_args()
+
+
+def compare(parents: dict[str, str], args: argparse.Namespace, what: str) -> None:
+    """Run each parent flow `args.runs` times, alternating, on one worker of
+    `args.concurrency` slots beside a stored CHILD flow; print the medians."""
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         server = RedisServer(workdir)
@@ -73,24 +77,30 @@ def main() -> None:
             cluster.start_worker("bench", concurrency=args.concurrency)
             child = parse_flow(CHILD, "child.yaml")
             cluster.store.put_flow(child.namespace, child.id, child.source)
-            flows = {name: parse_flow(PARENT.format(id=name, values=values, body=body), name)
-                     for name, body in (("subflows", SUBFLOW), ("tasks", TASK))}
+            flows = {name: parse_flow(text, name) for name, text in parents.items()}
             samples: dict[str, list[float]] = {name: [] for name in flows}
             for _ in range(args.runs):
                 for name, flow in flows.items():
                     started = time.perf_counter()
                     execution = create_execution(cluster.store, flow, {})
                     start_execution(app, flow, execution, store=cluster.store)
-                    done = cluster.store.wait_terminal(execution.id, 300)
+                    done = cluster.store.wait_terminal(execution.id, 600)
                     assert done.state.current == State.SUCCESS, done.error
                     samples[name].append(time.perf_counter() - started)
             for name, times in samples.items():
-                print(f"{name:9s} {args.children} values, 1 worker x {args.concurrency}: "
+                print(f"{name:11s} {args.children} {what}, 1 worker x {args.concurrency}: "
                       f"median {statistics.median(times) * 1000:.0f} ms "
                       f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})")
         finally:
             cluster.stop_all()
             server.stop()
+
+
+def main() -> None:
+    args = arguments()
+    values = [str(i) for i in range(args.children)]
+    compare({name: PARENT.format(id=name, values=values, body=body)
+             for name, body in (("subflows", SUBFLOW), ("tasks", TASK))}, args, "values")
 
 
 if __name__ == "__main__":
