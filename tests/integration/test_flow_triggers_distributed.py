@@ -20,7 +20,7 @@ from harrier.common.store import ExecutionQuery
 from harrier.scheduler.executions import create_execution, start_execution
 from harrier.scheduler.flow_triggers import GROUP, triggered_execution_id
 from tests.fixtures.redis_server import RedisServer
-from tests.fixtures.workers import Cluster, make_cluster
+from tests.fixtures.workers import Cluster, two_workers
 from tests.integration.embedded import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -33,15 +33,8 @@ def cluster(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
     (the shared `cluster` fixture keeps its store and schedulers across tests)."""
     if not redis_server.running:
         redis_server.start()
-    redis_server.client().flushall()
-    made = make_cluster(redis_server.url, redis_server.url,
-                        tmp_path_factory.mktemp("flowtrigger"), visibility_timeout=5)
-    try:
-        made.start_worker("w1")
-        made.start_worker("w2")
+    with two_workers(redis_server, tmp_path_factory.mktemp("flowtrigger")) as made:
         yield made
-    finally:
-        made.stop_all()
 
 INGEST = """id: ingest
 namespace: spark.pipeline
