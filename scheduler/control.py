@@ -25,7 +25,6 @@ from harrier.worker.pauses import NotPaused, resume
 from harrier.worker.rerun import has_failed_tasks, rerun_failed
 from harrier.worker.runtime import Runtime
 from harrier.worker.subflows import notify_parent
-from harrier.worker.tasks.for_each import Loop
 from harrier.worker.tasks.for_each_item import ForEachItem
 from harrier.worker.tasks.subflow import Subflow
 
@@ -58,7 +57,8 @@ def kill_execution(store: ExecutionStore, execution_id: str, *, app: Celery | No
     children: list[str] = []
     for run in store.task_runs(execution_id):
         task = _task_of(engine, run)
-        if isinstance(task, Loop) and not run.state.current.terminated:
+        if isinstance(task, FlowableTask) and task.runs_executions and \
+                not run.state.current.terminated:
             # Kestra 2.0's Loop: its iterations are executions of their own.
             children.extend(started_iterations(store, execution_id, run.id))
         if task is None or isinstance(task, FlowableTask):
