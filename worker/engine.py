@@ -15,7 +15,6 @@ message is sent twice, and its second delivery finds the work done."""
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import logging
 from collections import deque
@@ -84,6 +83,8 @@ EACH = "#each"
 MAIN = "#main"
 # A loop starting many iterations at once sends their messages in batches of this many.
 _FLUSH_EVERY = 500
+# A Loop over a file of the internal storage: the longest line it reads.
+_MAX_LINE = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -971,8 +972,17 @@ class _Control(FlowControl):
         try:
             check_readable_by(self._engine.execution, uri)
             with storage.open(uri) as stream:
-                return [line.decode("utf-8", "replace").rstrip("\r\n")
-                        for line in itertools.islice(stream, limit)]
+                lines: list[str] = []
+                while len(lines) < limit:
+                    # Bounded: a file of one endless line is refused, not held in memory.
+                    line = stream.readline(_MAX_LINE + 1)
+                    if not line:
+                        break
+                    if len(line) > _MAX_LINE:
+                        raise HarrierError(f"{uri}: line {len(lines) + 1} is longer than "
+                                           f"{_MAX_LINE // 1024} KiB")
+                    lines.append(line.decode("utf-8", "replace").rstrip("\r\n"))
+                return lines
         except StorageError as exc:
             raise HarrierError(str(exc)) from None
 

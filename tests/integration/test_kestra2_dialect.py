@@ -501,3 +501,31 @@ tasks:
 """)
     assert done.state.current == State.FAILED
     assert "not a file of this execution nor of namespace test" in (done.error or "")
+
+
+def test_a_loop_refuses_a_file_line_too_long_and_bad_loop_outputs_arguments(run: Runner):
+    done = run("""
+id: loop-long-line
+namespace: test
+tasks:
+  - id: list
+    type: io.kestra.plugin.scripts.shell.Commands
+    outputFiles: [huge.txt]
+    commands: ["head -c 200000 /dev/zero | tr '\\\\0' x > huge.txt"]
+  - id: loop
+    type: io.kestra.plugin.core.flow.Loop
+    values: "{{ outputs.list.outputFiles['huge.txt'] }}"
+    tasks:
+      - {id: never, type: io.kestra.plugin.core.log.Log, message: x}
+""")
+    assert done.state.current == State.FAILED
+    assert "line 1 is longer than 64 KiB" in (done.error or "")
+    assert [r.task_id for r in done.task_runs if r.task_id == "never"] == []
+    bad = run("""
+id: loop-outputs-bad
+namespace: test
+tasks:
+  - {id: r, type: io.kestra.plugin.core.debug.Return, format: "{{ loopOutputs('x', 'y') }}"}
+""")
+    assert bad.state.current == State.FAILED
+    assert "The 'loopOutputs' function expects 'outputs' to be a list." in (bad.error or "")
