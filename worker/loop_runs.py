@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from harrier.common.errors import ExecutionNotFound
-from harrier.common.execution import Execution, TaskRun
+from harrier.common.execution import Execution, TaskRun, loop_item
 from harrier.common.state import State, StateRecord
 from harrier.common.store import BlockProgress, BlockRef, ExecutionStore
 from harrier.common.task import FlowableTask
@@ -54,11 +54,9 @@ def iteration_execution(parent: Execution, loop: FlowableTask, run: TaskRun, ind
         "element": element, "outputsFrom": enclosing, "trigger": trigger}
     if store_outputs:
         loop_run["storeOutputs"] = True
-    item = getattr(loop, "item", None)
-    if callable(item):
-        key = item(index, entry).get("key")
-        if key is not None:
-            loop_run["key"] = key
+    key = (loop_item((element,)) or {}).get("key")  # over a map
+    if key is not None:
+        loop_run["key"] = key
     return Execution(
         id=iteration_id(run.id, index), namespace=parent.namespace, flow_id=parent.flow_id,
         flow_revision=parent.flow_revision, inputs=dict(parent.inputs),
